@@ -1,0 +1,147 @@
+"""What fleet needs from a server provider (OVH), as plain values.
+
+``fleet.provider.ovh.OvhProvider`` is the real implementation; the values here never carry
+``ovh`` objects, so a host pipeline can run anywhere with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+#: Task statuses that mean "still running".
+PENDING_TASK_STATUSES = frozenset({"init", "todo", "doing"})
+#: Task statuses that mean "ended badly".
+FAILED_TASK_STATUSES = frozenset({"ovhError", "customerError", "cancelled"})
+
+
+@dataclass(frozen=True)
+class Server:
+    """``GET /dedicated/server/{sn}``, the fields fleet uses."""
+
+    name: str
+    ip: str
+    datacenter: str
+    rack: str
+    state: str
+    boot_id: int | None
+    rescue_ssh_key: str | None
+    os: str
+    power_state: str
+    reverse: str | None = None
+
+
+@dataclass(frozen=True)
+class DiskGroup:
+    """One ``diskGroups[]`` entry of ``specifications/hardware``."""
+
+    id: int
+    disk_type: str  # free text: "NVME", "SSD", "HDD", "SATA", "SAS"...
+    count: int
+    size_gb: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """``GET .../specifications/hardware``, the fields fleet uses."""
+
+    description: str
+    disk_groups: tuple[DiskGroup, ...]
+    boot_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class Boot:
+    """``GET .../boot/{id}``."""
+
+    id: int
+    type: str  # harddisk, internal, network, power, rescue
+    kernel: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Task:
+    """``GET .../task/{id}`` (or the short reply of POST .../reinstall)."""
+
+    id: int
+    function: str
+    status: str
+    comment: str | None = None
+    start_date: str | None = None
+    done_date: str | None = None
+    query_id: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING_TASK_STATUSES
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_TASK_STATUSES
+
+
+@dataclass(frozen=True)
+class InstallStep:
+    comment: str
+    status: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class InstallStatus:
+    """``GET .../install/status``."""
+
+    elapsed_seconds: int
+    steps: tuple[InstallStep, ...] = field(default_factory=tuple)
+
+
+#: Called while waiting for a task: (task, seconds waited so far).
+TaskProgress = Callable[[Task, float], None]
+
+
+class Provider(Protocol):
+    """Server operations. Every error raised is a :class:`fleet.errors.ProviderError`."""
+
+    def list_servers(self) -> list[str]: ...
+
+    def server(self, name: str) -> Server: ...
+
+    def hardware(self, name: str) -> Hardware: ...
+
+    def boots(self, name: str, boot_type: str | None = None) -> list[Boot]: ...
+
+    def rescue_boot(self, name: str) -> Boot:
+        """The customer rescue kernel (``rescue12-customer`` preferred, then ``rescue-customer``)."""
+        ...
+
+    def disk_boot(self, name: str) -> Boot:
+        """The boot from the installed system (bootType harddisk)."""
+        ...
+
+    def set_boot(self, name: str, boot_id: int, rescue_ssh_key: str | None = None) -> None: ...
+
+    def reboot(self, name: str) -> Task:
+        """Hard reboot; adopts an in-flight reboot instead of starting a second one."""
+        ...
+
+    def tasks(self, name: str, function: str | None = None, status: str | None = None) -> list[int]:
+        ...
+
+    def task(self, name: str, task_id: int) -> Task: ...
+
+    def wait_task(
+        self, name: str, task_id: int, timeout: float, progress: TaskProgress | None = None
+    ) -> Task:
+        """Poll until the task ends; raise TaskFailed if it ends badly, ProviderError on timeout."""
+        ...
+
+    def compatible_templates(self, name: str) -> list[str]: ...
+
+    def reinstall(self, name: str, request: dict[str, Any]) -> Task: ...
+
+    def install_status(self, name: str) -> InstallStatus | None:
+        """None when no installation runs (OVH answers 404)."""
+        ...

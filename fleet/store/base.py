@@ -1,0 +1,140 @@
+"""The state store: runs, journal, leases, quarantine, the global halt switch and host keys.
+
+One interface, several backends: :mod:`fleet.store.sqlite` (default, one WAL file) and, for
+teams, PostgreSQL (later). Every instant is timezone-aware UTC. Secrets never enter the store:
+callers pass only redacted text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+#: Run states. ``running`` also covers a run whose process died: ``fleet status`` tells it
+#: apart by the owner's pid and heartbeat.
+RUN_STATES = ("running", "halted", "done", "failed", "aborted")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who acts: for leases, runs and the audit trail."""
+
+    user: str
+    machine: str
+    pid: int
+    run_id: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.user}@{self.machine} pid {self.pid}"
+        return f"{where} run {self.run_id}" if self.run_id else where
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A host's lease: exclusive right to touch it until ``expires_at``.
+
+    ``token`` is the fencing token: it increases on every grant of any lease, so a holder
+    whose lease expired and was granted again elsewhere can be told apart.
+    """
+
+    host: str
+    owner: Owner
+    token: int
+    taken_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A rollout: what it runs on which hosts, with which options, and where it stands."""
+
+    id: str
+    plan_name: str
+    plan_source: str  # "builtin:NAME", a file path, or "adhoc"
+    plan_hash: str
+    hosts: tuple[str, ...]
+    options: dict[str, Any]
+    owner: Owner
+    state: str = "running"
+    reason: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """One journal entry. ``kind`` is dotted: run.start, batch.start, host.end, step.start..."""
+
+    run_id: str
+    kind: str
+    at: datetime
+    host: str | None = None
+    stage: str | None = None
+    step: str | None = None
+    outcome: str | None = None
+    exit_code: int | None = None
+    excerpt: str | None = None
+    query_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    seq: int | None = None  # assigned by the store
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    host: str
+    run_id: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class HaltState:
+    """The global kill switch: when set, no rollout starts a host or a batch."""
+
+    who: str
+    reason: str
+    at: datetime
+
+
+class Store(Protocol):
+    """Every backend implements this. Methods are safe to call from several threads."""
+
+    # runs
+    def create_run(self, run: RunRecord) -> None: ...
+    def get_run(self, run_id: str) -> RunRecord: ...
+    def list_runs(self, limit: int = 20) -> list[RunRecord]: ...
+    def set_run_state(self, run_id: str, state: str, reason: str | None = None) -> None: ...
+
+    # journal
+    def record(self, event: Event) -> None: ...
+    def events(self, run_id: str, host: str | None = None) -> list[Event]: ...
+
+    # leases
+    def acquire_lease(self, host: str, owner: Owner, ttl: float) -> Lease:
+        """Grant the lease or raise :class:`fleet.errors.LeaseHeld`; an expired lease is taken over."""
+        ...
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        """Extend a lease we hold; raise LeaseHeld if it was lost (broken, or taken after expiry)."""
+        ...
+
+    def release_lease(self, lease: Lease) -> None: ...
+    def list_leases(self) -> list[Lease]: ...
+    def break_lease(self, host: str, who: str, reason: str) -> Lease | None: ...
+
+    # quarantine
+    def quarantine(self, host: str, run_id: str, reason: str) -> None: ...
+    def quarantined(self) -> list[QuarantineEntry]: ...
+    def clear_quarantine(self, host: str, who: str) -> bool: ...
+
+    # global halt
+    def set_halt(self, who: str, reason: str) -> None: ...
+    def clear_halt(self, who: str) -> bool: ...
+    def halt_state(self) -> HaltState | None: ...
+
+    # host keys (see fleet.transport.base.HostKeys)
+    def pinned_key(self, host: str, role: str) -> tuple[str, str] | None: ...
+    def pin_key(self, host: str, role: str, key_type: str, blob: str) -> None: ...
+
+    def close(self) -> None: ...
