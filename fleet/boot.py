@@ -1,0 +1,160 @@
+"""Provider stages: rescue boot, back to disk, reboot, wait for SSH.
+
+Each stage is converging like an SSH step: it first checks whether the host is already where the
+stage would put it (boot setting in the API, SSH answering with the pinned key of that boot
+generation, identity), and only then sets the boot, reboots, waits for the task and for SSH.
+
+Host keys: after fleet itself reboots a host into rescue, the new rescue key is accepted and pinned
+for the "rescue" role; back on disk the installed system's pinned "disk" key must match again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from fleet.errors import FleetError, HostKeyMismatch, TransportError
+from fleet.transport.base import KeyExpectation, Transport
+
+if TYPE_CHECKING:
+    from fleet.executor import Pipeline
+    from fleet.plan import RenderedStage
+
+
+class WrongServer(FleetError):
+    """The inventory and the provider disagree about a host: refuse to touch it."""
+
+
+def is_rescue(transport: Transport) -> bool:
+    """OVH's rescue systems name themselves rescue-customer / rescue12-customer-eu..."""
+    result = transport.run("hostname", timeout=30)
+    return result.ok and result.stdout.strip().startswith("rescue")
+
+
+def is_installed_system(transport: Transport) -> bool:
+    return not is_rescue(transport)
+
+
+def run_stage(p: Pipeline, stage: RenderedStage) -> str:
+    """Run a provider stage for pipeline ``p``; returns the boot mode the host is left in."""
+    handlers = {"rescue": _rescue, "disk": _disk, "reboot": _reboot, "wait_ssh": _wait_ssh}
+    p.journal.emit("step.start", host=p.host.name, stage=stage.name, step=stage.kind)
+    mode, outcome = handlers[stage.kind](p, stage)
+    p.journal.emit(
+        "step.end",
+        host=p.host.name,
+        stage=stage.name,
+        step=stage.kind,
+        outcome=outcome,
+        data={"mode": mode},
+    )
+    return mode
+
+
+def _service(p: Pipeline) -> str:
+    name = p.host.service_name
+    if not name:
+        raise WrongServer(
+            f"{p.host.name}: no `ovh_service` in the inventory; provider stages need it"
+        )
+    return name
+
+
+def _timeout(p: Pipeline, stage: RenderedStage) -> float:
+    return stage.timeout or p.job.settings.reboot_timeout
+
+
+def _check_identity(p: Pipeline, service: str) -> None:
+    server = p.svc.provider.server(service)
+    if server.ip != p.host.address:
+        raise WrongServer(
+            f"{p.host.name}: inventory address {p.host.address} is not the OVH address {server.ip} "
+            f"of {service}; refusing to touch a server that may not be the one expected"
+        )
+
+
+def _already(p: Pipeline, role: str, check: Callable[[Transport], bool]) -> bool:
+    """True when SSH answers with the pinned key of ``role`` and passes ``check``."""
+    if p.svc.store.pinned_key(p.host.name, role) is None:
+        return False
+    try:
+        transport = p.svc.connector.open(p.endpoint, KeyExpectation(role=role))
+    except (HostKeyMismatch, TransportError):
+        return False  # another boot generation answers: not converged
+    if check(transport):
+        p.adopt(transport)
+        return True
+    transport.close()
+    return False
+
+
+def _reboot_into(p: Pipeline, service: str, boot_id: int | None, stage: RenderedStage) -> None:
+    prov = p.svc.provider
+    if boot_id is not None:
+        key = p.job.settings.rescue_public_key if stage.kind == "rescue" else None
+        prov.set_boot(service, boot_id, rescue_ssh_key=key)
+    task = prov.reboot(service)
+    p.journal.emit(
+        "host.wait",
+        host=p.host.name,
+        stage=stage.name,
+        step=stage.kind,
+        query_id=task.query_id,
+        data={"what": f"OVH task {task.id} ({task.function})", "task": task.id},
+    )
+    prov.wait_task(service, task.id, _timeout(p, stage))
+
+
+def _await_ssh(
+    p: Pipeline, stage: RenderedStage, expect: KeyExpectation, check: Callable[[Transport], bool]
+) -> None:
+    p.journal.emit(
+        "host.wait",
+        host=p.host.name,
+        stage=stage.name,
+        step=stage.kind,
+        data={"what": f"SSH with the {expect.role} host key"},
+    )
+    transport = p.svc.connector.wait_for_ssh(
+        p.endpoint, expect, timeout=_timeout(p, stage), poll_interval=2.0, identity_check=check
+    )
+    p.adopt(transport)
+
+
+def _rescue(p: Pipeline, stage: RenderedStage) -> tuple[str, str]:
+    service = _service(p)
+    _check_identity(p, service)
+    rescue = p.svc.provider.rescue_boot(service)
+    if p.svc.provider.server(service).boot_id == rescue.id and _already(p, "rescue", is_rescue):
+        return "rescue", "converged"
+    _reboot_into(p, service, rescue.id, stage)
+    _await_ssh(p, stage, KeyExpectation(role="rescue", accept_new=True), is_rescue)
+    return "rescue", "applied"
+
+
+def _disk(p: Pipeline, stage: RenderedStage) -> tuple[str, str]:
+    service = _service(p)
+    disk = p.svc.provider.disk_boot(service)
+    if p.svc.provider.server(service).boot_id == disk.id and _already(
+        p, "disk", is_installed_system
+    ):
+        return "disk", "converged"
+    _reboot_into(p, service, disk.id, stage)
+    _await_ssh(p, stage, KeyExpectation(role="disk"), is_installed_system)
+    return "disk", "applied"
+
+
+def _reboot(p: Pipeline, stage: RenderedStage) -> tuple[str, str]:
+    service = _service(p)
+    _reboot_into(p, service, None, stage)
+    if p.mode == "rescue":  # a rescue reboot comes back with a fresh rescue key
+        _await_ssh(p, stage, KeyExpectation(role="rescue", accept_new=True), is_rescue)
+    else:
+        _await_ssh(p, stage, KeyExpectation(role="disk"), is_installed_system)
+    return p.mode, "applied"
+
+
+def _wait_ssh(p: Pipeline, stage: RenderedStage) -> tuple[str, str]:
+    check = is_rescue if p.mode == "rescue" else is_installed_system
+    _await_ssh(p, stage, KeyExpectation(role=p.mode), check)
+    return p.mode, "converged"

@@ -1,0 +1,291 @@
+"""The command line: the only place that builds concrete objects and wires them together.
+
+Exit codes: 0 ok, 1 host failures, 2 halted or aborted, 3 usage or configuration error,
+4 lease conflict. Errors print one line and a hint; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from fleet import __version__
+from fleet.config import Settings
+from fleet.config import load as load_settings
+from fleet.errors import FleetError, UsageError
+
+if TYPE_CHECKING:
+    from fleet.executor import ExecSettings, Services
+    from fleet.inventory import Host, Inventory
+    from fleet.journal import Observer
+    from fleet.plan import Plan
+    from fleet.provider.base import Provider
+    from fleet.rollout import RolloutOptions, RolloutResult
+    from fleet.store.base import RunRecord, Store
+
+log = logging.getLogger("fleet")
+
+
+@dataclass
+class App:
+    """Per-invocation context: flags, then lazily the settings, store and inventory."""
+
+    flags: dict[str, Any]
+    config_file: str | None
+    debug: bool
+    _settings: Settings | None = None
+    _store: Store | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.flags, config_file=self.config_file)
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from fleet.store import open_store
+
+            self._store = open_store(self.settings.store_url)
+            self._closers.append(self._store.close)
+        return self._store
+
+    def inventory(self) -> Inventory:
+        from fleet.inventory import load_inventory
+
+        paths = self.settings.inventory_paths
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            raise UsageError(
+                f"inventory {missing[0]} does not exist",
+                hint="pass -i FILE, set FLEET_INVENTORY, or run `fleet sandbox up`",
+            )
+        return load_inventory(paths)
+
+    def hosts(self, limit: str | None) -> list[Host]:
+        return self.inventory().select(limit)
+
+    def provider(self) -> Provider:
+        from fleet.provider.ovh import OvhProvider, build_client
+
+        s = self.settings
+        client = build_client(
+            s.get("ovh.endpoint"),
+            endpoint_url=s.get("ovh.endpoint_url"),
+            config_file=s.get("ovh.config_file"),
+        )
+        return OvhProvider(client, rate_limit_per_minute=s.get("ovh.rate_limit"))
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            closer()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+def fail(exc: FleetError, debug: bool) -> NoReturn:
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    click.echo(f"error: {exc.message}", err=True)
+    if exc.hint:
+        click.echo(f"hint: {exc.hint}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="fleet")
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    help="fleet.toml to read (default: see `fleet config show`).",
+)
+@click.option("--state", metavar="DIR", help="State directory (store, sandbox). Env: FLEET_STATE.")
+@click.option(
+    "--store", metavar="URL", help="Store: SQLite path or sqlite:///path. Env: FLEET_STORE."
+)
+@click.option(
+    "-i",
+    "--inventory",
+    metavar="PATHS",
+    help="Inventory files/dirs, ':'-separated. Env: FLEET_INVENTORY.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    config_file: str | None,
+    state: str | None,
+    store: str | None,
+    inventory: str | None,
+    debug: bool,
+) -> None:
+    """fleet: provision fleets of OVHcloud dedicated servers over SSH.
+
+    \b
+    Try it against a local sandbox (fake OVH API + real sshd hosts):
+      fleet sandbox up --servers 20
+      fleet inventory list
+      fleet plan examples/plans/hello.yaml --limit hybrid
+      fleet rollout examples/plans/hello.yaml --batches 1,10%,100% --max-failures 2
+      fleet sandbox down
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    flags = {"state": state, "store": store, "inventory": inventory}
+    app = App({k: v for k, v in flags.items() if v}, config_file, debug)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+def main() -> None:
+    """Console entry point: run the CLI, turn fleet errors into one line and an exit code."""
+    debug = "--debug" in sys.argv
+    try:
+        cli.main(standalone_mode=False)
+    except FleetError as exc:
+        fail(exc, debug)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(3)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(2)
+
+
+# -----------------------------------------------------------------------------------------
+# Wiring shared by rollout, run and resume
+
+
+def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
+    from fleet.executor import ExecSettings
+
+    s = app.settings
+    key_path = s.path("rescue.ssh_public_key")
+    rescue_key = key_path.read_text().strip() if key_path else None
+    return ExecSettings(
+        lease_ttl=s.get("rollout.lease_ttl"),
+        reboot_timeout=s.get("reboot.timeout"),
+        rescue_public_key=rescue_key,
+        wait_for_leases=wait_for_leases,
+        key_file=s.get("ssh.key_file"),
+    )
+
+
+def services(app: App) -> Services:
+    from fleet.executor import LeaseKeeper, Services
+    from fleet.transport.ssh import SshConnector
+
+    s = app.settings
+    connector = SshConnector(
+        host_keys=app.store,
+        connect_timeout=s.get("ssh.connect_timeout"),
+        trust_on_first_use=s.get("ssh.trust_on_first_use"),
+    )
+    keeper = LeaseKeeper(app.store, s.get("rollout.lease_ttl"))
+    app._closers.append(keeper.close)
+    return Services(app.store, connector, provider_factory=app.provider, leases=keeper)
+
+
+def observers(output: str) -> list[Observer]:
+    from fleet.report import JsonPrinter, PlainPrinter
+
+    if output == "json":
+        return [JsonPrinter()]
+    return [PlainPrinter()]
+
+
+@contextmanager
+def interrupts(svc: Services) -> Iterator[None]:
+    """First Ctrl-C: start nothing new, let in-flight steps finish. Second: cut them now."""
+    count = 0
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            click.echo(
+                "interrupt: no new host will start; in-flight steps finish (Ctrl-C again to cut them)",
+                err=True,
+            )
+            svc.stop.request("interrupted by the operator")
+        else:
+            click.echo("second interrupt: cutting in-flight steps", err=True)
+            svc.stop.request("aborted by the operator (second interrupt)", hard=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def execute(
+    app: App,
+    run: RunRecord,
+    plan: Plan,
+    hosts: list[Host],
+    options: RolloutOptions,
+    output: str,
+    extra: list[Observer] | None = None,
+    *,
+    resuming: bool = False,
+    wait_for_leases: float = 0.0,
+) -> RolloutResult:
+    from fleet.journal import Journal
+    from fleet.rollout import Resumption, Rollout, read_resumption
+
+    svc = services(app)
+    journal = Journal(app.store, run.id, (extra if extra is not None else observers(output)))
+    resumption = (
+        read_resumption(app.store.events(run.id)) if resuming else Resumption(frozenset(), {}, {})
+    )
+    rollout = Rollout(
+        run,
+        plan,
+        hosts,
+        options,
+        svc,
+        journal,
+        exec_settings(app, wait_for_leases),
+        resumption=resumption,
+        retry_quarantined=resuming,
+    )
+    with interrupts(svc):
+        return rollout.execute()
+
+
+def finish(result: RolloutResult) -> NoReturn:
+    ok, failed = result.count("ok"), result.count("failed")
+    skipped, stopped = result.count("skipped"), result.count("stopped")
+    line = f"run {result.run_id}: {result.state}; ok {ok}, failed {failed}, skipped {skipped}, not finished {stopped}"
+    if result.reason:
+        line += f" ({result.reason})"
+    click.echo(line, err=True)
+    if result.state in ("halted", "failed"):
+        click.echo(
+            f"hint: fix the cause, then `fleet resume {result.run_id}` (or `fleet abort {result.run_id}`)",
+            err=True,
+        )
+    sys.exit(result.exit_code)
+
+
+from fleet import commands  # noqa: E402,F401  (registers the subcommands)

@@ -1,0 +1,328 @@
+"""Plans as data: ordered stages of steps, loaded from YAML or built in Python, rendered per host.
+
+A plan is pure: loading, validating and rendering it contacts nothing, so ``fleet plan`` can print
+exactly what a rollout would run. YAML shape::
+
+    name: app-setup
+    vars: {app_dir: /srv/app}              # defaults; a host's inventory vars override them
+    converged: test -f /srv/app/.done      # optional: exit 0 = the whole plan already holds,
+                                           # every stage is reported converged, nothing runs
+    stages:
+      - name: prepare                      # kind: ssh (default) runs its steps over SSH
+        steps:
+          - name: create the app dir
+            check: test -d {{ app_dir }}   # exit 0 = already converged: apply is skipped
+            apply: mkdir -p {{ app_dir }}
+            verify: test -w {{ app_dir }}
+            timeout: 60                    # seconds, default 600
+            retries: 2                     # re-runs of a failing apply, default 0
+            when: {datacenter: gra3}       # conditions on host facts and vars
+            destructive: false
+          - echo short form                # a bare string is a step with only ``apply``
+      - name: rescue                       # provider stages: rescue, disk, reboot, wait_ssh
+        kind: rescue
+
+Placeholders ``{{ name }}`` take plan vars, the host's inventory vars and host facts
+(``host.name``, ``host.address``, ``host.datacenter``, ``host.rack``, ``host.service``,
+``host.labels.KEY``). Every value is shell-quoted, so it is always exactly one word and can never
+break out of its argument: write ``rm -f {{ path }}``, not ``rm -f "{{ path }}"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fleet import yamlsrc
+from fleet.errors import PlanError
+from fleet.inventory import Host
+
+#: Stage kinds run by the provider rather than a shell (see fleet.executor).
+PROVIDER_KINDS = ("rescue", "disk", "reboot", "wait_ssh")
+StageKind = Literal["ssh", "rescue", "disk", "reboot", "wait_ssh"]
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+Scalar = str | int | float | bool
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Strict):
+    """One converging action: ``check`` (converged?), ``apply`` (make it so), ``verify`` (prove it)."""
+
+    name: str = Field(min_length=1)
+    apply: str = Field(min_length=1)
+    check: str | None = None
+    verify: str | None = None
+    timeout: float = Field(default=600.0, gt=0)
+    retries: int = Field(default=0, ge=0, le=20)
+    retry_delay: float = Field(default=5.0, ge=0)
+    when: str | dict[str, Scalar] | None = None
+    destructive: bool = False
+
+
+class Stage(_Strict):
+    """An ordered group of steps (kind ``ssh``) or a provider action (rescue, disk, ...)."""
+
+    name: str = Field(min_length=1)
+    kind: StageKind = "ssh"
+    steps: tuple[Step, ...] = ()
+    when: str | dict[str, Scalar] | None = None
+    timeout: float | None = Field(default=None, gt=0)
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _short_steps(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return tuple(
+                {"name": v if len(v) <= 60 else v[:57] + "...", "apply": v}
+                if isinstance(v, str)
+                else v
+                for v in value
+            )
+        return value
+
+
+class Plan(_Strict):
+    """A whole plan. ``source`` says where it came from (file path, ``builtin:NAME``, ``adhoc``)."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    vars: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    converged: str | None = None
+    stages: tuple[Stage, ...] = Field(min_length=1)
+    source: str = "adhoc"
+
+    @property
+    def hash(self) -> str:
+        """Content hash (without ``source``): tells whether a resumed run's plan changed."""
+        body = self.model_dump(mode="json", exclude={"source"})
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+    def step_keys(self) -> list[str]:
+        return [f"{st.name}/{sp.name}" for st in self.stages for sp in st.steps]
+
+
+def _check_structure(plan: Plan) -> list[tuple[tuple[Any, ...], str]]:
+    """Rules a schema cannot express; returns (key path, message) pairs."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    seen: set[str] = set()
+    for i, stage in enumerate(plan.stages):
+        if stage.name in seen:
+            problems.append((("stages", i, "name"), f"duplicate stage name {stage.name!r}"))
+        seen.add(stage.name)
+        if stage.kind == "ssh" and not stage.steps:
+            problems.append((("stages", i), f"stage {stage.name!r} has no steps"))
+        if stage.kind != "ssh" and stage.steps:
+            problems.append((("stages", i, "steps"), f"a {stage.kind} stage takes no steps"))
+        names: set[str] = set()
+        for j, step in enumerate(stage.steps):
+            where = ("stages", i, "steps", j)
+            if step.name in names:
+                problems.append(((*where, "name"), f"duplicate step name {step.name!r}"))
+            names.add(step.name)
+            if step.destructive and not step.check:
+                problems.append(
+                    (
+                        where,
+                        "a destructive step needs a `check`, so a re-run or resume can tell it already ran",
+                    )
+                )
+    return problems
+
+
+def _loc_text(loc: tuple[Any, ...]) -> str:
+    return ".".join(
+        str(p) for p in loc if not (isinstance(p, str) and p in ("str", "dict[str,...]"))
+    )
+
+
+def parse_plan(data: Any, source: str, lines: yamlsrc.Lines | None = None) -> Plan:
+    """Validate plain data (from YAML or Python) into a :class:`Plan`, or raise PlanError."""
+    lines = lines or {}
+    if not isinstance(data, dict):
+        raise PlanError("a plan is a mapping with `name` and `stages`", path=source, line=1)
+    try:
+        plan = Plan.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not isinstance(p, str) or p in _known_keys(data, err))
+        msg = err["msg"].replace("Extra inputs are not permitted", "unknown key")
+        raise PlanError(
+            msg, path=source, line=yamlsrc.line_of(lines, loc), key=_loc_text(loc)
+        ) from None
+    for loc, msg in _check_structure(plan):
+        raise PlanError(msg, path=source, line=yamlsrc.line_of(lines, loc), key=_loc_text(loc))
+    return plan
+
+
+def _known_keys(data: Any, err: Any) -> set[str]:
+    """Path parts that are real keys of the document (pydantic adds union-branch names)."""
+    keys: set[str] = set()
+    node = data
+    for part in err["loc"]:
+        if isinstance(node, dict) and part in node:
+            keys.add(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+    return keys
+
+
+def load_plan_file(path: Path) -> Plan:
+    data, lines = yamlsrc.load(path)
+    return parse_plan(data, str(path), lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering: a plan for one host, with every placeholder replaced by a quoted value.
+
+
+@dataclass(frozen=True)
+class RenderedStep:
+    stage: str
+    name: str
+    apply: str
+    check: str | None
+    verify: str | None
+    timeout: float
+    retries: int
+    retry_delay: float
+    destructive: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.stage}/{self.name}"
+
+
+@dataclass(frozen=True)
+class RenderedStage:
+    name: str
+    kind: str
+    timeout: float | None
+    steps: tuple[RenderedStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """What will run on one host: stages whose ``when`` holds, commands rendered."""
+
+    host: str
+    stages: tuple[RenderedStage, ...]
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+    converged: str | None = None
+
+    @property
+    def destructive_steps(self) -> list[str]:
+        return [s.key for st in self.stages for s in st.steps if s.destructive]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def host_context(host: Host, plan_vars: Mapping[str, Any]) -> dict[str, Any]:
+    """The names a placeholder or a ``when`` may use for this host."""
+    ctx: dict[str, Any] = {**plan_vars, **host.vars}
+    ctx.update(
+        {
+            "host.name": host.name,
+            "host.address": host.address,
+            "host.datacenter": host.datacenter,
+            "host.rack": host.rack,
+            "host.service": host.service_name,
+            "hybrid": host.hybrid,
+            "datacenter": host.datacenter,
+            "rack": host.rack,
+        }
+    )
+    ctx.update({f"host.labels.{k}": v for k, v in host.labels.items()})
+    ctx.update({f"labels.{k}": v for k, v in host.labels.items()})
+    return ctx
+
+
+def _quote(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return " ".join(_quote(v) for v in value)
+    return shlex.quote(str(value))
+
+
+def render(template: str, ctx: Mapping[str, Any], *, where: str, source: str) -> str:
+    """Replace ``{{ name }}`` by the quoted value; an undefined or empty-null name is an error."""
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in ctx or ctx[name] is None:
+            raise PlanError(f"undefined variable {name!r}", path=source, key=where)
+        return _quote(ctx[name])
+
+    return _PLACEHOLDER.sub(one, template)
+
+
+def condition_holds(when: str | Mapping[str, Any] | None, ctx: Mapping[str, Any]) -> bool:
+    """``when``: a name (truthy), ``not NAME``, or a mapping of name -> expected value (all)."""
+    if when is None:
+        return True
+    if isinstance(when, str):
+        text = when.strip()
+        negate = text.startswith("not ")
+        name = text[4:].strip() if negate else text
+        return bool(ctx.get(name)) != negate
+    return all(str(ctx.get(k)) == str(v) for k, v in when.items())
+
+
+def render_for_host(plan: Plan, host: Host) -> HostPlan:
+    """Render every stage for ``host``; raises PlanError naming the step and variable."""
+    ctx = host_context(host, plan.vars)
+    stages: list[RenderedStage] = []
+    skipped: list[str] = []
+    for stage in plan.stages:
+        if not condition_holds(stage.when, ctx):
+            skipped.append(stage.name)
+            continue
+        steps = []
+        for step in stage.steps:
+            if not condition_holds(step.when, ctx):
+                skipped.append(f"{stage.name}/{step.name}")
+                continue
+
+            def r(
+                text: str | None, part: str, step: Step = step, stage: Stage = stage
+            ) -> str | None:
+                where = f"stages.{stage.name}.{step.name}.{part}"
+                return None if text is None else render(text, ctx, where=where, source=plan.source)
+
+            steps.append(
+                RenderedStep(
+                    stage.name,
+                    step.name,
+                    r(step.apply, "apply") or "",
+                    r(step.check, "check"),
+                    r(step.verify, "verify"),
+                    step.timeout,
+                    step.retries,
+                    step.retry_delay,
+                    step.destructive,
+                )
+            )
+        stages.append(RenderedStage(stage.name, stage.kind, stage.timeout, tuple(steps)))
+    converged = None
+    if plan.converged:
+        converged = render(plan.converged, ctx, where="converged", source=plan.source)
+    return HostPlan(host.name, tuple(stages), tuple(skipped), converged)
+
+
+def adhoc_plan(commands: list[str], name: str = "adhoc") -> Plan:
+    """A one-stage plan running ``commands`` in order (``fleet run``)."""
+    steps = [{"name": f"{i + 1:02d} {c[:50]}", "apply": c} for i, c in enumerate(commands)]
+    return parse_plan({"name": name, "stages": [{"name": "commands", "steps": steps}]}, "adhoc")

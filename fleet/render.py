@@ -1,0 +1,34 @@
+"""Printing a plan for ``fleet plan``: per host what would run, batches, leases, destructive steps."""
+
+from __future__ import annotations
+
+import click
+
+from fleet.inventory import Host
+from fleet.plan import HostPlan, Plan
+
+
+def print_plan(plan: Plan, rendered: list[HostPlan], batches: list[list[Host]]) -> None:
+    click.echo(f"plan {plan.name} ({plan.source}, hash {plan.hash}) on {len(rendered)} hosts")
+    for hp in rendered:
+        click.echo(f"\nhost {hp.host}")
+        for stage in hp.stages:
+            click.echo(f"  stage {stage.name} [{stage.kind}]")
+            for step in stage.steps:
+                mark = "  DESTRUCTIVE" if step.destructive else ""
+                click.echo(f"    step {step.name}{mark}")
+                if step.check:
+                    click.echo(f"      check:  {step.check}")
+                click.echo(f"      apply:  {step.apply}")
+                if step.verify:
+                    click.echo(f"      verify: {step.verify}")
+        for skipped in hp.skipped:
+            click.echo(f"  skipped (when): {skipped}")
+    click.echo("\nbatches:")
+    for i, batch in enumerate(batches, start=1):
+        names = ", ".join(h.name for h in batch[:8]) + (" ..." if len(batch) > 8 else "")
+        click.echo(f"  {i}: {len(batch)} hosts: {names}")
+    destructive = sorted({k for hp in rendered for k in hp.destructive_steps})
+    click.echo(f"\nleases: one per host ({len(rendered)}), taken before the host's first step")
+    click.echo("destructive steps: " + (", ".join(destructive) if destructive else "none"))
+    click.echo("nothing was changed: this is a dry run")

@@ -1,0 +1,100 @@
+"""Showing a rollout: plain timestamped lines, a JSON event stream, command output, summaries.
+
+Every printer is an :class:`fleet.journal.Observer`; the journal calls them as it writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import IO, Any
+
+from fleet.clock import utc_iso
+from fleet.store.base import Event
+from fleet.transport.base import CommandResult
+
+_QUIET_KINDS = {"step.start"}
+
+
+def describe(e: Event) -> str:
+    """One human line for an event, without the timestamp."""
+    who = e.host or "-"
+    where = "/".join(p for p in (e.stage, e.step) if p)
+    if e.kind.startswith("batch."):
+        hosts = e.data.get("hosts")
+        extra = f" ({len(hosts)} hosts)" if isinstance(hosts, list) else ""
+        return f"batch {e.data.get('index')} {e.kind.split('.')[1]}{extra}"
+    if e.kind.startswith("run."):
+        tail = f": {e.excerpt}" if e.excerpt else ""
+        counts = " ".join(f"{k}={v}" for k, v in e.data.items() if isinstance(v, int))
+        return f"run {e.run_id} {e.kind.split('.')[1]} {e.outcome or ''} {counts}{tail}".rstrip()
+    text = f"{who} {e.kind.split('.')[-1] if e.kind != 'host.wait' else 'waiting for'}"
+    if e.kind == "host.wait":
+        text += f" {e.data.get('what')}"
+    if where:
+        text += f" {where}"
+    if e.outcome:
+        text += f" {e.outcome}"
+    if e.exit_code not in (None, 0):
+        text += f" (exit {e.exit_code})"
+    if e.excerpt and e.outcome not in ("ok", "applied", "converged"):
+        text += ": " + e.excerpt.strip().splitlines()[-1][:200]
+    return text
+
+
+class PlainPrinter:
+    """One timestamped line per transition, no control characters (for logs, CI, ``| tee``)."""
+
+    def __init__(self, stream: IO[str] | None = None, *, verbose: bool = False) -> None:
+        self.stream = stream or sys.stdout
+        self.verbose = verbose
+
+    def event(self, event: Event) -> None:
+        if event.kind in _QUIET_KINDS and not self.verbose:
+            return
+        self.stream.write(f"{utc_iso(event.at)} {describe(event)}\n")
+        self.stream.flush()
+
+    def output(self, host: str, step: str, result: CommandResult) -> None:
+        return None
+
+
+class JsonPrinter:
+    """One JSON object per event and line (``--output json``)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def event(self, event: Event) -> None:
+        self.stream.write(json.dumps(event_dict(event), separators=(",", ":")) + "\n")
+        self.stream.flush()
+
+    def output(self, host: str, step: str, result: CommandResult) -> None:
+        return None
+
+
+class OutputPrinter:
+    """Prints each command's output, a line at a time, prefixed by the host (``fleet run``)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def event(self, event: Event) -> None:
+        if event.kind == "host.end" and event.outcome != "ok":
+            self.stream.write(f"{event.host} FAILED: {event.excerpt or event.outcome}\n")
+
+    def output(self, host: str, step: str, result: CommandResult) -> None:
+        lines = result.stdout.splitlines() + [f"stderr: {x}" for x in result.stderr.splitlines()]
+        if lines:
+            self.stream.write("".join(f"{host} {line}\n" for line in lines))
+
+
+def event_dict(e: Event) -> dict[str, Any]:
+    out: dict[str, Any] = {"seq": e.seq, "at": utc_iso(e.at), "run": e.run_id, "kind": e.kind}
+    for key in ("host", "stage", "step", "outcome", "exit_code", "excerpt", "query_id"):
+        value = getattr(e, key)
+        if value is not None:
+            out[key] = value
+    if e.data:
+        out["data"] = e.data
+    return out

@@ -1,0 +1,161 @@
+"""``fleet sandbox up|status|down``: the local fleet to rehearse on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from fleet.cli import App, cli, pass_app
+from fleet.errors import FleetError
+
+EXAMPLE = "\n\n\b\nExample:\n  "
+
+
+def sandbox_dir(app: App) -> Path:
+    return app.settings.state_dir / "sandbox"
+
+
+def _daemon_state(directory: Path) -> dict[str, object] | None:
+    path = directory / "daemon.json"
+    try:
+        data: dict[str, object] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    pid = data.get("pid")
+    if not isinstance(pid, int) or not _alive(pid):
+        return None
+    return data
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is not alive
+        return f.read().split()[2] != "Z"
+
+
+@cli.group("sandbox")
+def sandbox_group() -> None:
+    """A local fleet: fake OVH API on 127.0.0.1 and one real sshd per server.
+
+    While it is up, every fleet command uses it (its fleet.toml is found in the state dir)."""
+
+
+@sandbox_group.command("up")
+@click.option("--servers", "-n", type=click.IntRange(1, 2000), default=10, show_default=True)
+@click.option("--port", type=int, default=2222, show_default=True, help="SSH port of every host.")
+@click.option(
+    "--seed", type=int, help="Seed boot ids, task ids and chaos for a replayable sandbox."
+)
+@click.option(
+    "--reboot-seconds", type=float, default=3.0, show_default=True, help="Length of a reboot task."
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=180,
+    show_default=True,
+    help="Seconds to wait for it to come up.",
+)
+@pass_app
+def sandbox_up(
+    app: App, servers: int, port: int, seed: int | None, reboot_seconds: float, timeout: float
+) -> None:
+    (
+        """Start the sandbox in the background and write its inventory and settings."""
+        + EXAMPLE
+        + "fleet sandbox up --servers 50"
+    )
+    directory = sandbox_dir(app)
+    if _daemon_state(directory):
+        raise FleetError(
+            f"a sandbox is already up in {directory}", hint="`fleet sandbox down` first"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    log = open(directory / "daemon.log", "ab")  # noqa: SIM115 - handed to the child
+    cmd = [
+        sys.executable,
+        "-m",
+        "fleet.sandbox.daemon",
+        str(directory),
+        "--servers",
+        str(servers),
+        "--port",
+        str(port),
+        "--reboot-seconds",
+        str(reboot_seconds),
+    ]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if _daemon_state(directory):
+            took = time.monotonic() - started
+            click.echo(f"sandbox up: {servers} servers in {took:.1f}s; settings: {directory / 'fleet.toml'}")
+            return
+        if proc.poll() is not None:
+            raise FleetError(f"the sandbox failed to start; see {directory / 'daemon.log'}")
+        time.sleep(0.2)
+    proc.terminate()
+    raise FleetError(
+        f"the sandbox did not come up within {timeout:.0f}s; see {directory / 'daemon.log'}"
+    )
+
+
+@sandbox_group.command("status")
+@pass_app
+def sandbox_status(app: App) -> None:
+    """Is a sandbox up, where is its API, how many hosts answer."""
+    directory = sandbox_dir(app)
+    state = _daemon_state(directory)
+    if not state:
+        click.echo("no sandbox is up")
+        sys.exit(1)
+    pids = state.get("host_pids") or {}
+    alive = (
+        sum(1 for p in pids.values() if isinstance(p, int) and _alive(p))
+        if isinstance(pids, dict)
+        else 0
+    )
+    servers = state.get("servers")
+    count = len(servers) if isinstance(servers, list) else 0
+    click.echo(
+        f"sandbox up (pid {state['pid']}): API {state['api']}, {count} servers, {alive} sshd listening"
+    )
+
+
+@sandbox_group.command("down")
+@click.option("--timeout", type=float, default=60, show_default=True)
+@pass_app
+def sandbox_down(app: App, timeout: float) -> None:
+    """Stop the sandbox: the API and every sshd it started; nothing is left running."""
+    directory = sandbox_dir(app)
+    state = _daemon_state(directory)
+    if not state:
+        click.echo("no sandbox is up")
+        (directory / "fleet.toml").unlink(missing_ok=True)
+        return
+    pid = state["pid"]
+    assert isinstance(pid, int)
+    os.kill(pid, signal.SIGTERM)
+    started = time.monotonic()
+    while _alive(pid) and time.monotonic() - started < timeout:
+        time.sleep(0.1)
+    if _alive(pid):
+        raise FleetError(f"the sandbox (pid {pid}) did not stop within {timeout:.0f}s")
+    (directory / "fleet.toml").unlink(missing_ok=True)
+    click.echo(f"sandbox down in {time.monotonic() - started:.1f}s")

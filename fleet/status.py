@@ -1,0 +1,45 @@
+"""Where a run stands, derived from its journal (``fleet status RUN``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleet.store.base import Event, Store
+
+
+def _host_rows(run_hosts: tuple[str, ...], events: list[Event]) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {
+        h: {"host": h, "state": "waiting", "where": None, "message": None} for h in run_hosts
+    }
+    for e in events:
+        row = rows.get(e.host or "")
+        if row is None:
+            continue
+        if e.kind == "host.start":
+            row.update(state="running", message=None)
+        elif e.kind == "step.start":
+            row.update(where=f"{e.stage}/{e.step}")
+        elif e.kind == "host.wait":
+            row.update(message=f"waiting for {e.data.get('what')}")
+        elif e.kind == "step.end" and e.outcome == "failed":
+            row.update(message=e.excerpt)
+        elif e.kind in ("host.end", "host.skip"):
+            state = e.outcome if e.kind == "host.end" else f"skipped ({e.outcome})"
+            row.update(state=state, message=e.excerpt or row["message"])
+            if e.outcome == "ok":
+                row.update(where=None)
+    return list(rows.values())
+
+
+def run_status(store: Store, run_id: str) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    events = store.events(run_id)
+    return {
+        "id": run.id,
+        "state": run.state,
+        "reason": run.reason,
+        "plan": run.plan_name,
+        "plan_hash": run.plan_hash,
+        "owner": str(run.owner),
+        "hosts": _host_rows(run.hosts, events),
+    }

@@ -1,0 +1,659 @@
+"""The default state store: one SQLite file in WAL mode.
+
+Why SQLite and how it is used:
+
+* WAL mode lets readers (``fleet status``, ``halt_state`` before every host) run while one
+  writer appends to the journal; ``synchronous=NORMAL`` makes a commit a write to the WAL
+  without an fsync, which is what keeps thousands of journal appends per second cheap. A
+  power loss may drop the last commits but never corrupts the file.
+* Every thread gets its own connection (``threading.local``); connections are never shared.
+  Writers inside one process queue on a :class:`threading.Lock` instead of SQLite's busy
+  handler, whose sleeps (1, 2, 5 ... 100 ms) would make 50 writer threads crawl. Between
+  processes (two operators, two runs on one machine) SQLite's own file locks and
+  ``busy_timeout`` arbitrate.
+* Every read-modify-write (leases, audited changes) runs in one ``BEGIN IMMEDIATE``
+  transaction, so it takes the write lock before it reads and cannot lose a race.
+* Instants are stored as UTC ISO-8601 text (:func:`fleet.clock.utc_iso`) and come back
+  timezone-aware; lease expiry is judged on the injected :class:`~fleet.clock.Clock`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import weakref
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fleet.clock import SystemClock, parse_utc, utc_iso
+from fleet.errors import ConfigError, LeaseHeld, StoreError
+from fleet.store.base import (
+    RUN_STATES,
+    Event,
+    HaltState,
+    Lease,
+    Owner,
+    QuarantineEntry,
+    RunRecord,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    from fleet.clock import Clock
+
+#: Bumped on every schema change; a newer file is refused rather than misread.
+SCHEMA_VERSION = 1
+
+#: How long a statement waits for another process's write lock before failing.
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    plan_name TEXT NOT NULL,
+    plan_source TEXT NOT NULL,
+    plan_hash TEXT NOT NULL,
+    hosts TEXT NOT NULL,
+    options TEXT NOT NULL,
+    owner_user TEXT NOT NULL,
+    owner_machine TEXT NOT NULL,
+    owner_pid INTEGER NOT NULL,
+    owner_run_id TEXT,
+    state TEXT NOT NULL,
+    reason TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    host TEXT,
+    stage TEXT,
+    step TEXT,
+    outcome TEXT,
+    exit_code INTEGER,
+    excerpt TEXT,
+    query_id TEXT,
+    data TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id);
+CREATE TABLE IF NOT EXISTS leases (
+    host TEXT PRIMARY KEY,
+    owner_user TEXT NOT NULL,
+    owner_machine TEXT NOT NULL,
+    owner_pid INTEGER NOT NULL,
+    owner_run_id TEXT,
+    token INTEGER NOT NULL,
+    taken_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS lease_tokens (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO lease_tokens (id, last) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS quarantine (
+    host TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS halt (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    who TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS host_keys (
+    host TEXT NOT NULL,
+    role TEXT NOT NULL,
+    key_type TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    pinned_at TEXT NOT NULL,
+    PRIMARY KEY (host, role)
+);
+"""
+
+_INSERT_EVENT = (
+    "INSERT INTO events (run_id, kind, at, host, stage, step, outcome, exit_code, excerpt,"
+    " query_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_EVENT_COLUMNS = (
+    "seq, run_id, kind, at, host, stage, step, outcome, exit_code, excerpt, query_id, data"
+)
+_RUN_COLUMNS = (
+    "id, plan_name, plan_source, plan_hash, hosts, options, owner_user, owner_machine,"
+    " owner_pid, owner_run_id, state, reason, created_at, updated_at"
+)
+_LEASE_COLUMNS = (
+    "host, owner_user, owner_machine, owner_pid, owner_run_id, token, taken_at, expires_at"
+)
+_RENEW_HINT = "the host may now be touched by someone else: stop working on it"
+
+
+class _Slot:
+    """Holds one thread's connection; when the thread ends, the slot dies and closes it."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+class SqliteStore:
+    """The :class:`fleet.store.base.Store` on one SQLite file, safe across threads and processes.
+
+    Do not carry an open store across ``fork``: open one per process.
+    """
+
+    def __init__(self, path: str | Path, *, clock: Clock | None = None) -> None:
+        self.path = Path(path).expanduser()
+        if str(path) == ":memory:":
+            raise ConfigError(
+                "the SQLite store needs a file: every thread opens its own connection"
+            )
+        self._clock: Clock = clock or SystemClock()
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._registry_lock = threading.Lock()
+        self._finalizers: list[weakref.finalize[Any, Any]] = []
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the store's directory: {exc}") from exc
+        self._ensure_schema()
+
+    # ----------------------------------------------------------------- connections
+
+    def _conn(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is None:
+            slot = self._open_slot()
+        return slot.conn
+
+    def _open_slot(self) -> _Slot:
+        if self._closed:
+            raise StoreError(f"{self.path}: the store is closed")
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open the SQLite store: {exc}") from exc
+        if mode != "wal":
+            conn.close()
+            raise StoreError(
+                f"{self.path}: SQLite refused WAL mode (got {mode!r})",
+                hint="put the store on a local filesystem",
+            )
+        slot = _Slot(conn)
+        # check_same_thread=False only so that close() (any thread) or the finalizer (run
+        # wherever the ending thread's locals are dropped) may close it; only this thread uses it.
+        finalizer = weakref.finalize(slot, conn.close)
+        with self._registry_lock:
+            self._finalizers = [f for f in self._finalizers if f.alive]
+            self._finalizers.append(finalizer)
+        self._local.slot = slot
+        return slot
+
+    def close(self) -> None:
+        """Close every connection this store opened, in every thread."""
+        self._closed = True
+        with self._registry_lock:
+            finalizers, self._finalizers = self._finalizers, []
+        for finalizer in finalizers:
+            finalizer()
+        self._local = threading.local()
+
+    def _ensure_schema(self) -> None:
+        """Create the tables on first open; refuse a file written by a newer fleet."""
+        with self._transaction("create the schema") as conn:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: store schema version {version} is newer than this fleet's "
+                    f"({SCHEMA_VERSION})",
+                    hint="upgrade fleet, or point --store at another file",
+                )
+            if version < SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken before anything is read."""
+        conn = self._conn()
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: cannot {what}: {exc}") from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"{self.path}: cannot {what}: {exc}") from exc
+                raise
+
+    def _write(self, what: str, sql: str, params: tuple[Any, ...]) -> int:
+        """One statement in autocommit; returns the number of rows changed."""
+        conn = self._conn()
+        try:
+            with self._write_lock:
+                return conn.execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot {what}: {exc}") from exc
+
+    def _read(self, what: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot {what}: {exc}") from exc
+
+    def _now(self) -> str:
+        return utc_iso(self._clock.now())
+
+    # ----------------------------------------------------------------------- runs
+
+    def create_run(self, run: RunRecord) -> None:
+        """Store a new run; its id must be new."""
+        _check_state(run.state)
+        created = utc_iso(run.created_at) if run.created_at else self._now()
+        updated = utc_iso(run.updated_at) if run.updated_at else created
+        params = (
+            run.id,
+            run.plan_name,
+            run.plan_source,
+            run.plan_hash,
+            _dumps(list(run.hosts), f"run {run.id} hosts"),
+            _dumps(run.options, f"run {run.id} options"),
+            *_owner_params(run.owner),
+            run.state,
+            run.reason,
+            created,
+            updated,
+        )
+        try:
+            self._write(
+                "create a run", f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_marks(14)})", params
+            )
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise StoreError(f"run {run.id!r} already exists in {self.path}") from exc
+            raise
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._read("read a run", f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise StoreError(f"no run {run_id!r}; `fleet status` lists runs")
+        return _run_from_row(rows[0])
+
+    def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        """The ``limit`` newest runs, newest first."""
+        rows = self._read(
+            "list runs",
+            f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [_run_from_row(row) for row in rows]
+
+    def set_run_state(self, run_id: str, state: str, reason: str | None = None) -> None:
+        _check_state(state)
+        changed = self._write(
+            "update a run",
+            "UPDATE runs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+            (state, reason, self._now(), run_id),
+        )
+        if not changed:
+            raise StoreError(f"no run {run_id!r}; `fleet status` lists runs")
+
+    # -------------------------------------------------------------------- journal
+
+    def record(self, event: Event) -> None:
+        """Append one event: a single INSERT in autocommit (the hot path of a rollout)."""
+        try:
+            at = utc_iso(event.at)
+        except ValueError as exc:
+            raise StoreError(f"event {event.kind} of run {event.run_id}: {exc}") from exc
+        data = _dumps(event.data, f"event {event.kind} data") if event.data else None
+        params = (
+            event.run_id,
+            event.kind,
+            at,
+            event.host,
+            event.stage,
+            event.step,
+            event.outcome,
+            event.exit_code,
+            event.excerpt,
+            event.query_id,
+            data,
+        )
+        self._write("record an event", _INSERT_EVENT, params)
+
+    def events(self, run_id: str, host: str | None = None) -> list[Event]:
+        """A run's events (of one host if given), in the order they were recorded."""
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE run_id = ?"
+        params: tuple[str, ...] = (run_id,)
+        if host is not None:
+            sql, params = sql + " AND host = ?", (run_id, host)
+        sql += " ORDER BY seq"
+        return [_event_from_row(row) for row in self._read("read events", sql, params)]
+
+    def _audit(
+        self,
+        conn: sqlite3.Connection,
+        kind: str,
+        run_id: str,
+        host: str | None,
+        data: dict[str, Any],
+    ) -> None:
+        """Journal an operator's action inside the transaction that performs it."""
+        conn.execute(
+            _INSERT_EVENT,
+            (
+                run_id,
+                kind,
+                self._now(),
+                host,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                _dumps(data, kind),
+            ),
+        )
+
+    # --------------------------------------------------------------------- leases
+
+    def acquire_lease(self, host: str, owner: Owner, ttl: float) -> Lease:
+        """Grant ``host``'s lease, renew it for its holder, or raise :class:`LeaseHeld`.
+
+        A free or expired (``expires_at < now``) lease is granted with a new fencing token.
+        A live lease held by an equal :class:`Owner` (same user, machine, pid and run: the same
+        process) is extended and keeps its token; anyone else is refused.
+        """
+        _check_ttl(ttl)
+        with self._transaction(f"take the lease of {host}") as conn:
+            now = _to_ms(self._clock.now())
+            current = _lease_row(conn, host)
+            if current is not None and current.expires_at >= now:
+                if current.owner != owner:
+                    raise _held(current)
+                return _update_expiry(conn, current, now + timedelta(seconds=ttl))
+            (token,) = conn.execute(
+                "UPDATE lease_tokens SET last = last + 1 WHERE id = 1 RETURNING last"
+            ).fetchone()
+            lease = Lease(host, owner, token, now, _to_ms(now + timedelta(seconds=ttl)))
+            conn.execute(
+                f"INSERT OR REPLACE INTO leases ({_LEASE_COLUMNS}) VALUES ({_marks(8)})",
+                (host, *_owner_params(owner), token, utc_iso(now), utc_iso(lease.expires_at)),
+            )
+            return lease
+
+    def renew_lease(self, lease: Lease, ttl: float) -> Lease:
+        """Extend a lease we still hold (same token), even past its expiry if nobody took it."""
+        _check_ttl(ttl)
+        with self._transaction(f"renew the lease of {lease.host}") as conn:
+            current = _lease_row(conn, lease.host)
+            if current is None:
+                raise StoreError(f"lease of {lease.host} was broken or released", hint=_RENEW_HINT)
+            if current.token != lease.token:
+                raise _held(current)
+            now = _to_ms(self._clock.now())
+            return _update_expiry(conn, current, now + timedelta(seconds=ttl))
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give the lease up; a no-op if it is no longer ours (token changed)."""
+        self._write(
+            f"release the lease of {lease.host}",
+            "DELETE FROM leases WHERE host = ? AND token = ?",
+            (lease.host, lease.token),
+        )
+
+    def list_leases(self) -> list[Lease]:
+        """Every lease row, expired ones included (compare ``expires_at`` to tell)."""
+        rows = self._read("list leases", f"SELECT {_LEASE_COLUMNS} FROM leases ORDER BY host")
+        return [_lease_from_row(row) for row in rows]
+
+    def break_lease(self, host: str, who: str, reason: str) -> Lease | None:
+        """Delete ``host``'s lease whoever holds it, and journal who did it and why."""
+        with self._transaction(f"break the lease of {host}") as conn:
+            current = _lease_row(conn, host)
+            if current is None:
+                return None
+            conn.execute("DELETE FROM leases WHERE host = ?", (host,))
+            data = {
+                "who": who,
+                "reason": reason,
+                "owner": str(current.owner),
+                "token": current.token,
+            }
+            self._audit(conn, "lease.break", current.owner.run_id or "-", host, data)
+            return current
+
+    # ----------------------------------------------------------------- quarantine
+
+    def quarantine(self, host: str, run_id: str, reason: str) -> None:
+        self._write(
+            f"quarantine {host}",
+            "INSERT INTO quarantine (host, run_id, reason, at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (host) DO UPDATE SET run_id = excluded.run_id,"
+            " reason = excluded.reason, at = excluded.at",
+            (host, run_id, reason, self._now()),
+        )
+
+    def quarantined(self) -> list[QuarantineEntry]:
+        rows = self._read(
+            "list quarantine", "SELECT host, run_id, reason, at FROM quarantine ORDER BY host"
+        )
+        return [
+            QuarantineEntry(host, run_id, reason, parse_utc(at))
+            for host, run_id, reason, at in rows
+        ]
+
+    def clear_quarantine(self, host: str, who: str) -> bool:
+        """Let later rollouts take ``host`` again; journaled under run ``-``."""
+        with self._transaction(f"clear the quarantine of {host}") as conn:
+            row = conn.execute(
+                "SELECT run_id, reason FROM quarantine WHERE host = ?", (host,)
+            ).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM quarantine WHERE host = ?", (host,))
+            data = {"who": who, "run_id": row[0], "reason": row[1]}
+            self._audit(conn, "quarantine.clear", "-", host, data)
+            return True
+
+    # ----------------------------------------------------------------------- halt
+
+    def set_halt(self, who: str, reason: str) -> None:
+        with self._transaction("set the global halt") as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO halt (id, who, reason, at) VALUES (1, ?, ?, ?)",
+                (who, reason, self._now()),
+            )
+            self._audit(conn, "halt.set", "-", None, {"who": who, "reason": reason})
+
+    def clear_halt(self, who: str) -> bool:
+        with self._transaction("clear the global halt") as conn:
+            row = conn.execute("SELECT who, reason FROM halt WHERE id = 1").fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM halt WHERE id = 1")
+            self._audit(
+                conn, "halt.clear", "-", None, {"who": who, "set_by": row[0], "reason": row[1]}
+            )
+            return True
+
+    def halt_state(self) -> HaltState | None:
+        """Cheap enough to ask before every host: one primary-key lookup, no write."""
+        rows = self._read("read the global halt", "SELECT who, reason, at FROM halt WHERE id = 1")
+        if not rows:
+            return None
+        who, reason, at = rows[0]
+        return HaltState(who, reason, parse_utc(at))
+
+    # ------------------------------------------------------------------ host keys
+
+    def pinned_key(self, host: str, role: str) -> tuple[str, str] | None:
+        rows = self._read(
+            f"read the pinned key of {host}",
+            "SELECT key_type, blob FROM host_keys WHERE host = ? AND role = ?",
+            (host, role),
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def pin_key(self, host: str, role: str, key_type: str, blob: str) -> None:
+        """Pin (or re-pin) a key; ``pinned_at`` changes only when the key does."""
+        self._write(
+            f"pin the {role} key of {host}",
+            "INSERT INTO host_keys (host, role, key_type, blob, pinned_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (host, role) DO UPDATE SET"
+            " pinned_at = CASE WHEN key_type = excluded.key_type AND blob = excluded.blob"
+            " THEN pinned_at ELSE excluded.pinned_at END,"
+            " key_type = excluded.key_type, blob = excluded.blob",
+            (host, role, key_type, blob, self._now()),
+        )
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def _to_ms(at: datetime) -> datetime:
+    """``at`` in UTC cut to the millisecond, as stored: a returned Lease equals the stored one."""
+    return parse_utc(utc_iso(at))
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def _dumps(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} is not JSON: {exc}") from exc
+
+
+def _check_state(state: str) -> None:
+    if state not in RUN_STATES:
+        raise StoreError(f"unknown run state {state!r}; expected one of {', '.join(RUN_STATES)}")
+
+
+def _check_ttl(ttl: float) -> None:
+    if not ttl > 0:
+        raise StoreError(f"a lease ttl must be positive seconds, got {ttl!r}")
+
+
+def _owner_params(owner: Owner) -> tuple[str, str, int, str | None]:
+    return (owner.user, owner.machine, owner.pid, owner.run_id)
+
+
+def _owner_from(user: str, machine: str, pid: int, run_id: str | None) -> Owner:
+    return Owner(user=user, machine=machine, pid=pid, run_id=run_id)
+
+
+def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
+    (
+        rid,
+        name,
+        source,
+        digest,
+        hosts,
+        options,
+        user,
+        machine,
+        pid,
+        owner_run,
+        state,
+        reason,
+        created,
+        updated,
+    ) = row
+    return RunRecord(
+        id=rid,
+        plan_name=name,
+        plan_source=source,
+        plan_hash=digest,
+        hosts=tuple(json.loads(hosts)),
+        options=json.loads(options),
+        owner=_owner_from(user, machine, pid, owner_run),
+        state=state,
+        reason=reason,
+        created_at=parse_utc(created),
+        updated_at=parse_utc(updated),
+    )
+
+
+def _event_from_row(row: tuple[Any, ...]) -> Event:
+    seq, run_id, kind, at, host, stage, step, outcome, exit_code, excerpt, query_id, data = row
+    return Event(
+        run_id=run_id,
+        kind=kind,
+        at=parse_utc(at),
+        host=host,
+        stage=stage,
+        step=step,
+        outcome=outcome,
+        exit_code=exit_code,
+        excerpt=excerpt,
+        query_id=query_id,
+        data=json.loads(data) if data else {},
+        seq=seq,
+    )
+
+
+def _lease_from_row(row: tuple[Any, ...]) -> Lease:
+    host, user, machine, pid, run_id, token, taken_at, expires_at = row
+    return Lease(
+        host,
+        _owner_from(user, machine, pid, run_id),
+        token,
+        parse_utc(taken_at),
+        parse_utc(expires_at),
+    )
+
+
+def _lease_row(conn: sqlite3.Connection, host: str) -> Lease | None:
+    row = conn.execute(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE host = ?", (host,)).fetchone()
+    return _lease_from_row(row) if row else None
+
+
+def _update_expiry(conn: sqlite3.Connection, lease: Lease, expires_at: datetime) -> Lease:
+    """Extend a lease in place: same token, same ``taken_at``."""
+    expires_at = _to_ms(expires_at)
+    conn.execute(
+        "UPDATE leases SET expires_at = ? WHERE host = ? AND token = ?",
+        (utc_iso(expires_at), lease.host, lease.token),
+    )
+    return Lease(lease.host, lease.owner, lease.token, lease.taken_at, expires_at)
+
+
+def _held(lease: Lease) -> LeaseHeld:
+    return LeaseHeld(
+        lease.host, str(lease.owner), utc_iso(lease.taken_at), utc_iso(lease.expires_at)
+    )
