@@ -214,8 +214,6 @@ def inventory_list(app: App, limit: str | None, from_ovh: bool, as_json: bool) -
         + EXAMPLE
         + "fleet inventory list --ovh -l hybrid"
     )
-    from fleet.runs import host_to_dict
-
     inv = app.inventory()
     if from_ovh:
         from fleet.inventory import enrich
@@ -223,7 +221,7 @@ def inventory_list(app: App, limit: str | None, from_ovh: bool, as_json: bool) -
         inv = enrich(inv, app.provider())
     hosts = inv.select(limit)
     if as_json:
-        click.echo(json.dumps([host_to_dict(h) for h in hosts], indent=2))
+        click.echo(json.dumps([h.to_dict() for h in hosts], indent=2))
         return
     table(
         [_host_row(h) for h in hosts],
@@ -237,14 +235,12 @@ def inventory_list(app: App, limit: str | None, from_ovh: bool, as_json: bool) -
 @pass_app
 def inventory_show(app: App, host: str, from_ovh: bool) -> None:
     """Everything fleet knows about HOST (JSON)."""
-    from fleet.runs import host_to_dict
-
     inv = app.inventory()
     if from_ovh:
         from fleet.inventory import enrich
 
         inv = enrich(inv, app.provider())
-    click.echo(json.dumps(host_to_dict(inv.require(host)), indent=2))
+    click.echo(json.dumps(inv.require(host).to_dict(), indent=2))
 
 
 @cli.group("config")

@@ -11,14 +11,13 @@ import getpass
 import os
 import secrets
 import socket
-from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from fleet.clock import Clock, SystemClock
 from fleet.errors import FleetError, UsageError
-from fleet.inventory import DiskSummary, Host
+from fleet.inventory import Host
 from fleet.plan import Plan, load_plan_file, parse_plan
 from fleet.store.base import Owner, RunRecord, Store
 
@@ -32,18 +31,6 @@ def new_run_id(clock: Clock | None = None) -> str:
     return f"r{at:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def host_to_dict(host: Host) -> dict[str, Any]:
-    return asdict(host)
-
-
-def host_from_dict(data: dict[str, Any]) -> Host:
-    data = dict(data)
-    if data.get("disks"):
-        data["disks"] = DiskSummary(**data["disks"])
-    data["groups"] = tuple(data.get("groups") or ())
-    return Host(**data)
-
-
 def create_run(store: Store, plan: Plan, hosts: list[Host], options: dict[str, Any]) -> RunRecord:
     run_id = new_run_id()
     record = RunRecord(
@@ -55,7 +42,7 @@ def create_run(store: Store, plan: Plan, hosts: list[Host], options: dict[str, A
         options={
             **options,
             "plan": plan.model_dump(mode="json"),
-            "host_records": [host_to_dict(h) for h in hosts],
+            "host_records": [h.to_dict() for h in hosts],
         },
         owner=current_owner(run_id),
     )
@@ -97,7 +84,7 @@ def plan_for_resume(run: RunRecord) -> Plan:
 
 
 def hosts_of(run: RunRecord) -> list[Host]:
-    return [host_from_dict(d) for d in run.options.get("host_records", [])]
+    return [Host.from_dict(d) for d in run.options.get("host_records", [])]
 
 
 def take_over_dead_leases(store: Store, run: RunRecord) -> list[str]:
