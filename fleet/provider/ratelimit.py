@@ -1,0 +1,114 @@
+"""Pacing of OVH API calls: a token bucket shared by every thread, and ``Retry-After`` parsing.
+
+OVH asks for fair use of about 60 requests a minute per consumer key, and answers 429 beyond it.
+One :class:`TokenBucket` per provider (hence per consumer key) keeps every thread of a rollout
+under that rate, and a 429's ``Retry-After`` pauses the whole bucket, not only the thread that
+got it, so the other threads do not hammer the API in the meantime.
+
+Time is injected (``monotonic`` and ``sleep``) so that tests drive the bucket with a fake clock.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+#: How many times :meth:`TokenBucket.acquire` may sleep before giving up (bounds the loop).
+MAX_ACQUIRE_ROUNDS = 10_000
+#: Rounding slack: a bucket 1e-12 short of a token after sleeping exactly the computed wait
+#: has its token (floating point must not turn one wait into thousands of tiny ones).
+_EPSILON = 1e-9
+_MIN_WAIT = 1e-3
+
+
+class TokenBucket:
+    """Allow ``rate_per_minute`` acquisitions a minute on average, up to ``burst`` at once.
+
+    Thread-safe: the lock only guards the arithmetic; sleeping happens outside it, so a thread
+    waiting for a token never blocks the others from reading the state.
+    """
+
+    def __init__(
+        self,
+        rate_per_minute: float,
+        burst: int,
+        *,
+        monotonic: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        if rate_per_minute <= 0:
+            raise ValueError(f"rate_per_minute must be positive, not {rate_per_minute}")
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, not {burst}")
+        self.rate_per_second = rate_per_minute / 60.0
+        self.burst = burst
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = float(burst)
+        self._updated = monotonic()
+        self._paused_until = float("-inf")
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until one is available. Returns the seconds slept."""
+        slept = 0.0
+        for _ in range(MAX_ACQUIRE_ROUNDS):
+            wait = self._try_take()
+            if wait <= 0:
+                return slept
+            self._sleep(wait)
+            slept += wait
+        raise RuntimeError(f"no token after {MAX_ACQUIRE_ROUNDS} rounds ({slept:.1f}s slept)")
+
+    def pause(self, seconds: float) -> None:
+        """Hold every acquisition for ``seconds`` (the server said ``Retry-After``)."""
+        with self._lock:
+            until = self._monotonic() + seconds
+            self._paused_until = max(self._paused_until, until)
+
+    def _try_take(self) -> float:
+        """Take a token now and return 0, or return how long to wait before trying again."""
+        with self._lock:
+            now = self._monotonic()
+            if now < self._paused_until:
+                return self._paused_until - now
+            elapsed = max(0.0, now - self._updated)
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate_per_second)
+            self._updated = now
+            if self._tokens >= 1.0 - _EPSILON:
+                self._tokens = max(0.0, self._tokens - 1.0)
+                return 0.0
+            return max(_MIN_WAIT, (1.0 - self._tokens) / self.rate_per_second)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110).
+
+    Returns None when the header is absent or unreadable (then plain backoff applies), and never
+    a negative number. ``now`` (aware) is needed only for the date form.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        at = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    reference = now if now is not None else datetime.now(UTC)
+    return max(0.0, (at - reference).total_seconds())
