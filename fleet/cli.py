@@ -280,6 +280,12 @@ def finish(result: RolloutResult) -> NoReturn:
     if result.reason:
         line += f" ({result.reason})"
     click.echo(line, err=True)
+    for r in result.results.values():
+        if r.outcome in ("failed", "skipped") and r.message:
+            click.echo(
+                f"  {r.host}: {r.outcome} ({r.failure}): {r.message.splitlines()[-1][:300]}",
+                err=True,
+            )
     if result.state in ("halted", "failed"):
         click.echo(
             f"hint: fix the cause, then `fleet resume {result.run_id}` (or `fleet abort {result.run_id}`)",

@@ -154,12 +154,14 @@ def parse_plan(data: Any, source: str, lines: yamlsrc.Lines | None = None) -> Pl
     try:
         plan = Plan.model_validate({**data, "source": source})
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # A typo shows up twice (unknown key + missing field): name the typo first.
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         loc = tuple(p for p in err["loc"] if not isinstance(p, str) or p in _known_keys(data, err))
+        line = yamlsrc.line_of(lines, loc)
+        if err["type"] == "missing":
+            loc = (*loc, err["loc"][-1])
         msg = err["msg"].replace("Extra inputs are not permitted", "unknown key")
-        raise PlanError(
-            msg, path=source, line=yamlsrc.line_of(lines, loc), key=_loc_text(loc)
-        ) from None
+        raise PlanError(msg, path=source, line=line, key=_loc_text(loc)) from None
     for loc, msg in _check_structure(plan):
         raise PlanError(msg, path=source, line=yamlsrc.line_of(lines, loc), key=_loc_text(loc))
     return plan
