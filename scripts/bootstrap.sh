@@ -29,7 +29,12 @@ fi
 # sandbox host can touch this machine's disks.
 if [ "$(id -u)" = 0 ] && ! id fleet-sandbox >/dev/null 2>&1; then
   say "creating the unprivileged account fleet-sandbox"
-  useradd --system --shell /bin/bash --home-dir /nonexistent --no-create-home fleet-sandbox
+  useradd --system --shell /bin/bash --home-dir / --no-create-home fleet-sandbox
+fi
+# Its home is / (sshd chdirs there before each session sets its own HOME); older setups used
+# /nonexistent, which made sshd print a warning on every command's stderr.
+if [ "$(id -u)" = 0 ] && [ "$(getent passwd fleet-sandbox | cut -d: -f6)" != / ]; then
+  usermod --home / fleet-sandbox
 fi
 
 # Python: a virtualenv with tox (tox builds the project's own environments).

@@ -105,7 +105,9 @@ def sandbox_up(
     while time.monotonic() - started < timeout:
         if _daemon_state(directory):
             took = time.monotonic() - started
-            click.echo(f"sandbox up: {servers} servers in {took:.1f}s; settings: {directory / 'fleet.toml'}")
+            click.echo(
+                f"sandbox up: {servers} servers in {took:.1f}s; settings: {directory / 'fleet.toml'}"
+            )
             return
         if proc.poll() is not None:
             raise FleetError(f"the sandbox failed to start; see {directory / 'daemon.log'}")
