@@ -110,9 +110,20 @@ class Settings:
         return rows
 
 
+def _typed_ok(kind: type, value: Any) -> bool:
+    """A TOML value of the setting's own type (an int is a valid float, a bool is no number)."""
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:
     if value is None:
         return None
+    if not isinstance(value, str) and not _typed_ok(setting.type, value):
+        raise ConfigError(f"{origin}: {setting.name} must be {setting.type.__name__}, got {value!r}")
     try:
         if setting.type is bool and isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on"):

@@ -280,7 +280,7 @@ def condition_holds(when: str | Mapping[str, Any] | None, ctx: Mapping[str, Any]
         negate = text.startswith("not ")
         name = text[4:].strip() if negate else text
         return bool(ctx.get(name)) != negate
-    return all(str(ctx.get(k)) == str(v) for k, v in when.items())
+    return all(ctx.get(k) is not None and str(ctx[k]) == str(v) for k, v in when.items())
 
 
 def render_for_host(plan: Plan, host: Host) -> HostPlan:

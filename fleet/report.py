@@ -6,6 +6,7 @@ Every printer is an :class:`fleet.journal.Observer`; the journal calls them as i
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import IO, Any
 
@@ -14,6 +15,8 @@ from fleet.store.base import Event
 from fleet.transport.base import CommandResult
 
 _QUIET_KINDS = {"step.start"}
+#: Remote output may carry escape sequences: plain lines show them escaped, never raw.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def describe(e: Event) -> str:
@@ -37,8 +40,9 @@ def describe(e: Event) -> str:
         text += f" {e.outcome}"
     if e.exit_code not in (None, 0):
         text += f" (exit {e.exit_code})"
-    if e.excerpt and e.outcome not in ("ok", "applied", "converged"):
-        text += ": " + e.excerpt.strip().splitlines()[-1][:200]
+    last = (e.excerpt or "").strip().splitlines()[-1:]
+    if last and e.outcome not in ("ok", "applied", "converged"):
+        text += ": " + last[0][:200]
     return text
 
 
@@ -52,7 +56,8 @@ class PlainPrinter:
     def event(self, event: Event) -> None:
         if event.kind in _QUIET_KINDS and not self.verbose:
             return
-        self.stream.write(f"{utc_iso(event.at)} {describe(event)}\n")
+        line = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", describe(event))
+        self.stream.write(f"{utc_iso(event.at)} {line}\n")
         self.stream.flush()
 
     def output(self, host: str, step: str, result: CommandResult) -> None:
