@@ -3,6 +3,7 @@ leases between concurrent rollouts, and refusing bad input before any host is co
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import socket
@@ -215,7 +216,7 @@ def test_concurrent_rollouts_never_share_a_host(
     for i in range(31, 46):
         spans = intervals(host_log(sandbox, f"srv-{i:03d}", tid))
         assert spans, f"srv-{i:03d} ran nothing"
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, f"srv-{i:03d}: overlapping steps {spans}"
     # the waiting rollout eventually ran on every one of its hosts
     assert waiting.returncode == 0, out_waiting[1]
