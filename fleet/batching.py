@@ -26,7 +26,8 @@ def parse_sizes(spec: str) -> list[str]:
         raise UsageError("--batches: empty; example: --batches 1,10%,100%")
     for term in terms:
         number = term[:-1] if term.endswith("%") else term
-        if not (number.isascii() and number.isdigit()) or int(number) <= 0 or (term.endswith("%") and int(number) > 100):
+        valid = number.isascii() and number.isdigit() and int(number) > 0
+        if not valid or (term.endswith("%") and int(number) > 100):
             raise UsageError(
                 f"--batches: {term!r} is neither a count (5) nor a percentage (10%, up to 100%)"
             )

@@ -9,6 +9,7 @@ provider query id, file and key) so that a one-line message tells the operator w
      ├── InputError           a file we read is malformed (file, line, key)   (exit 3)
      │    ├── InventoryError
      │    └── PlanError
+     ├── PayloadError         a plan's guard refused the host (counted like a failed step)
      ├── StoreError           the state store (SQLite / PostgreSQL)
      │    └── LeaseHeld       another owner holds a host's lease              (exit 4)
      ├── ProviderError        the OVH API (carries query_id, server)
@@ -84,6 +85,10 @@ class InventoryError(InputError):
 
 class PlanError(InputError):
     """Malformed plan (unknown key, wrong type, undefined variable, unknown stage kind...)."""
+
+
+class PayloadError(FleetError):
+    """The host is not in a state the plan accepts (a guard refused it): a payload failure."""
 
 
 class StoreError(FleetError):

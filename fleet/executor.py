@@ -24,13 +24,23 @@ from fleet.errors import (
     FleetError,
     HostKeyMismatch,
     LeaseHeld,
+    PayloadError,
+    PlanError,
     ProviderAuthError,
     ProviderError,
     TransportError,
 )
 from fleet.inventory import Host
 from fleet.journal import Journal
-from fleet.plan import HostPlan, RenderedStep
+from fleet.plan import (
+    Plan,
+    RenderedStage,
+    RenderedStep,
+    host_context,
+    render,
+    render_stage,
+    with_facts,
+)
 from fleet.provider.base import Provider
 from fleet.store.base import Lease, Owner, Store
 from fleet.transport.base import CommandResult, Endpoint, KeyExpectation, Transport
@@ -56,12 +66,13 @@ class HostJob:
     """Everything one pipeline needs: the host, its rendered plan, and what earlier attempts did."""
 
     host: Host
-    plan: HostPlan
+    plan: Plan
     run_id: str
     owner: Owner
     settings: ExecSettings
     done_steps: frozenset[str] = frozenset()  # step keys that ended converged/applied before
     mode: str = "disk"  # boot mode the host is in when the pipeline starts (from the journal)
+    facts: dict[str, Any] = field(default_factory=dict)  # gathered by earlier python stages
 
 
 @dataclass(frozen=True)
@@ -261,6 +272,8 @@ class Pipeline:
         self.host = job.host
         self.done: set[str] = set(job.done_steps)
         self.mode = job.mode
+        self.facts: dict[str, Any] = dict(job.facts)
+        self.base_ctx = host_context(job.host, job.plan.vars)
         self.transport: Transport | None = None
         self.applied = 0
         self.position: tuple[str | None, str | None] = (None, None)
@@ -308,7 +321,7 @@ class Pipeline:
                 return HostResult(self.host.name, "ok", applied=self.applied)
             except Stopped as exc:
                 return self._result("stopped", None, exc.message)
-            except StepFailed as exc:
+            except (StepFailed, PayloadError, PlanError) as exc:
                 return self._result("failed", "payload", exc.message)
             except HostKeyMismatch as exc:
                 return self._result("failed", "hostkey", exc.message)
@@ -344,7 +357,8 @@ class Pipeline:
         plan = self.job.plan
         if plan.converged is None or self.done:
             return False
-        if not self.run_command(plan.converged, 120).ok:
+        command = render(plan.converged, self.base_ctx, where="converged", source=plan.source)
+        if not self.run_command(command, 120).ok:
             return False
         for stage in plan.stages:
             steps = [s.name for s in stage.steps] or [stage.kind]
@@ -364,8 +378,12 @@ class Pipeline:
 
         if self._plan_converged():
             return
-        for stage in self.job.plan.stages:
-            self.position = (stage.name, None)
+        plan = self.job.plan
+        for spec in plan.stages:
+            self.position = (spec.name, None)
+            stage, _ = render_stage(plan, spec, with_facts(self.base_ctx, self.facts))
+            if stage is None:
+                continue
             if stage.kind == "ssh":
                 for step in stage.steps:
                     self._step(step)
@@ -374,8 +392,11 @@ class Pipeline:
             if key in self.done:
                 continue
             self._check_stop()
-            self._close()
-            self.mode = boot.run_stage(self, stage)
+            if stage.kind == "python":
+                self.facts.update(run_python_stage(self, stage))
+            else:
+                self._close()
+                self.mode = boot.run_stage(self, stage)
             self.done.add(key)
 
     def _check_stop(self) -> None:
@@ -472,6 +493,35 @@ class Pipeline:
             self.svc.stop.untrack(self.transport)
             self.transport.close()
             self.transport = None
+
+
+def run_python_stage(p: Pipeline, stage: RenderedStage) -> dict[str, Any]:
+    """Call a built-in plan's function (see :mod:`fleet.stagecall`); journal the facts it
+    returns so that a resume restores them."""
+    from fleet.stagecall import call_stage
+
+    p.journal.emit("step.start", host=p.host.name, stage=stage.name, step="python")
+    try:
+        facts = call_stage(p, stage)
+    except PayloadError as exc:
+        p.journal.emit(
+            "step.end",
+            host=p.host.name,
+            stage=stage.name,
+            step="python",
+            outcome="failed",
+            excerpt=exc.message,
+        )
+        raise
+    p.journal.emit(
+        "step.end",
+        host=p.host.name,
+        stage=stage.name,
+        step="python",
+        outcome="applied",
+        data={"facts": facts},
+    )
+    return facts
 
 
 def run_host(job: HostJob, services: Services, journal: Journal) -> HostResult:

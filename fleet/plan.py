@@ -45,9 +45,11 @@ from fleet import yamlsrc
 from fleet.errors import PlanError
 from fleet.inventory import Host
 
-#: Stage kinds run by the provider rather than a shell (see fleet.executor).
-PROVIDER_KINDS = ("rescue", "disk", "reboot", "wait_ssh")
-StageKind = Literal["ssh", "rescue", "disk", "reboot", "wait_ssh"]
+#: Stage kinds run by the provider rather than a shell (see fleet.boot).
+PROVIDER_KINDS = ("rescue", "disk", "reboot", "wait_ssh", "reinstall")
+StageKind = Literal["ssh", "python", "rescue", "disk", "reboot", "wait_ssh", "reinstall"]
+#: ``python`` stages may only call functions of fleet's built-in plans.
+PYTHON_CALL_PREFIX = "fleet.plans."
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
 Scalar = str | int | float | bool
 
@@ -78,6 +80,8 @@ class Stage(_Strict):
     steps: tuple[Step, ...] = ()
     when: str | dict[str, Scalar] | None = None
     timeout: float | None = Field(default=None, gt=0)
+    call: str | None = None  # python stages: "fleet.plans.MODULE:FUNCTION"
+    params: dict[str, Scalar | list[Scalar] | None] = Field(default_factory=dict)
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -124,6 +128,12 @@ def _check_structure(plan: Plan) -> list[tuple[tuple[Any, ...], str]]:
             problems.append((("stages", i), f"stage {stage.name!r} has no steps"))
         if stage.kind != "ssh" and stage.steps:
             problems.append((("stages", i, "steps"), f"a {stage.kind} stage takes no steps"))
+        if stage.kind == "python" and not (stage.call or "").startswith(PYTHON_CALL_PREFIX):
+            problems.append(
+                (("stages", i, "call"), f"a python stage calls {PYTHON_CALL_PREFIX}MODULE:FUNCTION")
+            )
+        if stage.kind != "python" and stage.call:
+            problems.append((("stages", i, "call"), "only python stages take `call`"))
         names: set[str] = set()
         for j, step in enumerate(stage.steps):
             where = ("stages", i, "steps", j)
@@ -212,6 +222,8 @@ class RenderedStage:
     kind: str
     timeout: float | None
     steps: tuple[RenderedStep, ...] = ()
+    call: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -259,11 +271,30 @@ def _quote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
+class PendingFacts(dict[str, Any]):
+    """Rendering context before a host's facts are known (``fleet plan``, validation):
+    ``facts.X`` renders as ``<facts.X>``, to be filled in when the stage runs."""
+
+    def __missing__(self, key: str) -> Any:
+        if key.startswith("facts."):
+            return _Pending(key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return (isinstance(key, str) and key.startswith("facts.")) or super().__contains__(key)
+
+
+class _Pending(str):
+    __slots__ = ()
+
+
 def render(template: str, ctx: Mapping[str, Any], *, where: str, source: str) -> str:
     """Replace ``{{ name }}`` by the quoted value; an undefined or empty-null name is an error."""
 
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
+        if name in ctx and isinstance(ctx[name], _Pending):
+            return f"<{name}>"
         if name not in ctx or ctx[name] is None:
             raise PlanError(f"undefined variable {name!r}", path=source, key=where)
         return _quote(ctx[name])
@@ -283,41 +314,59 @@ def condition_holds(when: str | Mapping[str, Any] | None, ctx: Mapping[str, Any]
     return all(ctx.get(k) is not None and str(ctx[k]) == str(v) for k, v in when.items())
 
 
-def render_for_host(plan: Plan, host: Host) -> HostPlan:
-    """Render every stage for ``host``; raises PlanError naming the step and variable."""
-    ctx = host_context(host, plan.vars)
+def with_facts(ctx: dict[str, Any], facts: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``ctx`` plus ``facts.NAME`` entries; ``None`` facts (not gathered yet) render pending."""
+    if facts is None:
+        return PendingFacts(ctx)
+    return {**ctx, **{f"facts.{k}": v for k, v in facts.items()}}
+
+
+def render_stage(
+    plan: Plan, stage: Stage, ctx: Mapping[str, Any]
+) -> tuple[RenderedStage | None, list[str]]:
+    """Render one stage (None when its ``when`` is false) and the names of skipped steps."""
+    if not condition_holds(stage.when, ctx):
+        return None, [stage.name]
+    steps: list[RenderedStep] = []
+    skipped: list[str] = []
+    for step in stage.steps:
+        if not condition_holds(step.when, ctx):
+            skipped.append(f"{stage.name}/{step.name}")
+            continue
+
+        def r(text: str | None, part: str, step: Step = step) -> str | None:
+            where = f"stages.{stage.name}.{step.name}.{part}"
+            return None if text is None else render(text, ctx, where=where, source=plan.source)
+
+        steps.append(
+            RenderedStep(
+                stage.name, step.name, r(step.apply, "apply") or "", r(step.check, "check"),
+                r(step.verify, "verify"), step.timeout, step.retries, step.retry_delay,
+                step.destructive,
+            )
+        )
+    rendered = RenderedStage(
+        stage.name, stage.kind, stage.timeout, tuple(steps), stage.call, dict(stage.params)
+    )
+    return rendered, skipped
+
+
+def render_for_host(
+    plan: Plan, host: Host, facts: Mapping[str, Any] | None = None
+) -> HostPlan:
+    """Render every stage for ``host``; raises PlanError naming the step and variable.
+
+    Without ``facts`` (before any host is contacted), ``facts.X`` placeholders render as
+    ``<facts.X>``: the real values are filled in when the stage runs.
+    """
+    ctx = with_facts(host_context(host, plan.vars), facts)
     stages: list[RenderedStage] = []
     skipped: list[str] = []
     for stage in plan.stages:
-        if not condition_holds(stage.when, ctx):
-            skipped.append(stage.name)
-            continue
-        steps = []
-        for step in stage.steps:
-            if not condition_holds(step.when, ctx):
-                skipped.append(f"{stage.name}/{step.name}")
-                continue
-
-            def r(
-                text: str | None, part: str, step: Step = step, stage: Stage = stage
-            ) -> str | None:
-                where = f"stages.{stage.name}.{step.name}.{part}"
-                return None if text is None else render(text, ctx, where=where, source=plan.source)
-
-            steps.append(
-                RenderedStep(
-                    stage.name,
-                    step.name,
-                    r(step.apply, "apply") or "",
-                    r(step.check, "check"),
-                    r(step.verify, "verify"),
-                    step.timeout,
-                    step.retries,
-                    step.retry_delay,
-                    step.destructive,
-                )
-            )
-        stages.append(RenderedStage(stage.name, stage.kind, stage.timeout, tuple(steps)))
+        rendered, skips = render_stage(plan, stage, ctx)
+        skipped += skips
+        if rendered is not None:
+            stages.append(rendered)
     converged = None
     if plan.converged:
         converged = render(plan.converged, ctx, where="converged", source=plan.source)

@@ -23,7 +23,7 @@ from fleet.errors import UsageError
 from fleet.executor import ExecSettings, HostJob, HostResult, Services, run_host
 from fleet.inventory import Host
 from fleet.journal import Journal, progress_of
-from fleet.plan import HostPlan, Plan, render_for_host
+from fleet.plan import Plan, render_for_host
 from fleet.store.base import Event, RunRecord
 
 
@@ -107,6 +107,7 @@ class Resumption:
     finished: frozenset[str]
     done_steps: dict[str, frozenset[str]]
     modes: dict[str, str]
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def read_resumption(events: list[Event]) -> Resumption:
@@ -117,10 +118,13 @@ def read_resumption(events: list[Event]) -> Resumption:
         for h, steps in progress.items()
     }
     modes: dict[str, str] = {}
+    facts: dict[str, dict[str, Any]] = {}
     for e in events:
         if e.kind == "step.end" and e.host and "mode" in e.data:
             modes[e.host] = str(e.data["mode"])
-    return Resumption(finished, done, modes)
+        if e.kind == "step.end" and e.host and isinstance(e.data.get("facts"), dict):
+            facts.setdefault(e.host, {}).update(e.data["facts"])
+    return Resumption(finished, done, modes, facts)
 
 
 class Rollout:
@@ -150,12 +154,17 @@ class Rollout:
         self.clock = clock or SystemClock()
         self.resumption = resumption or Resumption(frozenset(), {}, {})
         self.retry_quarantined = retry_quarantined
-        self.rendered: dict[str, HostPlan] = {h.name: render_for_host(plan, h) for h in hosts}
+        for host in hosts:  # every placeholder must resolve before any host is contacted
+            render_for_host(plan, host)
         self.result = RolloutResult(run.id, "running", None)
         self._lock = threading.Lock()
         self._failed = 0
         self._started = 0
-        self.on_batch: Callable[[int, list[Host]], None] | None = None
+        #: Called before each batch starts; may block (waiting for a maintenance window) and
+        #: returns False to start nothing more (the run halts with ``stop.reason``).
+        self.before_batch: Callable[[int, list[Host]], bool] | None = None
+        #: Called before each host starts; returns False to leave the host for later.
+        self.before_host: Callable[[Host], bool] | None = None
 
     # -- stop conditions -------------------------------------------------------------------
     def _halted_globally(self) -> str | None:
@@ -178,17 +187,18 @@ class Rollout:
         r = self.resumption
         return HostJob(
             host,
-            self.rendered[host.name],
+            self.plan,
             self.run.id,
             self.run.owner,
             self.settings,
             r.done_steps.get(host.name, frozenset()),
             r.modes.get(host.name, "disk"),
+            dict(r.facts.get(host.name, {})),
         )
 
     def _one(self, host: Host) -> HostResult:
-        if not self._may_start():
-            return HostResult(host.name, "stopped", message=self.svc.stop.reason)
+        if not self._may_start() or (self.before_host and not self.before_host(host)):
+            return HostResult(host.name, "stopped", message=self.svc.stop.reason or "not started")
         with self._lock:
             self._started += 1
         result = run_host(self._job(host), self.svc, self.journal)
@@ -235,8 +245,6 @@ class Rollout:
 
     def _run_batch(self, pool: cf.ThreadPoolExecutor, index: int, batch: list[Host]) -> None:
         self.journal.emit("batch.start", data={"index": index, "hosts": [h.name for h in batch]})
-        if self.on_batch:
-            self.on_batch(index, batch)
         futures = {pool.submit(self._one, h): h for h in self._skip_quarantined(batch)}
         pending = set(futures)
         while pending:  # short waits keep the main thread responsive to Ctrl-C
@@ -284,6 +292,10 @@ class Rollout:
             self.options.concurrency, thread_name_prefix="fleet-host"
         ) as pool:
             for index, batch in enumerate(batches, start=1):
+                if not self._may_start():
+                    break
+                if self.before_batch and not self.before_batch(index, batch):
+                    break
                 if not self._may_start():
                     break
                 self._run_batch(pool, index, batch)

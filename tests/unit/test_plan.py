@@ -208,7 +208,7 @@ def test_plan_is_immutable() -> None:
             """,
             4,
             "stages.0.kind",
-            "'ssh', 'rescue', 'disk', 'reboot' or 'wait_ssh'",
+            "'ssh', 'python', 'rescue', 'disk', 'reboot', 'wait_ssh' or 'reinstall'",
             id="unknown-stage-kind",
         ),
         pytest.param(
