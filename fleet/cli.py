@@ -295,3 +295,6 @@ def finish(result: RolloutResult) -> NoReturn:
 
 
 from fleet import commands  # noqa: E402,F401  (registers the subcommands)
+from fleet import commands_reinstall  # noqa: E402,F401
+from fleet import commands_report  # noqa: E402,F401
+from fleet import commands_schedule  # noqa: E402,F401

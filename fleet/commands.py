@@ -14,8 +14,6 @@ from fleet.errors import UsageError
 if TYPE_CHECKING:
     from fleet.plan import Plan
 
-EXAMPLE = "\n\n\b\nExample:\n  "
-
 
 def load_plan(ref: str, variables: tuple[str, ...] = ()) -> Plan:
     """A plan file path, or ``builtin:NAME`` for the plans shipped in fleet.plans."""
@@ -134,13 +132,14 @@ def plan_cmd(
     variables: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    (
-        """Show what a rollout of PLAN would do, per host. Changes nothing anywhere.
+    """Show what a rollout of PLAN would do, per host. Changes nothing anywhere.
 
-    PLAN is a YAML file or a built-in plan name (see docs/plans.md)."""
-        + EXAMPLE
-        + "fleet plan plans/app.yaml --limit 'dc:gra3,&hybrid' --batches 1,10%,100%"
-    )
+    PLAN is a YAML file or a built-in plan name (see docs/plans.md).
+
+    \b
+    Example:
+      fleet plan plans/app.yaml --limit 'dc:gra3,&hybrid' --batches 1,10%,100%
+    """
     from fleet.batching import make_batches
     from fleet.plan import render_for_host
 
@@ -184,15 +183,16 @@ def rollout_cmd(
     wait_for_leases: str,
     **kw: Any,
 ) -> None:
-    (
-        """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
+    """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
 
     Canary first, then the next batches; a host takes its lease before anything runs on it.
     When the budget is spent no new host starts and the run halts until `fleet resume RUN` or
-    `fleet abort RUN`. Ctrl-C once: finish in-flight steps and halt; twice: cut them."""
-        + EXAMPLE
-        + "fleet rollout plans/app.yaml -l hybrid --batches 1,10%,100% --by datacenter --max-failures 2"
-    )
+    `fleet abort RUN`. Ctrl-C once: finish in-flight steps and halt; twice: cut them.
+
+    \b
+    Example:
+      fleet rollout plans/app.yaml -l hybrid --batches 1,10%,100% --by datacenter --max-failures 2
+    """
     from fleet.runs import create_run
 
     kw["bake"] = parse_duration(kw["bake"], "--bake")
@@ -238,12 +238,13 @@ def run_cmd(
     batches: str,
     max_failures: int | None,
 ) -> None:
-    (
-        """Run ad-hoc commands on hosts, in order, through the same engine as a rollout
-    (journal, leases, batches), printing each output line prefixed by the host."""
-        + EXAMPLE
-        + "fleet run -l 'web-*' 'uptime' 'df -h /'"
-    )
+    """Run ad-hoc commands on hosts, in order, through the same engine as a rollout
+    (journal, leases, batches), printing each output line prefixed by the host.
+
+    \b
+    Example:
+      fleet run -l 'web-*' 'uptime' 'df -h /'
+    """
     from fleet.plan import adhoc_plan
     from fleet.report import OutputPrinter
     from fleet.rollout import RolloutOptions
@@ -270,12 +271,13 @@ def run_cmd(
 @click.option("--output", "-o", type=click.Choice(["plain", "json"]), default="plain")
 @pass_app
 def resume_cmd(app: App, run_id: str, output: str) -> None:
-    (
-        """Continue a halted, failed or crashed run: finished steps are skipped, an interrupted
-    step is re-checked before anything is re-applied, hosts never reached are run."""
-        + EXAMPLE
-        + "fleet resume r20261125-101500-ab12"
-    )
+    """Continue a halted, failed or crashed run: finished steps are skipped, an interrupted
+    step is re-checked before anything is re-applied, hosts never reached are run.
+
+    \b
+    Example:
+      fleet resume r20261125-101500-ab12
+    """
     from fleet.rollout import RolloutOptions
     from fleet.runs import check_resumable, hosts_of, plan_for_resume, take_over_dead_leases
 
@@ -300,11 +302,12 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
 @click.option("--reason", default="aborted by the operator")
 @pass_app
 def abort_cmd(app: App, run_id: str, reason: str) -> None:
-    (
-        """End a halted run for good (it cannot be resumed afterwards)."""
-        + EXAMPLE
-        + "fleet abort r20261125-101500-ab12 --reason 'bad plan'"
-    )
+    """End a halted run for good (it cannot be resumed afterwards).
+
+    \b
+    Example:
+      fleet abort r20261125-101500-ab12 --reason 'bad plan'
+    """
     run = app.store.get_run(run_id)
     if run.state in ("done", "aborted"):
         raise UsageError(f"run {run_id} is already {run.state}")
@@ -316,11 +319,12 @@ def abort_cmd(app: App, run_id: str, reason: str) -> None:
 @click.option("--reason", required=True, help="Why: shown by every rollout that stops.")
 @pass_app
 def halt_cmd(app: App, reason: str) -> None:
-    (
-        """Global kill switch: every running and scheduled rollout starts no new host or batch."""
-        + EXAMPLE
-        + "fleet halt --reason 'storage alerts in gra3'"
-    )
+    """Global kill switch: every running and scheduled rollout starts no new host or batch.
+
+    \b
+    Example:
+      fleet halt --reason 'storage alerts in gra3'
+    """
     from fleet.runs import current_owner
 
     app.store.set_halt(str(current_owner()), reason)

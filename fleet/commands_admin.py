@@ -11,8 +11,6 @@ import click
 from fleet.cli import App, cli, pass_app
 from fleet.clock import utc_iso
 
-EXAMPLE = "\n\n\b\nExample:\n  "
-
 
 def table(rows: list[list[str]], headers: list[str]) -> None:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows, strict=False)]
@@ -26,11 +24,12 @@ def table(rows: list[list[str]], headers: list[str]) -> None:
 @click.option("--limit", "count", type=int, default=20, show_default=True, help="Runs listed.")
 @pass_app
 def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
-    (
-        """Runs and their state; with RUN, where every host stands."""
-        + EXAMPLE
-        + "fleet status r20261125-101500-ab12 --json"
-    )
+    """Runs and their state; with RUN, where every host stands.
+
+    \b
+    Example:
+      fleet status r20261125-101500-ab12 --json
+    """
     from fleet.status import run_status
 
     if run_id is None:
@@ -131,11 +130,12 @@ def leases_list(app: App, as_json: bool) -> None:
 @click.option("--reason", required=True, help="Recorded in the journal with who broke it.")
 @pass_app
 def leases_break(app: App, host: str, reason: str) -> None:
-    (
-        """Break HOST's lease (its holder loses it at its next heartbeat)."""
-        + EXAMPLE
-        + "fleet leases break srv-042 --reason 'operator laptop died'"
-    )
+    """Break HOST's lease (its holder loses it at its next heartbeat).
+
+    \b
+    Example:
+      fleet leases break srv-042 --reason 'operator laptop died'
+    """
     from fleet.runs import current_owner
 
     lease = app.store.break_lease(host, str(current_owner()), reason)
@@ -174,7 +174,12 @@ def quarantine_list(app: App, as_json: bool) -> None:
 @click.argument("hosts", nargs=-1, required=True)
 @pass_app
 def quarantine_clear(app: App, hosts: tuple[str, ...]) -> None:
-    """Let later rollouts touch HOSTS again.""" + EXAMPLE + "fleet quarantine clear srv-042"
+    """Let later rollouts touch HOSTS again.
+
+    \b
+    Example:
+      fleet quarantine clear srv-042
+    """
     from fleet.runs import current_owner
 
     for host in hosts:
@@ -209,11 +214,12 @@ def _host_row(h: Any) -> list[str]:
 @click.option("--json", "as_json", is_flag=True)
 @pass_app
 def inventory_list(app: App, limit: str | None, from_ovh: bool, as_json: bool) -> None:
-    (
-        """List hosts; --limit selects like a rollout does."""
-        + EXAMPLE
-        + "fleet inventory list --ovh -l hybrid"
-    )
+    """List hosts; --limit selects like a rollout does.
+
+    \b
+    Example:
+      fleet inventory list --ovh -l hybrid
+    """
     inv = app.inventory()
     if from_ovh:
         from fleet.inventory import enrich

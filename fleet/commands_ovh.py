@@ -7,7 +7,7 @@ import json
 import click
 
 from fleet.cli import App, cli, pass_app
-from fleet.commands_admin import EXAMPLE, table
+from fleet.commands_admin import table
 from fleet.errors import FleetError, UsageError
 
 
@@ -68,13 +68,14 @@ def ovh_servers(app: App, as_json: bool) -> None:
 @click.option("--timeout", type=float, default=900, show_default=True)
 @pass_app
 def ovh_boot(app: App, host: str, mode: str, reboot: bool, wait: bool, timeout: float) -> None:
-    (
-        """Set HOST's boot to rescue or disk and (by default) hard-reboot it.
+    """Set HOST's boot to rescue or disk and (by default) hard-reboot it.
 
-    Rescue uses the customer rescue kernel and sets rescueSshKey from rescue.ssh_public_key."""
-        + EXAMPLE
-        + "fleet ovh boot srv-001 rescue --wait"
-    )
+    Rescue uses the customer rescue kernel and sets rescueSshKey from rescue.ssh_public_key.
+
+    \b
+    Example:
+      fleet ovh boot srv-001 rescue --wait
+    """
     provider = app.provider()
     service = _service(app, host)
     boot = provider.rescue_boot(service) if mode == "rescue" else provider.disk_boot(service)

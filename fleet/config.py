@@ -123,7 +123,9 @@ def _coerce(setting: Setting, value: Any, origin: str) -> Any:
     if value is None:
         return None
     if not isinstance(value, str) and not _typed_ok(setting.type, value):
-        raise ConfigError(f"{origin}: {setting.name} must be {setting.type.__name__}, got {value!r}")
+        raise ConfigError(
+            f"{origin}: {setting.name} must be {setting.type.__name__}, got {value!r}"
+        )
     try:
         if setting.type is bool and isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on"):

@@ -340,8 +340,14 @@ def render_stage(
 
         steps.append(
             RenderedStep(
-                stage.name, step.name, r(step.apply, "apply") or "", r(step.check, "check"),
-                r(step.verify, "verify"), step.timeout, step.retries, step.retry_delay,
+                stage.name,
+                step.name,
+                r(step.apply, "apply") or "",
+                r(step.check, "check"),
+                r(step.verify, "verify"),
+                step.timeout,
+                step.retries,
+                step.retry_delay,
                 step.destructive,
             )
         )
@@ -351,9 +357,7 @@ def render_stage(
     return rendered, skipped
 
 
-def render_for_host(
-    plan: Plan, host: Host, facts: Mapping[str, Any] | None = None
-) -> HostPlan:
+def render_for_host(plan: Plan, host: Host, facts: Mapping[str, Any] | None = None) -> HostPlan:
     """Render every stage for ``host``; raises PlanError naming the step and variable.
 
     Without ``facts`` (before any host is contacted), ``facts.X`` placeholders render as

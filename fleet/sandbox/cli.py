@@ -15,8 +15,6 @@ import click
 from fleet.cli import App, cli, pass_app
 from fleet.errors import FleetError
 
-EXAMPLE = "\n\n\b\nExample:\n  "
-
 
 def sandbox_dir(app: App) -> Path:
     return app.settings.state_dir / "sandbox"
@@ -72,11 +70,12 @@ def sandbox_group() -> None:
 def sandbox_up(
     app: App, servers: int, port: int, seed: int | None, reboot_seconds: float, timeout: float
 ) -> None:
-    (
-        """Start the sandbox in the background and write its inventory and settings."""
-        + EXAMPLE
-        + "fleet sandbox up --servers 50"
-    )
+    """Start the sandbox in the background and write its inventory and settings.
+
+    \b
+    Example:
+      fleet sandbox up --servers 50
+    """
     directory = sandbox_dir(app)
     if _daemon_state(directory):
         raise FleetError(
