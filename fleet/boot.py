@@ -1,4 +1,4 @@
-"""Provider stages: rescue boot, back to disk, reboot, wait for SSH.
+"""Provider stages: rescue boot, back to disk, reboot, wait for SSH, reinstall.
 
 Each stage is converging like an SSH step: it first checks whether the host is already where the
 stage would put it (boot setting in the API, SSH answering with the pinned key of that boot
@@ -6,19 +6,27 @@ generation, identity), and only then sets the boot, reboots, waits for the task 
 
 Host keys: after fleet itself reboots a host into rescue, the new rescue key is accepted and pinned
 for the "rescue" role; back on disk the installed system's pinned "disk" key must match again.
+After a reinstall the installed system's key is new: it is accepted and pinned for the "disk"
+role once the host proves to be the freshly installed server (see :mod:`fleet.reinstall`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from fleet import reinstall
 from fleet.errors import FleetError, HostKeyMismatch, TransportError
+from fleet.provider.base import Task
 from fleet.transport.base import KeyExpectation, Transport
 
 if TYPE_CHECKING:
     from fleet.executor import Pipeline
     from fleet.plan import RenderedStage
+
+
+log = logging.getLogger(__name__)
 
 
 class WrongServer(FleetError):
@@ -37,7 +45,13 @@ def is_installed_system(transport: Transport) -> bool:
 
 def run_stage(p: Pipeline, stage: RenderedStage) -> str:
     """Run a provider stage for pipeline ``p``; returns the boot mode the host is left in."""
-    handlers = {"rescue": _rescue, "disk": _disk, "reboot": _reboot, "wait_ssh": _wait_ssh}
+    handlers = {
+        "rescue": _rescue,
+        "disk": _disk,
+        "reboot": _reboot,
+        "wait_ssh": _wait_ssh,
+        "reinstall": _reinstall,
+    }
     p.journal.emit("step.start", host=p.host.name, stage=stage.name, step=stage.kind)
     mode, outcome = handlers[stage.kind](p, stage)
     p.journal.emit(
@@ -106,7 +120,11 @@ def _reboot_into(p: Pipeline, service: str, boot_id: int | None, stage: Rendered
 
 
 def _await_ssh(
-    p: Pipeline, stage: RenderedStage, expect: KeyExpectation, check: Callable[[Transport], bool]
+    p: Pipeline,
+    stage: RenderedStage,
+    expect: KeyExpectation,
+    check: Callable[[Transport], bool],
+    timeout: float | None = None,
 ) -> None:
     p.journal.emit(
         "host.wait",
@@ -116,7 +134,11 @@ def _await_ssh(
         data={"what": f"SSH with the {expect.role} host key"},
     )
     transport = p.svc.connector.wait_for_ssh(
-        p.endpoint, expect, timeout=_timeout(p, stage), poll_interval=2.0, identity_check=check
+        p.endpoint,
+        expect,
+        timeout=timeout or _timeout(p, stage),
+        poll_interval=p.job.settings.ssh_poll,
+        identity_check=check,
     )
     p.adopt(transport)
 
@@ -158,3 +180,87 @@ def _wait_ssh(p: Pipeline, stage: RenderedStage) -> tuple[str, str]:
     check = is_rescue if p.mode == "rescue" else is_installed_system
     _await_ssh(p, stage, KeyExpectation(role=p.mode), check)
     return p.mode, "converged"
+
+
+def _reinstall(p: Pipeline, stage: RenderedStage) -> tuple[str, str]:
+    """Reinstall the OS through the API, then pin the new system's host key.
+
+    Refused (nothing sent) unless the run approves this host and the request fits the server.
+    The task of an earlier attempt of this run is adopted; so is one already running.
+    """
+    service = _service(p)
+    _check_identity(p, service)
+    reinstall.check_approved(p.svc.store.get_run(p.job.run_id).options, p.host.name)
+    spec = reinstall.parse_params(stage.params, p.host.name)
+    earlier = reinstall.earlier_attempt(p.svc.store.events(p.job.run_id, p.host.name), stage.name)
+    task = reinstall.resume_task(p.svc.provider, service, earlier) if earlier else None
+    if task is not None:
+        _note_task(p, stage, task, "adopting")
+    else:
+        task = _start_reinstall(p, stage, service, spec)
+    timeout = stage.timeout or reinstall.DEFAULT_TIMEOUT
+    progress = reinstall.InstallProgress(p, stage, service)
+    p.svc.provider.wait_task(service, task.id, timeout, progress)
+    _clear_rescue_key(p, service, spec)
+    names = [service, p.svc.provider.server(service).reverse]
+    if spec.hostname:
+        names.append(reinstall.hostname_for(spec.hostname, p.host.name, service, p.host.name))
+    expect = KeyExpectation(role="disk", accept_new=True)
+    check = reinstall.installed_identity(names)
+    _await_ssh(p, stage, expect, check, timeout=p.job.settings.reboot_timeout)
+    return "disk", "applied"
+
+
+def _start_reinstall(
+    p: Pipeline, stage: RenderedStage, service: str, spec: reinstall.ReinstallSpec
+) -> Task:
+    """Validate (GETs only), adopt a reinstall already running, else POST one.
+
+    The ids of the existing reinstall tasks are journaled before the POST, so that a resume
+    after a crash in between finds the task this POST started instead of starting another.
+    """
+    prov = p.svc.provider
+    key = p.job.settings.rescue_public_key
+    request = reinstall.prepare_request(prov, p.host, spec, ssh_key=key)
+    known = prov.tasks(service, function=reinstall.REINSTALL_TASK)
+    running = reinstall.in_flight(prov, service, known)
+    if running is not None:
+        _note_task(p, stage, running, "adopting")
+        return running
+    p.journal.emit(
+        "host.wait",
+        host=p.host.name,
+        stage=stage.name,
+        step=stage.kind,
+        data={"what": f"OVH to accept the reinstall of {spec.os}", "known_tasks": known},
+    )
+    if p.svc.leases:
+        p.svc.leases.ensure(p.host.name)  # fencing: still ours right before we destroy
+    task = prov.reinstall(service, request)
+    _note_task(p, stage, task, "started")
+    return task
+
+
+def _note_task(p: Pipeline, stage: RenderedStage, task: Task, how: str) -> None:
+    p.journal.emit(
+        "host.wait",
+        host=p.host.name,
+        stage=stage.name,
+        step=stage.kind,
+        query_id=task.query_id,
+        data={"what": f"OVH task {task.id} ({task.function}, {how})", "task": task.id},
+    )
+
+
+def _clear_rescue_key(p: Pipeline, service: str, spec: reinstall.ReinstallSpec) -> None:
+    """A rescue key fleet set and left behind breaks later installs: clear it (and leave a
+    key fleet did not set alone)."""
+    prov = p.svc.provider
+    current = prov.server(service).rescue_ssh_key
+    if not current:
+        return
+    ours = (p.job.settings.rescue_public_key, spec.ssh_key)
+    if not any(reinstall.same_key(current, key) for key in ours):
+        log.warning("%s: leaving a rescue SSH key fleet did not set on %s", p.host.name, service)
+        return
+    prov.set_boot(service, prov.disk_boot(service).id, rescue_ssh_key="")

@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 host failures, 2 halted or aborted, 3 usage or configuration
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from fleet.journal import Observer
     from fleet.plan import Plan
     from fleet.provider.base import Provider
-    from fleet.rollout import RolloutOptions, RolloutResult
+    from fleet.rollout import Rollout, RolloutOptions, RolloutResult
     from fleet.store.base import RunRecord, Store
 
 log = logging.getLogger("fleet")
@@ -76,7 +77,7 @@ class App:
         return self.inventory().select(limit)
 
     def provider(self) -> Provider:
-        from fleet.provider.ovh import OvhProvider, build_client
+        from fleet.provider.ovh import OvhProvider, RetryPolicy, build_client
 
         s = self.settings
         client = build_client(
@@ -84,7 +85,16 @@ class App:
             endpoint_url=s.get("ovh.endpoint_url"),
             config_file=s.get("ovh.config_file"),
         )
-        return OvhProvider(client, rate_limit_per_minute=s.get("ovh.rate_limit"))
+        retry = RetryPolicy(
+            initial_wait=s.get("ovh.retry_wait"), max_wait=s.get("ovh.retry_max_wait")
+        )
+        return OvhProvider(
+            client,
+            rate_limit_per_minute=s.get("ovh.rate_limit"),
+            retry=retry,
+            poll_interval=s.get("ovh.poll_interval"),
+            max_poll_interval=s.get("ovh.max_poll_interval"),
+        )
 
     def close(self) -> None:
         for closer in reversed(self._closers):
@@ -94,15 +104,24 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
-def fail(exc: FleetError, debug: bool) -> NoReturn:
+def fail(exc: Exception, debug: bool) -> NoReturn:
+    """One line saying what went wrong, one hint saying what to do; the traceback only with
+    ``--debug``. An error that is not a :class:`FleetError` is a bug or an unexpected
+    environment problem: exit 1, and ask for ``--debug``."""
     if debug:
         import traceback
 
         traceback.print_exception(exc)
-    click.echo(f"error: {exc.message}", err=True)
-    if exc.hint:
-        click.echo(f"hint: {exc.hint}", err=True)
-    sys.exit(exc.exit_code)
+    if isinstance(exc, FleetError):
+        message, hint, code = exc.message, exc.hint, exc.exit_code
+    else:
+        message = f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
+        hint = None if debug else "run again with --debug for the traceback, and report it"
+        code = 1
+    click.echo(f"error: {message}", err=True)
+    if hint:
+        click.echo(f"hint: {hint}", err=True)
+    sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -157,7 +176,7 @@ def main() -> None:
     """Console entry point: run the CLI, turn fleet errors into one line and an exit code."""
     debug = "--debug" in sys.argv
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(prog_name="fleet", complete_var="_FLEET_COMPLETE", standalone_mode=False)
     except FleetError as exc:
         fail(exc, debug)
     except click.exceptions.Abort:
@@ -169,6 +188,26 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(2)
+    except Exception as exc:  # anything else: still one line, not a traceback
+        fail(exc, debug)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+@cli.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_cmd(shell: str) -> None:
+    """Print the shell completion script for SHELL (commands, options, choices).
+
+    \b
+    Example:
+      eval "$(fleet completion bash)"        # in ~/.bashrc
+      fleet completion zsh > "${fpath[1]}/_fleet"
+    """
+    from click.shell_completion import get_completion_class
+
+    completer = get_completion_class(shell)
+    assert completer is not None, shell  # click.Choice admits only shells click knows
+    click.echo(completer(cli, {}, "fleet", "_FLEET_COMPLETE").source())
 
 
 # -----------------------------------------------------------------------------------------
@@ -184,6 +223,7 @@ def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
     return ExecSettings(
         lease_ttl=s.get("rollout.lease_ttl"),
         reboot_timeout=s.get("reboot.timeout"),
+        ssh_poll=s.get("reboot.ssh_poll"),
         rescue_public_key=rescue_key,
         wait_for_leases=wait_for_leases,
         key_file=s.get("ssh.key_file"),
@@ -205,11 +245,17 @@ def services(app: App) -> Services:
     return Services(app.store, connector, provider_factory=app.provider, leases=keeper)
 
 
-def observers(output: str) -> list[Observer]:
+def observers(output: str, run: RunRecord | None = None) -> list[Observer]:
+    """JSON lines with ``--output json``; the live view when stdout is a terminal; else one
+    plain timestamped line per transition (logs, CI, ``| tee``)."""
     from fleet.report import JsonPrinter, PlainPrinter
 
     if output == "json":
         return [JsonPrinter()]
+    if run is not None and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+        from fleet.live import LiveView
+
+        return [LiveView(run)]
     return [PlainPrinter()]
 
 
@@ -249,12 +295,15 @@ def execute(
     *,
     resuming: bool = False,
     wait_for_leases: float = 0.0,
+    configure: Callable[[Rollout], None] | None = None,
 ) -> RolloutResult:
+    """Build the rollout and run it; ``configure`` may set its hooks first (maintenance
+    windows: :func:`fleet.schedule.window_hooks`)."""
     from fleet.journal import Journal
     from fleet.rollout import Resumption, Rollout, read_resumption
 
     svc = services(app)
-    journal = Journal(app.store, run.id, (extra if extra is not None else observers(output)))
+    journal = Journal(app.store, run.id, (extra if extra is not None else observers(output, run)))
     resumption = (
         read_resumption(app.store.events(run.id)) if resuming else Resumption(frozenset(), {}, {})
     )
@@ -269,6 +318,8 @@ def execute(
         resumption=resumption,
         retry_quarantined=resuming,
     )
+    if configure is not None:
+        configure(rollout)
     with interrupts(svc):
         return rollout.execute()
 
@@ -294,7 +345,9 @@ def finish(result: RolloutResult) -> NoReturn:
     sys.exit(result.exit_code)
 
 
-from fleet import commands  # noqa: E402,F401  (registers the subcommands)
-from fleet import commands_reinstall  # noqa: E402,F401
-from fleet import commands_report  # noqa: E402,F401
-from fleet import commands_schedule  # noqa: E402,F401
+from fleet import (
+    commands,  # noqa: F401  (registers the subcommands)
+    commands_reinstall,  # noqa: F401
+    commands_report,  # noqa: F401
+    commands_schedule,  # noqa: F401
+)

@@ -56,6 +56,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ovh.config_file", str, None, "python-ovh configuration file with the credentials"),
     Setting("ovh.rate_limit", float, 60.0, "OVH API requests per minute (fair use is about 60)"),
     Setting("ovh.control_token", str, None, "sandbox API control token", secret=True),
+    Setting("ovh.poll_interval", float, 5.0, "seconds between polls of a running OVH task"),
+    Setting("ovh.max_poll_interval", float, 30.0, "longest poll interval while OVH answers errors"),
+    Setting("ovh.retry_wait", float, 1.0, "first wait before retrying a failed GET (then doubles)"),
+    Setting("ovh.retry_max_wait", float, 60.0, "longest wait between retries (Retry-After wins)"),
     Setting(
         "ssh.key_file", str, None, "private key for SSH logins (unless the inventory sets one)"
     ),
@@ -69,6 +73,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "reboot.timeout", float, 900.0, "seconds to wait for a reboot task and SSH to come back"
     ),
+    Setting("reboot.ssh_poll", float, 5.0, "seconds between SSH attempts while a host comes back"),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

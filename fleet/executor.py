@@ -54,6 +54,7 @@ class ExecSettings:
 
     lease_ttl: float = 300.0
     reboot_timeout: float = 900.0
+    ssh_poll: float = 5.0
     rescue_public_key: str | None = None
     infra_retries: int = 2
     infra_retry_delay: float = 5.0

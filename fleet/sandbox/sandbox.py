@@ -174,10 +174,11 @@ class Sandbox:
             f'inventory = "{d / "inventory.yaml"}"\n\n'
             f'[ovh]\nendpoint = "{ENDPOINT_NAME}"\nendpoint_url = "{self.url}"\n'
             f'config_file = "{d / "ovh.conf"}"\nrate_limit = 6000.0\n'
+            "poll_interval = 0.25\nmax_poll_interval = 2.0\nretry_wait = 0.2\nretry_max_wait = 2.0\n"
             f'control_token = "{self.control_token}"\n\n'
             f'[ssh]\nkey_file = "{d / "id_ed25519"}"\n\n'
             f'[rescue]\nssh_public_key = "{d / "id_ed25519.pub"}"\n\n'
-            "[reboot]\ntimeout = 120.0\n"
+            "[reboot]\ntimeout = 120.0\nssh_poll = 0.5\n"
         )
 
     def inventory_yaml(self) -> str:
