@@ -182,8 +182,13 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(2)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "fleet"
+        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(f"hint: `{where} --help` shows the usage and an example", err=True)
+        sys.exit(3)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(3)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -345,7 +350,7 @@ def finish(result: RolloutResult) -> NoReturn:
     sys.exit(result.exit_code)
 
 
-from fleet import (
+from fleet import (  # noqa: E402  (the subcommands register on `cli` when imported)
     commands,  # noqa: F401  (registers the subcommands)
     commands_reinstall,  # noqa: F401
     commands_report,  # noqa: F401
