@@ -97,6 +97,50 @@ class HaltState:
     at: datetime
 
 
+#: What a schedule does with due times that passed while no scheduler ran: ``skip`` them (log
+#: and wait for the next one) or run ``once`` (one rollout, however many slots were missed).
+MISSED_POLICIES = ("skip", "once")
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A rollout started by ``fleet scheduler run`` at each due time of a cron expression.
+
+    ``args`` are the ``fleet rollout`` arguments after the plan (limit, batches, windows...).
+    Due times at or before ``since`` (creation, last resume) are never run.
+    """
+
+    name: str
+    plan: str
+    cron: str
+    tz: str
+    args: tuple[str, ...] = ()
+    missed: str = "skip"
+    paused: bool = False
+    created_by: str = ""
+    created_at: datetime | None = None
+    since: datetime | None = None
+    expires_at: datetime | None = None
+    last_due: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleFire:
+    """One due time of a schedule, recorded once: (schedule, due_at) is unique in the store.
+
+    ``outcome``: ``starting`` (claimed, rollout being launched), ``started``, ``skipped``
+    (missed and the policy is skip) or ``failed`` (the rollout could not be launched).
+    """
+
+    schedule: str
+    due_at: datetime
+    fired_at: datetime
+    by: str
+    outcome: str
+    run_id: str | None = None
+    detail: str | None = None
+
+
 class Store(Protocol):
     """Every backend implements this. Methods are safe to call from several threads."""
 
@@ -136,5 +180,40 @@ class Store(Protocol):
     # host keys (see fleet.transport.base.HostKeys)
     def pinned_key(self, host: str, role: str) -> tuple[str, str] | None: ...
     def pin_key(self, host: str, role: str, key_type: str, blob: str) -> None: ...
+
+    # schedules (see fleet.schedule)
+    def add_schedule(self, schedule: ScheduleRecord) -> ScheduleRecord:
+        """Store a new schedule (its name must be new); returns it with its instants set."""
+        ...
+
+    def get_schedule(self, name: str) -> ScheduleRecord: ...
+    def list_schedules(self) -> list[ScheduleRecord]: ...
+    def remove_schedule(self, name: str, who: str) -> bool: ...
+    def set_schedule_paused(self, name: str, paused: bool, who: str) -> ScheduleRecord:
+        """Pause or resume; resuming moves ``since`` to now, so slots passed while paused
+        are never run."""
+        ...
+
+    def record_schedule_fire(
+        self,
+        name: str,
+        due_at: datetime,
+        run_id: str | None,
+        *,
+        outcome: str = "starting",
+        by: str = "",
+        detail: str | None = None,
+    ) -> bool:
+        """Claim the due time ``due_at`` of schedule ``name``, atomically: True for the one
+        caller that recorded it, False when it was already recorded (by anyone, ever) or the
+        schedule is paused or gone."""
+        ...
+
+    def update_schedule_fire(
+        self, name: str, due_at: datetime, *, outcome: str, run_id: str | None, detail: str | None
+    ) -> None: ...
+    def schedule_fires(self, name: str, limit: int = 20) -> list[ScheduleFire]:
+        """The newest fires of a schedule, newest first."""
+        ...
 
     def close(self) -> None: ...

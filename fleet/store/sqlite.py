@@ -24,6 +24,7 @@ import sqlite3
 import threading
 import weakref
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from fleet.clock import SystemClock, parse_utc, utc_iso
 from fleet.errors import ConfigError, LeaseHeld, StoreError
 from fleet.store.base import (
+    MISSED_POLICIES,
     RUN_STATES,
     Event,
     HaltState,
@@ -38,6 +40,8 @@ from fleet.store.base import (
     Owner,
     QuarantineEntry,
     RunRecord,
+    ScheduleFire,
+    ScheduleRecord,
 )
 
 if TYPE_CHECKING:
@@ -47,7 +51,8 @@ if TYPE_CHECKING:
     from fleet.clock import Clock
 
 #: Bumped on every schema change; a newer file is refused rather than misread.
-SCHEMA_VERSION = 1
+#: Version 2 added the schedules and their fires (see :data:`_MIGRATIONS`).
+SCHEMA_VERSION = 2
 
 #: How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 10_000
@@ -122,6 +127,36 @@ CREATE TABLE IF NOT EXISTS host_keys (
 );
 """
 
+#: Schema changes after version 1, by the version they bring the file to; applied in order
+#: inside the transaction that opens an older file.
+_MIGRATIONS: dict[int, str] = {
+    2: """
+CREATE TABLE IF NOT EXISTS schedules (
+    name TEXT PRIMARY KEY,
+    plan TEXT NOT NULL,
+    cron TEXT NOT NULL,
+    tz TEXT NOT NULL,
+    args TEXT NOT NULL,
+    missed TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    since TEXT NOT NULL,
+    expires_at TEXT
+);
+CREATE TABLE IF NOT EXISTS schedule_fires (
+    schedule TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    fired_at TEXT NOT NULL,
+    by TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    run_id TEXT,
+    detail TEXT,
+    PRIMARY KEY (schedule, due_at)
+);
+""",
+}
+
 _INSERT_EVENT = (
     "INSERT INTO events (run_id, kind, at, host, stage, step, outcome, exit_code, excerpt,"
     " query_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -135,6 +170,16 @@ _RUN_COLUMNS = (
 )
 _LEASE_COLUMNS = (
     "host, owner_user, owner_machine, owner_pid, owner_run_id, token, taken_at, expires_at"
+)
+_SCHEDULE_COLUMNS = (
+    "name, plan, cron, tz, args, missed, paused, created_by, created_at, since, expires_at"
+)
+#: A schedule with its last recorded due time (the newest fire, whatever its outcome).
+_SELECT_SCHEDULES = (
+    "SELECT s.name, s.plan, s.cron, s.tz, s.args, s.missed, s.paused, s.created_by,"
+    " s.created_at, s.since, s.expires_at,"
+    " (SELECT MAX(f.due_at) FROM schedule_fires f WHERE f.schedule = s.name)"
+    " FROM schedules s"
 )
 _RENEW_HINT = "the host may now be touched by someone else: stop working on it"
 
@@ -232,9 +277,12 @@ class SqliteStore:
                     hint="upgrade fleet, or point --store at another file",
                 )
             if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                scripts = [_SCHEMA] if version < 1 else []
+                scripts += [_MIGRATIONS[v] for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1)]
+                for script in scripts:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -539,6 +587,129 @@ class SqliteStore:
             (host, role, key_type, blob, self._now()),
         )
 
+    # ------------------------------------------------------------------ schedules
+
+    def add_schedule(self, schedule: ScheduleRecord) -> ScheduleRecord:
+        """Store a new schedule; ``created_at`` and ``since`` default to now. Audited."""
+        if schedule.missed not in MISSED_POLICIES:
+            raise StoreError(f"schedule {schedule.name}: unknown missed policy {schedule.missed!r}")
+        now = _to_ms(self._clock.now())
+        created = _to_ms(schedule.created_at) if schedule.created_at else now
+        since = _to_ms(schedule.since) if schedule.since else created
+        expires = utc_iso(schedule.expires_at) if schedule.expires_at else None
+        args = _dumps(list(schedule.args), f"schedule {schedule.name} args")
+        with self._transaction(f"add schedule {schedule.name}") as conn:
+            if conn.execute("SELECT 1 FROM schedules WHERE name = ?", (schedule.name,)).fetchone():
+                raise StoreError(
+                    f"schedule {schedule.name!r} already exists in {self.path}",
+                    hint=f"`fleet schedule remove {schedule.name}` first, or pick another name",
+                )
+            conn.execute(
+                f"INSERT INTO schedules ({_SCHEDULE_COLUMNS}) VALUES ({_marks(11)})",
+                (
+                    schedule.name,
+                    schedule.plan,
+                    schedule.cron,
+                    schedule.tz,
+                    args,
+                    schedule.missed,
+                    int(schedule.paused),
+                    schedule.created_by,
+                    utc_iso(created),
+                    utc_iso(since),
+                    expires,
+                ),
+            )
+            data = {"who": schedule.created_by, "plan": schedule.plan, "cron": schedule.cron}
+            self._audit(conn, "schedule.add", "-", None, {**data, "schedule": schedule.name})
+        return replace(schedule, created_at=created, since=since, last_due=None)
+
+    def get_schedule(self, name: str) -> ScheduleRecord:
+        rows = self._read("read a schedule", f"{_SELECT_SCHEDULES} WHERE s.name = ?", (name,))
+        if not rows:
+            raise StoreError(f"no schedule {name!r}; `fleet schedule list` lists them")
+        return _schedule_from_row(rows[0])
+
+    def list_schedules(self) -> list[ScheduleRecord]:
+        rows = self._read("list schedules", f"{_SELECT_SCHEDULES} ORDER BY s.name")
+        return [_schedule_from_row(row) for row in rows]
+
+    def remove_schedule(self, name: str, who: str) -> bool:
+        """Forget a schedule and its fires (the runs it started stay). Audited."""
+        with self._transaction(f"remove schedule {name}") as conn:
+            gone = conn.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount
+            conn.execute("DELETE FROM schedule_fires WHERE schedule = ?", (name,))
+            if gone:
+                self._audit(conn, "schedule.remove", "-", None, {"who": who, "schedule": name})
+            return bool(gone)
+
+    def set_schedule_paused(self, name: str, paused: bool, who: str) -> ScheduleRecord:
+        with self._transaction(f"{'pause' if paused else 'resume'} schedule {name}") as conn:
+            sql = "UPDATE schedules SET paused = ? WHERE name = ?"
+            params: tuple[Any, ...] = (int(paused), name)
+            if not paused:
+                sql = "UPDATE schedules SET paused = 0, since = ? WHERE name = ? AND paused = 1"
+                params = (self._now(), name)
+            conn.execute(sql, params)
+            row = conn.execute(f"{_SELECT_SCHEDULES} WHERE s.name = ?", (name,)).fetchone()
+            if row is None:
+                raise StoreError(f"no schedule {name!r}; `fleet schedule list` lists them")
+            kind = "schedule.pause" if paused else "schedule.resume"
+            self._audit(conn, kind, "-", None, {"who": who, "schedule": name})
+            return _schedule_from_row(row)
+
+    def record_schedule_fire(
+        self,
+        name: str,
+        due_at: datetime,
+        run_id: str | None,
+        *,
+        outcome: str = "starting",
+        by: str = "",
+        detail: str | None = None,
+    ) -> bool:
+        """Claim one due time: the (schedule, due_at) primary key makes it unique for good."""
+        due = utc_iso(due_at)
+        with self._transaction(f"record a fire of schedule {name}") as conn:
+            row = conn.execute("SELECT paused FROM schedules WHERE name = ?", (name,)).fetchone()
+            if row is None or row[0]:
+                return False
+            done = conn.execute(
+                "SELECT 1 FROM schedule_fires WHERE schedule = ? AND due_at = ?", (name, due)
+            ).fetchone()
+            if done:
+                return False
+            conn.execute(
+                "INSERT INTO schedule_fires (schedule, due_at, fired_at, by, outcome, run_id,"
+                " detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, due, self._now(), by, outcome, run_id, detail),
+            )
+            data = {"schedule": name, "due_at": due, "by": by, "outcome": outcome}
+            self._audit(conn, "schedule.fire", run_id or "-", None, data)
+            return True
+
+    def update_schedule_fire(
+        self, name: str, due_at: datetime, *, outcome: str, run_id: str | None, detail: str | None
+    ) -> None:
+        self._write(
+            f"update a fire of schedule {name}",
+            "UPDATE schedule_fires SET outcome = ?, run_id = ?, detail = ?"
+            " WHERE schedule = ? AND due_at = ?",
+            (outcome, run_id, detail, name, utc_iso(due_at)),
+        )
+
+    def schedule_fires(self, name: str, limit: int = 20) -> list[ScheduleFire]:
+        rows = self._read(
+            f"read the fires of schedule {name}",
+            "SELECT schedule, due_at, fired_at, by, outcome, run_id, detail FROM schedule_fires"
+            " WHERE schedule = ? ORDER BY due_at DESC LIMIT ?",
+            (name, max(limit, 0)),
+        )
+        return [
+            ScheduleFire(s, parse_utc(due), parse_utc(fired), by, outcome, run_id, detail)
+            for s, due, fired, by, outcome, run_id, detail in rows
+        ]
+
 
 # ------------------------------------------------------------------------ helpers
 
@@ -624,6 +795,24 @@ def _event_from_row(row: tuple[Any, ...]) -> Event:
         query_id=query_id,
         data=json.loads(data) if data else {},
         seq=seq,
+    )
+
+
+def _schedule_from_row(row: tuple[Any, ...]) -> ScheduleRecord:
+    name, plan, cron, tz, args, missed, paused, by, created, since, expires, last_due = row
+    return ScheduleRecord(
+        name=name,
+        plan=plan,
+        cron=cron,
+        tz=tz,
+        args=tuple(json.loads(args)),
+        missed=missed,
+        paused=bool(paused),
+        created_by=by,
+        created_at=parse_utc(created),
+        since=parse_utc(since),
+        expires_at=parse_utc(expires) if expires else None,
+        last_due=parse_utc(last_due) if last_due else None,
     )
 
 

@@ -68,11 +68,17 @@ def test_rescue_round_trip_under_chaos_has_no_payload_failure(
     store = open_store(fleet.state / "fleet.db")
     try:
         for i in range(56, 60):
-            disk, rescue = store.pinned_key(f"srv-{i:03d}", "disk"), store.pinned_key(f"srv-{i:03d}", "rescue")
+            disk, rescue = (
+                store.pinned_key(f"srv-{i:03d}", "disk"),
+                store.pinned_key(f"srv-{i:03d}", "rescue"),
+            )
             assert disk and rescue and disk != rescue
     finally:
         store.close()
-    assert chaos.api.server_mode("ns3100055.ip-" + chaos.servers[55].address.replace(".", "-") + ".eu") == "disk"
+    assert (
+        chaos.api.server_mode("ns3100055.ip-" + chaos.servers[55].address.replace(".", "-") + ".eu")
+        == "disk"
+    )
     # and a second rollout finds everything converged without rebooting anything
     again = fleet("rollout", str(plan), "--limit", names(56, 59), "--batches", "100%")
     assert again.returncode == 0
@@ -80,7 +86,9 @@ def test_rescue_round_trip_under_chaos_has_no_payload_failure(
     assert not [e for e in events if e.kind == "host.wait"], "no reboot on a converged host"
 
 
-def test_unexpected_host_key_change_stops_that_host(sandbox: Sandbox, fleet: FleetCli, tmp_path: Path) -> None:
+def test_unexpected_host_key_change_stops_that_host(
+    sandbox: Sandbox, fleet: FleetCli, tmp_path: Path
+) -> None:
     assert sandbox.hosts is not None
     tid = new_tid()
     first = fleet("run", "--limit", "srv-060", f"mkdir -p $HOME/{tid}")

@@ -58,7 +58,9 @@ def counts(sandbox: Sandbox, tid: str) -> dict[str, list[int]]:
     for i in range(HOSTS[0], HOSTS[1] + 1):
         home = sandbox.hosts.home_dir(f"srv-{i:03d}", "disk") / tid
         out[f"srv-{i:03d}"] = [
-            len((home / f"count{n}").read_text().splitlines()) if (home / f"count{n}").exists() else 0
+            len((home / f"count{n}").read_text().splitlines())
+            if (home / f"count{n}").exists()
+            else 0
             for n in range(1, STEPS + 1)
         ]
     return out
@@ -72,8 +74,16 @@ def test_kill_9_then_resume_converges_without_repeating_steps(
     fleet = FleetCli(tmp_path / "state", sandbox.config_path)
     tid = new_tid()
     plan = write_plan(tmp_path / "p.yaml", counted_plan(tid))
-    proc = fleet.popen("rollout", str(plan), "--limit", names(*HOSTS), "--batches", "1,30%,100%",
-                       "--concurrency", "4")
+    proc = fleet.popen(
+        "rollout",
+        str(plan),
+        "--limit",
+        names(*HOSTS),
+        "--batches",
+        "1,30%,100%",
+        "--concurrency",
+        "4",
+    )
     try:
         time.sleep(rng.uniform(0.3, 3.0))  # a random moment: before, during or after any step
     finally:
