@@ -7,6 +7,7 @@ steps finished (skip them), which were interrupted (re-check them) and which nev
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any, Protocol
 
 from fleet.clock import Clock, SystemClock
@@ -42,7 +43,7 @@ class Journal:
 
     def emit(self, kind: str, **fields: Any) -> Event:
         event = Event(run_id=self.run_id, kind=kind, at=self.clock.now(), **fields)
-        self.store.record(event)
+        event = replace(event, seq=self.store.record(event))
         if self.observers:
             with self._lock:
                 for observer in self.observers:

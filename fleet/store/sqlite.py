@@ -184,6 +184,43 @@ _SELECT_SCHEDULES = (
 _RENEW_HINT = "the host may now be touched by someone else: stop working on it"
 
 
+class _EventBatch:
+    """Event rows waiting for a group commit, by ticket (the order ``record`` was called)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rows: list[tuple[Any, ...]] = []
+        self._first = 1  # ticket of _rows[0]
+        self._next = 1
+        self._seqs: dict[int, int] = {}
+
+    def add(self, row: tuple[Any, ...]) -> int:
+        with self._lock:
+            ticket = self._next
+            self._next += 1
+            self._rows.append(row)
+            return ticket
+
+    def take(self) -> tuple[list[tuple[Any, ...]], int]:
+        with self._lock:
+            rows, first = self._rows, self._first
+            self._rows, self._first = [], self._next
+            return rows, first
+
+    def give_back(self, rows: list[tuple[Any, ...]], first: int) -> None:
+        with self._lock:
+            self._rows, self._first = rows + self._rows, first
+
+    def committed(self, first_ticket: int, first_seq: int, count: int) -> None:
+        with self._lock:
+            for i in range(count):
+                self._seqs[first_ticket + i] = first_seq + i
+
+    def seq_of(self, ticket: int) -> int | None:
+        with self._lock:
+            return self._seqs.pop(ticket, None)
+
+
 class _Slot:
     """Holds one thread's connection; when the thread ends, the slot dies and closes it."""
 
@@ -208,6 +245,7 @@ class SqliteStore:
         self._clock: Clock = clock or SystemClock()
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._batch = _EventBatch()
         self._registry_lock = threading.Lock()
         self._finalizers: list[weakref.finalize[Any, Any]] = []
         self._closed = False
@@ -378,8 +416,8 @@ class SqliteStore:
 
     # -------------------------------------------------------------------- journal
 
-    def record(self, event: Event) -> None:
-        """Append one event: a single INSERT in autocommit (the hot path of a rollout)."""
+    def record(self, event: Event) -> int:
+        """Append one event and return its seq (the hot path of a rollout: group-committed)."""
         try:
             at = utc_iso(event.at)
         except ValueError as exc:
@@ -398,7 +436,34 @@ class SqliteStore:
             event.query_id,
             data,
         )
-        self._write("record an event", _INSERT_EVENT, params)
+        return self._group_commit(params)
+
+    def _group_commit(self, params: tuple[Any, ...]) -> int:
+        """Insert one event row, committed together with whatever other threads queued
+        meanwhile: one transaction for many rows, yet each call returns only once its own row
+        is committed (the journal's before/after guarantee holds). Returns the row's seq."""
+        ticket = self._batch.add(params)
+        with self._write_lock:
+            seq = self._batch.seq_of(ticket)
+            if seq is not None:  # another thread committed our row with its own
+                return seq
+            rows, first_ticket = self._batch.take()
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(_INSERT_EVENT, rows)
+                (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._batch.give_back(rows, first_ticket)  # the next writer retries them
+                raise StoreError(f"{self.path}: cannot record an event: {exc}") from exc
+            # one writer at a time (BEGIN IMMEDIATE): the rows got consecutive rowids
+            self._batch.committed(first_ticket, int(last) - len(rows) + 1, len(rows))
+            seq = self._batch.seq_of(ticket)
+        assert seq is not None
+        return seq
 
     def events(self, run_id: str, host: str | None = None) -> list[Event]:
         """A run's events (of one host if given), in the order they were recorded."""
