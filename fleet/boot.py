@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fleet import reinstall
 from fleet.errors import FleetError, HostKeyMismatch, TransportError
@@ -194,10 +194,13 @@ def _reinstall(p: Pipeline, stage: RenderedStage) -> tuple[str, str]:
     spec = reinstall.parse_params(stage.params, p.host.name)
     earlier = reinstall.earlier_attempt(p.svc.store.events(p.job.run_id, p.host.name), stage.name)
     task = reinstall.resume_task(p.svc.provider, service, earlier) if earlier else None
+    old_key = reinstall.key_id(p.svc.store.pinned_key(p.host.name, "disk"))
+    if earlier is not None:
+        old_key = earlier.replaces_key  # what was pinned before this run's reinstall began
     if task is not None:
         _note_task(p, stage, task, "adopting")
     else:
-        task = _start_reinstall(p, stage, service, spec)
+        task = _start_reinstall(p, stage, service, spec, old_key)
     timeout = stage.timeout or reinstall.DEFAULT_TIMEOUT
     progress = reinstall.InstallProgress(p, stage, service)
     p.svc.provider.wait_task(service, task.id, timeout, progress)
@@ -206,18 +209,23 @@ def _reinstall(p: Pipeline, stage: RenderedStage) -> tuple[str, str]:
     if spec.hostname:
         names.append(reinstall.hostname_for(spec.hostname, p.host.name, service, p.host.name))
     expect = KeyExpectation(role="disk", accept_new=True)
-    check = reinstall.installed_identity(names)
+    check = reinstall.installed_identity(names, old_key)
     _await_ssh(p, stage, expect, check, timeout=p.job.settings.reboot_timeout)
     return "disk", "applied"
 
 
 def _start_reinstall(
-    p: Pipeline, stage: RenderedStage, service: str, spec: reinstall.ReinstallSpec
+    p: Pipeline,
+    stage: RenderedStage,
+    service: str,
+    spec: reinstall.ReinstallSpec,
+    old_key: str | None,
 ) -> Task:
     """Validate (GETs only), adopt a reinstall already running, else POST one.
 
-    The ids of the existing reinstall tasks are journaled before the POST, so that a resume
-    after a crash in between finds the task this POST started instead of starting another.
+    The ids of the existing reinstall tasks (and the id of the disk key pinned now, which the
+    new system must not present) are journaled before the POST, so that a resume after a
+    crash in between finds the task this POST started instead of starting another.
     """
     prov = p.svc.provider
     key = p.job.settings.rescue_public_key
@@ -225,14 +233,18 @@ def _start_reinstall(
     known = prov.tasks(service, function=reinstall.REINSTALL_TASK)
     running = reinstall.in_flight(prov, service, known)
     if running is not None:
-        _note_task(p, stage, running, "adopting")
+        _note_task(p, stage, running, "adopting", replaces_key=old_key)
         return running
     p.journal.emit(
         "host.wait",
         host=p.host.name,
         stage=stage.name,
         step=stage.kind,
-        data={"what": f"OVH to accept the reinstall of {spec.os}", "known_tasks": known},
+        data={
+            "what": f"OVH to accept the reinstall of {spec.os}",
+            "known_tasks": known,
+            "replaces_key": old_key,
+        },
     )
     if p.svc.leases:
         p.svc.leases.ensure(p.host.name)  # fencing: still ours right before we destroy
@@ -241,14 +253,14 @@ def _start_reinstall(
     return task
 
 
-def _note_task(p: Pipeline, stage: RenderedStage, task: Task, how: str) -> None:
+def _note_task(p: Pipeline, stage: RenderedStage, task: Task, how: str, **extra: Any) -> None:
     p.journal.emit(
         "host.wait",
         host=p.host.name,
         stage=stage.name,
         step=stage.kind,
         query_id=task.query_id,
-        data={"what": f"OVH task {task.id} ({task.function}, {how})", "task": task.id},
+        data={"what": f"OVH task {task.id} ({task.function}, {how})", "task": task.id, **extra},
     )
 
 

@@ -172,6 +172,22 @@ def plan_cmd(
 @click.option(
     "--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a plan variable."
 )
+@click.option(
+    "--approve-reinstall",
+    metavar="HOSTS|all",
+    help="Let the plan's reinstall stages wipe exactly these hosts (comma-separated), or all.",
+)
+@click.option(
+    "--window",
+    "windows",
+    multiple=True,
+    metavar="SPEC",
+    help="Maintenance window, repeatable: 'Sat 02:00-05:00 Europe/Paris', 'deny ... on dc:gra3'.",
+)
+@click.option("--windows", "windows_file", metavar="FILE", help="YAML file of allow/deny windows.")
+@click.option(
+    "--window-hosts", is_flag=True, help="Also start no new host (not only batch) outside."
+)
 @pass_app
 def rollout_cmd(
     app: App,
@@ -181,6 +197,10 @@ def rollout_cmd(
     variables: tuple[str, ...],
     output: str,
     wait_for_leases: str,
+    approve_reinstall: str | None,
+    windows: tuple[str, ...],
+    windows_file: str | None,
+    window_hosts: bool,
     **kw: Any,
 ) -> None:
     """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
@@ -189,22 +209,29 @@ def rollout_cmd(
     When the budget is spent no new host starts and the run halts until `fleet resume RUN` or
     `fleet abort RUN`. Ctrl-C once: finish in-flight steps and halt; twice: cut them.
 
+    A plan with a `kind: reinstall` stage (destructive) is refused unless --approve-reinstall
+    names exactly the selected hosts, or says `all`; the approval is kept with the run.
+
     \b
     Example:
       fleet rollout plans/app.yaml -l hybrid --batches 1,10%,100% --by datacenter --max-failures 2
     """
     from fleet.runs import create_run
+    from fleet.schedule import window_hooks
 
     kw["bake"] = parse_duration(kw["bake"], "--bake")
     kw["concurrency"] = kw["concurrency"] or app.settings.get("rollout.concurrency")
     options = rollout_options(**kw)
+    in_windows = window_hooks(windows, [windows_file] if windows_file else [], window_hosts)
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
     from fleet.plan import render_for_host
+    from fleet.reinstall import approval
 
     for host in hosts:  # every undefined variable is refused before any host is contacted
         render_for_host(plan, host)
-    run = create_run(app.store, plan, hosts, options.to_dict())
+    approved = approval(plan, hosts, approve_reinstall)
+    run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved})
     click.echo(f"run {run.id}: {plan.name} on {len(hosts)} hosts", err=True)
     finish(
         execute(
@@ -215,6 +242,7 @@ def rollout_cmd(
             options,
             output,
             wait_for_leases=parse_duration(wait_for_leases, "--wait-for-leases"),
+            configure=in_windows,
         )
     )
 

@@ -6,6 +6,7 @@ import click
 
 from fleet.inventory import Host
 from fleet.plan import HostPlan, Plan
+from fleet.reinstall import describe_stage
 
 
 def print_plan(plan: Plan, rendered: list[HostPlan], batches: list[list[Host]]) -> None:
@@ -13,6 +14,10 @@ def print_plan(plan: Plan, rendered: list[HostPlan], batches: list[list[Host]]) 
     for hp in rendered:
         click.echo(f"\nhost {hp.host}")
         for stage in hp.stages:
+            if stage.kind == "reinstall":  # a provider stage that wipes the system disks
+                click.echo(f"  stage {stage.name} [{stage.kind}]  DESTRUCTIVE")
+                click.echo(f"      {describe_stage(stage.params)}")
+                continue
             click.echo(f"  stage {stage.name} [{stage.kind}]")
             for step in stage.steps:
                 mark = "  DESTRUCTIVE" if step.destructive else ""
@@ -29,6 +34,9 @@ def print_plan(plan: Plan, rendered: list[HostPlan], batches: list[list[Host]]) 
         names = ", ".join(h.name for h in batch[:8]) + (" ..." if len(batch) > 8 else "")
         click.echo(f"  {i}: {len(batch)} hosts: {names}")
     destructive = sorted({k for hp in rendered for k in hp.destructive_steps})
+    destructive += sorted(
+        {f"{st.name}/reinstall" for hp in rendered for st in hp.stages if st.kind == "reinstall"}
+    )
     click.echo(f"\nleases: one per host ({len(rendered)}), taken before the host's first step")
     click.echo("destructive steps: " + (", ".join(destructive) if destructive else "none"))
     click.echo("nothing was changed: this is a dry run")
