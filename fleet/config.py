@@ -74,6 +74,12 @@ SETTINGS: tuple[Setting, ...] = (
         "reboot.timeout", float, 900.0, "seconds to wait for a reboot task and SSH to come back"
     ),
     Setting("reboot.ssh_poll", float, 5.0, "seconds between SSH attempts while a host comes back"),
+    Setting(
+        "rollout.infra_retries", int, 2, "re-runs of a host's pipeline after infrastructure errors"
+    ),
+    Setting(
+        "rollout.infra_retry_delay", float, 5.0, "first wait before such a re-run (then doubles)"
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -414,6 +414,7 @@ class FakeOvhApi:
         self._http: _HttpServer | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
+        self._tick_lock = threading.Lock()
         self._origin = ""
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -519,9 +520,14 @@ class FakeOvhApi:
         return self.model.task_json(name, task_id, api_get=False)
 
     def tick(self) -> None:
-        """Advance tasks now and deliver the power events (the ticker does it periodically)."""
-        for name, event in self.model.tick():
-            self._deliver(name, event)
+        """Advance tasks now and deliver the power events (the ticker does it periodically).
+
+        Requests wait while a tick runs: nobody may see a task ``done`` before its server's
+        power events were delivered (a real server is up when OVH says the reboot is done).
+        """
+        with self._tick_lock:
+            for name, event in self.model.tick():
+                self._deliver(name, event)
 
     def _tick_loop(self) -> None:
         while not self._stop.wait(max(0.001, self.model.timings.tick)):
@@ -587,7 +593,9 @@ class FakeOvhApi:
                 payload = json.loads(body)
             except ValueError as exc:
                 raise bad_request(f"Invalid JSON body: {exc}") from exc
-        return _json_response(200, self._router.dispatch(method, path, query, payload))
+        with self._tick_lock:
+            answer = self._router.dispatch(method, path, query, payload)
+        return _json_response(200, answer)
 
     def _throttled(self, consumer: str) -> _Response | None:
         wait = self.chaos.throttle(consumer)

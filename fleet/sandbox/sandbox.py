@@ -178,7 +178,8 @@ class Sandbox:
             f'control_token = "{self.control_token}"\n\n'
             f'[ssh]\nkey_file = "{d / "id_ed25519"}"\n\n'
             f'[rescue]\nssh_public_key = "{d / "id_ed25519.pub"}"\n\n'
-            "[reboot]\ntimeout = 120.0\nssh_poll = 0.5\n"
+            "[reboot]\ntimeout = 120.0\nssh_poll = 0.5\n\n"
+            "[rollout]\ninfra_retry_delay = 0.5\n"
         )
 
     def inventory_yaml(self) -> str:
