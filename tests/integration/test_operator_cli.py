@@ -52,7 +52,7 @@ def test_global_halt_stops_new_hosts_and_resume_finishes(fleet: FleetCli, tmp_pa
     )
     wait_for(lambda: started_hosts(fleet) >= 1)
     fleet("halt", "--reason", "storage alerts in gra3", check=0)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
     assert "global halt" in err and "storage alerts in gra3" in err
     run_id = last_run(fleet)["id"]
@@ -77,7 +77,7 @@ def test_first_ctrl_c_finishes_in_flight_steps_second_cuts_them(
     )
     wait_for(lambda: started_hosts(fleet) >= 2)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
     run_id = last_run(fleet)["id"]
     events = events_of(fleet, run_id)
@@ -102,7 +102,7 @@ def test_first_ctrl_c_finishes_in_flight_steps_second_cuts_them(
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     assert (
         json.loads(fleet("status", last_run(fleet)["id"], "--json", check=0).stdout)["state"]
