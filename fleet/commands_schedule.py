@@ -153,7 +153,7 @@ def schedule_add(
     Examples:
       fleet schedule add storage-nightly --plan plans/app.yaml -l label:role=storage \\
         --cron '30 2 * * *' --tz Europe/Paris --window 'daily 02:00-05:00 Europe/Paris'
-      fleet schedule add weekly --plan builtin:hybrid_raid --cron '0 2 * * 6' --missed once
+      fleet schedule add weekly --plan builtin:hybrid-raid --cron '0 2 * * 6' --missed once
     """
     from fleet.runs import current_owner
     from fleet.schedule import check_cron, load_zone, next_due

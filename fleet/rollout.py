@@ -305,12 +305,10 @@ class Rollout:
 
     def _finish(self) -> RolloutResult:
         stop = self.svc.stop
-        unfinished = [
-            h.name
-            for h in self.hosts
-            if h.name not in self.resumption.finished
-            and self.result.results.get(h.name, HostResult(h.name, "stopped")).outcome == "stopped"
-        ]
+        for h in self.hosts:  # hosts no batch reached are unfinished too
+            if h.name not in self.resumption.finished and h.name not in self.result.results:
+                self.result.results[h.name] = HostResult(h.name, "stopped", message="not started")
+        unfinished = [n for n, r in self.result.results.items() if r.outcome == "stopped"]
         if stop.hard.is_set():
             state, reason = "aborted", stop.reason
         elif stop.soft.is_set() and unfinished:

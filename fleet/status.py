@@ -27,7 +27,7 @@ def _host_rows(run_hosts: tuple[str, ...], events: list[Event]) -> list[dict[str
             state = e.outcome if e.kind == "host.end" else f"skipped ({e.outcome})"
             row.update(state=state, message=e.excerpt or row["message"])
             if e.outcome == "ok":
-                row.update(where=None)
+                row.update(where=None, message=None)
     return list(rows.values())
 
 

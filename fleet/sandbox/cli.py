@@ -51,7 +51,14 @@ def sandbox_group() -> None:
 
 
 @sandbox_group.command("up")
-@click.option("--servers", "-n", type=click.IntRange(1, 2000), default=10, show_default=True)
+@click.option("--servers", "-n", type=click.IntRange(0, 2000), default=10, show_default=True)
+@click.option(
+    "--vms",
+    type=click.IntRange(0, 8),
+    default=0,
+    show_default=True,
+    help="Also boot N QEMU VMs that are real hybrid servers (vm-01...; needs root the first time).",
+)
 @click.option("--port", type=int, default=2222, show_default=True, help="SSH port of every host.")
 @click.option(
     "--seed", type=int, help="Seed boot ids, task ids and chaos for a replayable sandbox."
@@ -68,20 +75,31 @@ def sandbox_group() -> None:
 )
 @pass_app
 def sandbox_up(
-    app: App, servers: int, port: int, seed: int | None, reboot_seconds: float, timeout: float
+    app: App,
+    servers: int,
+    vms: int,
+    port: int,
+    seed: int | None,
+    reboot_seconds: float,
+    timeout: float,
 ) -> None:
     """Start the sandbox in the background and write its inventory and settings.
 
     \b
     Example:
       fleet sandbox up --servers 50
+      fleet sandbox up --servers 0 --vms 3
     """
+    if servers == 0 and vms == 0:
+        raise FleetError("a sandbox needs at least one server", hint="--servers or --vms")
     directory = sandbox_dir(app)
     if _daemon_state(directory):
         raise FleetError(
             f"a sandbox is already up in {directory}", hint="`fleet sandbox down` first"
         )
     directory.mkdir(parents=True, exist_ok=True)
+    if vms:
+        timeout += _prepare_vms(directory, vms)
     log = open(directory / "daemon.log", "ab")  # noqa: SIM115 - handed to the child
     cmd = [
         sys.executable,
@@ -94,6 +112,8 @@ def sandbox_up(
         str(port),
         "--reboot-seconds",
         str(reboot_seconds),
+        "--vms",
+        str(vms),
     ]
     if seed is not None:
         cmd += ["--seed", str(seed)]
@@ -117,6 +137,17 @@ def sandbox_up(
     )
 
 
+def _prepare_vms(directory: Path, vms: int) -> float:
+    """Build the VM images now if they are not cached (in the foreground: it takes minutes,
+    and its own log); the extra seconds to allow for the VMs to boot under emulation."""
+    from fleet.sandbox.vm_images import ensure_images, find_images
+
+    if find_images() is None:
+        click.echo("building the VM images (first time only, several minutes)...", err=True)
+        ensure_images(log_file=directory / "vm-images.log")
+    return 120.0 + 60.0 * vms
+
+
 @sandbox_group.command("status")
 @pass_app
 def sandbox_status(app: App) -> None:
@@ -126,14 +157,14 @@ def sandbox_status(app: App) -> None:
     if not state:
         click.echo("no sandbox is up")
         sys.exit(1)
-    pids = state.get("host_pids") or {}
-    alive = (
-        sum(1 for p in pids.values() if isinstance(p, int) and _alive(p))
-        if isinstance(pids, dict)
-        else 0
-    )
+    from fleet.sandbox.hosts import listening_endpoints
+
     servers = state.get("servers")
-    count = len(servers) if isinstance(servers, list) else 0
+    servers = servers if isinstance(servers, list) else []
+    count = len(servers)
+    listening = listening_endpoints()  # sshd pids change at every reboot: ask the sockets
+    port = state.get("port", 2222)
+    alive = sum(1 for s in servers if (s.get("address"), port) in listening)
     click.echo(
         f"sandbox up (pid {state['pid']}): API {state['api']}, {count} servers, {alive} sshd listening"
     )

@@ -203,6 +203,11 @@ def _tcp_endpoints(*, listening_only: bool) -> list[tuple[str, int]]:
     return found
 
 
+def listening_endpoints() -> set[tuple[str, int]]:
+    """(address, port) of every IPv4 TCP socket listening in this network namespace."""
+    return set(_tcp_endpoints(listening_only=True))
+
+
 def _tcp_table() -> list[tuple[str, str, int]]:
     """(local address as in /proc/net/tcp, state, socket inode) of every IPv4 TCP socket."""
     with open("/proc/net/tcp") as table:

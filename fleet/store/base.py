@@ -81,6 +81,17 @@ class Event:
 
 
 @dataclass(frozen=True)
+class PinnedKey:
+    """A host key fleet pinned for one boot role of a host."""
+
+    host: str
+    role: str
+    key_type: str
+    blob: str
+    pinned_at: datetime
+
+
+@dataclass(frozen=True)
 class QuarantineEntry:
     host: str
     run_id: str
@@ -183,6 +194,8 @@ class Store(Protocol):
     # host keys (see fleet.transport.base.HostKeys)
     def pinned_key(self, host: str, role: str) -> tuple[str, str] | None: ...
     def pin_key(self, host: str, role: str, key_type: str, blob: str) -> None: ...
+    def pinned_keys(self, host: str | None = None) -> list[PinnedKey]: ...
+    def forget_key(self, host: str, role: str, who: str, reason: str) -> bool: ...
 
     # schedules (see fleet.schedule)
     def add_schedule(self, schedule: ScheduleRecord) -> ScheduleRecord:

@@ -38,6 +38,7 @@ from fleet.store.base import (
     HaltState,
     Lease,
     Owner,
+    PinnedKey,
     QuarantineEntry,
     RunRecord,
     ScheduleFire,
@@ -651,6 +652,28 @@ class SqliteStore:
             " key_type = excluded.key_type, blob = excluded.blob",
             (host, role, key_type, blob, self._now()),
         )
+
+    def pinned_keys(self, host: str | None = None) -> list[PinnedKey]:
+        """Every pinned key (of one host if given), by host and role."""
+        sql = "SELECT host, role, key_type, blob, pinned_at FROM host_keys"
+        rows = self._read(
+            "list pinned keys",
+            sql + (" WHERE host = ? ORDER BY role" if host else " ORDER BY host, role"),
+            (host,) if host else (),
+        )
+        return [PinnedKey(h, r, t, b, parse_utc(at)) for h, r, t, b, at in rows]
+
+    def forget_key(self, host: str, role: str, who: str, reason: str) -> bool:
+        """Drop a pin so the next contact trusts the key it meets. Audited."""
+        with self._transaction(f"forget the {role} key of {host}") as conn:
+            gone = conn.execute(
+                "DELETE FROM host_keys WHERE host = ? AND role = ?", (host, role)
+            ).rowcount
+            if gone:
+                self._audit(
+                    conn, "hostkey.forget", "-", host, {"who": who, "reason": reason, "role": role}
+                )
+        return bool(gone)
 
     # ------------------------------------------------------------------ schedules
 

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 RUNNABLE = [p for p in pages() if p.env]
 COMMAND_TIMEOUT = 180
 #: Tools some samples use besides fleet; a page that needs a missing one is skipped.
-TOOLS = ("sqlite3", "ssh-keygen")
+TOOLS = ("ssh-keygen",)
 
 
 @dataclass
