@@ -108,14 +108,7 @@ def _reboot_into(p: Pipeline, service: str, boot_id: int | None, stage: Rendered
         key = p.job.settings.rescue_public_key if stage.kind == "rescue" else None
         prov.set_boot(service, boot_id, rescue_ssh_key=key)
     task = prov.reboot(service)
-    p.journal.emit(
-        "host.wait",
-        host=p.host.name,
-        stage=stage.name,
-        step=stage.kind,
-        query_id=task.query_id,
-        data={"what": f"OVH task {task.id} ({task.function})", "task": task.id},
-    )
+    _note_task(p, stage, task, task.status)
     prov.wait_task(service, task.id, _timeout(p, stage))
 
 

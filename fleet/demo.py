@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 
 PLAN = Path(__file__).resolve().parent.parent / "examples" / "plans" / "rescue-rehearsal.yaml"
+#: The hybrid servers, canary first, then a quarter, then the rest, spread across datacenters.
+SELECTION = ("--limit", "hybrid", "--batches", "1,25%,100%", "--by", "datacenter")
 
 
 def fleet(*args: str, env: dict[str, str], check: bool = True) -> int:
@@ -38,30 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fleet("inventory", "list", env=env)
         fleet("ovh", "servers", env=env)
-        fleet(
-            "plan",
-            str(PLAN),
-            "--limit",
-            "hybrid",
-            "--batches",
-            "1,25%,100%",
-            "--by",
-            "datacenter",
-            env=env,
-        )
-        fleet(
-            "rollout",
-            str(PLAN),
-            "--limit",
-            "hybrid",
-            "--batches",
-            "1,25%,100%",
-            "--by",
-            "datacenter",
-            "--max-failures",
-            "1",
-            env=env,
-        )
+        fleet("plan", str(PLAN), *SELECTION, env=env)
+        fleet("rollout", str(PLAN), *SELECTION, "--max-failures", "1", env=env)
         fleet("status", env=env)
         print("\nA second rollout of the same plan finds every step converged:", flush=True)
         fleet("rollout", str(PLAN), "--limit", "hybrid", "--batches", "100%", env=env)

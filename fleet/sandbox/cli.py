@@ -14,6 +14,7 @@ import click
 
 from fleet.cli import App, cli, pass_app
 from fleet.errors import FleetError
+from fleet.runs import pid_alive
 
 
 def sandbox_dir(app: App) -> Path:
@@ -32,15 +33,7 @@ def _daemon_state(directory: Path) -> dict[str, object] | None:
     return data
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with open(f"/proc/{pid}/stat") as f:  # a zombie is not alive
-        return f.read().split()[2] != "Z"
+_alive = pid_alive
 
 
 @cli.group("sandbox")
