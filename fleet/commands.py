@@ -231,7 +231,9 @@ def rollout_cmd(
     for host in hosts:  # every undefined variable is refused before any host is contacted
         render_for_host(plan, host)
     approved = approval(plan, hosts, approve_reinstall)
-    run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved})
+    # windows are kept with the run, so that `fleet resume` waits for them as well
+    kept = {"windows": list(windows), "windows_file": windows_file, "window_hosts": window_hosts}
+    run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept})
     click.echo(f"run {run.id}: {plan.name} on {len(hosts)} hosts", err=True)
     finish(
         execute(
@@ -308,11 +310,19 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
     """
     from fleet.rollout import RolloutOptions
     from fleet.runs import check_resumable, hosts_of, plan_for_resume, take_over_dead_leases
+    from fleet.schedule import window_hooks
 
     store = app.store
     run = store.get_run(run_id)
     check_resumable(run)
     plan = plan_for_resume(run)
+    kept = run.options
+    windows_file = kept.get("windows_file")
+    in_windows = window_hooks(
+        kept.get("windows") or [],
+        [windows_file] if windows_file else [],
+        bool(kept.get("window_hosts")),
+    )
     options = RolloutOptions(
         **{k: v for k, v in run.options.items() if k in RolloutOptions.__dataclass_fields__}
     )
@@ -322,7 +332,9 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
             f"note: plan changed since the run started ({run.plan_hash} -> {plan.hash})", err=True
         )
     store.set_run_state(run.id, "running", None)
-    finish(execute(app, run, plan, hosts_of(run), options, output, resuming=True))
+    finish(
+        execute(app, run, plan, hosts_of(run), options, output, resuming=True, configure=in_windows)
+    )
 
 
 @cli.command("abort")

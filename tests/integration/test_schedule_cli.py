@@ -88,6 +88,21 @@ def test_rollout_waits_for_its_window_until_the_global_halt(
             assert run.state == "halted" and "change freeze" in (run.reason or "")
             kinds = [e.kind for e in store.events(run.id)]
             assert "window.wait" in kinds and "host.start" not in kinds
+            # the window is kept with the run: a resume waits for it again, it does not run now
+            fleet("unhalt", check=0)
+            resumed = fleet.popen("resume", run.id)
+            try:
+                wait_for(
+                    lambda: sum(e.kind == "window.wait" for e in store.events(run.id)) >= 2,
+                    "the resumed rollout to wait for its window again",
+                )
+                fleet("halt", "--reason", "still frozen", check=0)
+                _, err = resumed.communicate(timeout=60)
+                assert resumed.returncode == 2, err
+                assert "host.start" not in [e.kind for e in store.events(run.id)]
+            finally:
+                stop(resumed)
+                fleet("unhalt", check=0)
     finally:
         stop(proc)
 
