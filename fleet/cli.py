@@ -238,7 +238,8 @@ def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
 
 
 def services(app: App) -> Services:
-    from fleet.executor import LeaseKeeper, Services
+    from fleet.executor import Services
+    from fleet.leases import LeaseKeeper
     from fleet.transport.ssh import SshConnector
 
     s = app.settings

@@ -32,9 +32,10 @@ from fleet.errors import (
 )
 from fleet.inventory import Host
 from fleet.journal import Journal
+from fleet.leases import LeaseKeeper, LeaseLost
+from fleet.leases import StopSignal as StopSignal  # re-exported: pipelines and guards share it
 from fleet.plan import (
     Plan,
-    RenderedStage,
     RenderedStep,
     host_context,
     render,
@@ -110,36 +111,6 @@ class Connector(Protocol):
     ) -> Transport: ...
 
 
-class StopSignal:
-    """Shared by a rollout's pipelines: ``soft`` = start nothing new; ``hard`` = cut now."""
-
-    def __init__(self) -> None:
-        self.soft = threading.Event()
-        self.hard = threading.Event()
-        self.reason = ""
-        self._open: set[Transport] = set()
-        self._lock = threading.Lock()
-
-    def request(self, reason: str, *, hard: bool = False) -> None:
-        if not self.soft.is_set():
-            self.reason = reason
-        self.soft.set()
-        if hard:
-            self.hard.set()
-            with self._lock:
-                transports = list(self._open)
-            for t in transports:  # in-flight commands end with a transport error
-                t.close()
-
-    def track(self, transport: Transport) -> None:
-        with self._lock:
-            self._open.add(transport)
-
-    def untrack(self, transport: Transport) -> None:
-        with self._lock:
-            self._open.discard(transport)
-
-
 @dataclass
 class Services:
     """Process-wide services shared by pipelines (each is thread-safe)."""
@@ -162,88 +133,6 @@ class Services:
                     )
                 self._provider = self.provider_factory()
             return self._provider
-
-
-class LeaseKeeper:
-    """Holds this process's leases and renews them from one heartbeat thread."""
-
-    def __init__(self, store: Store, ttl: float) -> None:
-        self.store = store
-        self.ttl = ttl
-        self._held: dict[str, Lease] = {}
-        self._lost: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._beat, name="fleet-lease-heartbeat", daemon=True
-        )
-        self._thread.start()
-
-    def acquire(self, host: str, owner: Owner, wait: float, stop: StopSignal) -> Lease:
-        """Take the lease, waiting up to ``wait`` seconds for its holder; raises LeaseHeld."""
-        deadline = _monotonic() + wait
-        while True:
-            try:
-                lease = self.store.acquire_lease(host, owner, self.ttl)
-                break
-            except LeaseHeld:
-                if _monotonic() >= deadline or stop.soft.is_set():
-                    raise
-                stop.soft.wait(min(1.0, max(0.05, deadline - _monotonic())))
-        with self._lock:
-            self._held[host] = lease
-            self._lost.pop(host, None)
-        return lease
-
-    def ensure(self, host: str) -> Lease:
-        """Renew now and return the lease; raises if it was lost (broken or expired and taken)."""
-        with self._lock:
-            lost = self._lost.get(host)
-            lease = self._held.get(host)
-        if lost or lease is None:
-            raise LeaseLost(host, lost or "not held")
-        lease = self.store.renew_lease(lease, self.ttl)
-        with self._lock:
-            self._held[host] = lease
-        return lease
-
-    def release(self, host: str) -> None:
-        with self._lock:
-            lease = self._held.pop(host, None)
-        if lease is not None:
-            self.store.release_lease(lease)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for host in list(self._held):
-            self.release(host)
-
-    def _beat(self) -> None:
-        while not self._stop.wait(max(0.5, self.ttl / 3)):
-            with self._lock:
-                held = list(self._held.items())
-            for host, lease in held:
-                try:
-                    renewed = self.store.renew_lease(lease, self.ttl)
-                except FleetError as exc:
-                    with self._lock:
-                        self._lost[host] = exc.message
-                    continue
-                with self._lock:
-                    if host in self._held:
-                        self._held[host] = renewed
-
-
-class LeaseLost(FleetError):
-    def __init__(self, host: str, why: str) -> None:
-        super().__init__(f"{host}: lease lost ({why}); refusing to continue on this host")
-
-
-def _monotonic() -> float:
-    import time
-
-    return time.monotonic()
 
 
 class StepFailed(FleetError):
@@ -394,6 +283,8 @@ class Pipeline:
                 continue
             self._check_stop()
             if stage.kind == "python":
+                from fleet.stagecall import run_python_stage
+
                 self.facts.update(run_python_stage(self, stage))
             else:
                 self._close()
@@ -494,35 +385,6 @@ class Pipeline:
             self.svc.stop.untrack(self.transport)
             self.transport.close()
             self.transport = None
-
-
-def run_python_stage(p: Pipeline, stage: RenderedStage) -> dict[str, Any]:
-    """Call a built-in plan's function (see :mod:`fleet.stagecall`); journal the facts it
-    returns so that a resume restores them."""
-    from fleet.stagecall import call_stage
-
-    p.journal.emit("step.start", host=p.host.name, stage=stage.name, step="python")
-    try:
-        facts = call_stage(p, stage)
-    except PayloadError as exc:
-        p.journal.emit(
-            "step.end",
-            host=p.host.name,
-            stage=stage.name,
-            step="python",
-            outcome="failed",
-            excerpt=exc.message,
-        )
-        raise
-    p.journal.emit(
-        "step.end",
-        host=p.host.name,
-        stage=stage.name,
-        step="python",
-        outcome="applied",
-        data={"facts": facts},
-    )
-    return facts
 
 
 def run_host(job: HostJob, services: Services, journal: Journal) -> HostResult:

@@ -89,3 +89,30 @@ def call_stage(p: Pipeline, stage: RenderedStage) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise PlanError(f"{stage.call} returned facts that are not JSON data: {exc}") from exc
     return facts
+
+
+def run_python_stage(p: Pipeline, stage: RenderedStage) -> dict[str, Any]:
+    """Call a built-in plan's function (see :mod:`fleet.stagecall`); journal the facts it
+    returns so that a resume restores them."""
+    p.journal.emit("step.start", host=p.host.name, stage=stage.name, step="python")
+    try:
+        facts = call_stage(p, stage)
+    except PayloadError as exc:
+        p.journal.emit(
+            "step.end",
+            host=p.host.name,
+            stage=stage.name,
+            step="python",
+            outcome="failed",
+            excerpt=exc.message,
+        )
+        raise
+    p.journal.emit(
+        "step.end",
+        host=p.host.name,
+        stage=stage.name,
+        step="python",
+        outcome="applied",
+        data={"facts": facts},
+    )
+    return facts
