@@ -223,10 +223,13 @@ def test_expiry_computed_on_feb_29() -> None:
     assert expiry_after(start, "UTC", "2w") == utc(2028, 3, 14, 12, 0)
 
 
-def test_schedule_module_never_replaces_a_year_month_or_day() -> None:
+def test_schedule_package_never_replaces_a_year_month_or_day() -> None:
     """The post-mortem's mistake (same date, year + 1) is built with replace(year=...)."""
-    source = Path(fleet.schedule.__file__).read_text()
-    assert not re.search(r"replace\([^)]*\b(year|month|day)\s*=", source)
+    sources = sorted(Path(fleet.schedule.__file__).parent.glob("*.py"))
+    assert len(sources) > 1  # the whole package is scanned, not only its __init__
+    for source in sources:
+        text = source.read_text()
+        assert not re.search(r"replace\([^)]*\b(year|month|day)\s*=", text), source.name
 
 
 # -- allow, deny, scopes ----------------------------------------------------------------------

@@ -1,0 +1,179 @@
+"""Host, disk summary and inventory records: plain data, JSON round-trips, table rows."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
+from typing import Any
+
+from fleet.errors import InventoryError, UsageError
+from fleet.inventory.select import _suggest, select_hosts
+from fleet.transport.base import Endpoint
+
+#: Columns of :meth:`Inventory.table_rows`, in display order.
+TABLE_COLUMNS = (
+    "name", "address", "port", "user", "datacenter", "rack", "groups", "labels", "hybrid",
+    "disks", "source",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DiskSummary:
+    """The classified disk groups of a server (from OVH's hardware specs).
+
+    ``hdd_size_gb`` is the size of one rotational disk (the smallest when groups differ, since an
+    array across them is bounded by it); ``hdd_total_gb`` is their raw sum.
+    """
+
+    hybrid: bool
+    system_type: str | None  # "NVME" or "SSD" for the group that carries the system
+    hdd_count: int = 0
+    hdd_size_gb: int = 0
+    system_count: int = 0
+    system_size_gb: int = 0
+    hdd_total_gb: int = 0
+    description: str = ""  # e.g. "2x960GB NVME + 4x8000GB HDD"
+
+
+@dataclass(frozen=True)
+class Host:
+    """One server as fleet sees it. Plain data: safe to pass to another process.
+
+    ``address`` is empty only for a host that names an ``ovh_service`` and has not been
+    enriched from the API yet (see :func:`enrich`).
+    """
+
+    name: str
+    address: str
+    port: int = 22
+    user: str = "root"
+    key_file: str | None = None
+    service_name: str | None = None  # OVH service name (nsXXXX.ip-...)
+    datacenter: str | None = None
+    rack: str | None = None
+    groups: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, Any] = field(default_factory=dict)
+    disks: DiskSummary | None = None
+    source: str | None = None  # file (and line) or "ovh"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.name, self.address, self.port, self.user, self.key_file)
+
+    @property
+    def hybrid(self) -> bool:
+        return bool(self.disks and self.disks.hybrid)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe copy of every field; :meth:`from_dict` reverses it."""
+        data = asdict(self)
+        data["groups"] = list(self.groups)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Host:
+        """Rebuild a host from :meth:`to_dict` output (for instance in another process)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InventoryError(f"unknown host record keys: {', '.join(unknown)}", path="<host>")
+        values = dict(data)
+        try:
+            if values.get("disks") is not None:
+                values["disks"] = DiskSummary(**values["disks"])
+            values["groups"] = tuple(values.get("groups", ()))
+            values["labels"] = dict(values.get("labels", {}))
+            values["vars"] = copy.deepcopy(dict(values.get("vars", {})))
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise InventoryError(f"bad host record: {exc}", path="<host>") from exc
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Hosts in inventory order, and each group's member host names (children included)."""
+
+    hosts: tuple[Host, ...]
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for host in self.hosts:
+            if host.name in seen:
+                raise InventoryError(f"host {host.name!r} appears twice", path=host.source)
+            seen.add(host.name)
+
+    @cached_property
+    def _by_name(self) -> dict[str, Host]:
+        return {host.name: host for host in self.hosts}
+
+    def get(self, name: str) -> Host | None:
+        """The host called ``name``, or None."""
+        return self._by_name.get(name)
+
+    def require(self, name: str) -> Host:
+        """The host called ``name``; a :class:`UsageError` with suggestions if there is none."""
+        host = self.get(name)
+        if host is None:
+            raise UsageError(
+                f"no host {name!r} in the inventory", hint=_suggest(name, self._by_name)
+            )
+        return host
+
+    def select(self, limit: str | None) -> list[Host]:
+        """Hosts chosen by a ``--limit`` expression (see :mod:`fleet.inventory.select`);
+        None = all."""
+        return select_hosts(self, limit)
+
+    def check_addresses(self) -> None:
+        """Refuse hosts whose address must still come from the OVH API (see :func:`enrich`)."""
+        missing = [host for host in self.hosts if not host.address]
+        if missing:
+            names = ", ".join(host.name for host in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise InventoryError(
+                f"no address yet for {names}{more}",
+                path=missing[0].source,
+                hint="their address comes from the OVH API: enrich the inventory, or set address:",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe data: ``{"hosts": [...], "groups": {...}}``."""
+        return {
+            "hosts": [host.to_dict() for host in self.hosts],
+            "groups": {name: list(members) for name, members in self.groups.items()},
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Inventory:
+        hosts = tuple(Host.from_dict(item) for item in data.get("hosts", ()))
+        groups = {str(name): tuple(members) for name, members in data.get("groups", {}).items()}
+        return cls(hosts, groups)
+
+    def table_rows(self) -> list[dict[str, str]]:
+        """One row of display strings per host, keyed by :data:`TABLE_COLUMNS`."""
+        return [_table_row(host) for host in self.hosts]
+
+
+def _table_row(host: Host) -> dict[str, str]:
+    disks = host.disks
+    return {
+        "name": host.name,
+        "address": host.address or "-",
+        "port": str(host.port),
+        "user": host.user,
+        "datacenter": host.datacenter or "-",
+        "rack": host.rack or "-",
+        "groups": ",".join(host.groups) or "-",
+        "labels": ",".join(f"{key}={value}" for key, value in sorted(host.labels.items())) or "-",
+        "hybrid": "?" if disks is None else ("yes" if disks.hybrid else "no"),
+        "disks": disks.description if disks and disks.description else "-",
+        "source": host.source or "-",
+    }
