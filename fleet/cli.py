@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 host failures, 2 halted or aborted, 3 usage or configuration
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -172,8 +173,8 @@ def cli(
     ctx.call_on_close(app.close)
 
 
-def main() -> None:
-    """Console entry point: run the CLI, turn fleet errors into one line and an exit code."""
+def _main() -> None:
+    """Run the CLI, turning fleet errors into one line and an exit code (via SystemExit)."""
     debug = "--debug" in sys.argv
     try:
         code = cli.main(prog_name="fleet", complete_var="_FLEET_COMPLETE", standalone_mode=False)
@@ -196,6 +197,24 @@ def main() -> None:
     except Exception as exc:  # anything else: still one line, not a traceback
         fail(exc, debug)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def main() -> None:
+    """Console entry point. Once the command is done (its context closed: store, leases and
+    connections released), exit at once: skipping the interpreter's teardown of hundreds of
+    modules and idle threads saves a noticeable share of a short run's time."""
+    try:
+        _main()
+        code: int | str | None = 0
+    except SystemExit as exc:
+        code = exc.code
+    if isinstance(code, str):  # sys.exit("message") prints it, as Python would
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError, ValueError):  # the reader went away (`| head`)
+            stream.flush()
+    os._exit(code or 0)
 
 
 @cli.command("completion")

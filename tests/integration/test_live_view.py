@@ -13,7 +13,7 @@ import subprocess
 import sys
 import termios
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pyte  # type: ignore[import-untyped]
 import pytest
@@ -107,7 +107,14 @@ def halted_on_a_terminal(
 ) -> tuple[FleetCli, int, Screen]:
     base = tmp_path_factory.mktemp("live")
     fleet = FleetCli(base / "state", sandbox.config_path)
-    code, screen = run_in_pty(fleet, rollout_args(write_plan(base)))
+    assert sandbox.api is not None
+    quick = sandbox.api.model.timings
+    # a reboot long enough that several frames show the wait, whatever the machine's load
+    sandbox.api.set_timings(replace(quick, reboot_doing=2.0))
+    try:
+        code, screen = run_in_pty(fleet, rollout_args(write_plan(base)))
+    finally:
+        sandbox.api.set_timings(quick)
     return fleet, code, screen
 
 
