@@ -108,7 +108,7 @@ def _reboot_into(p: Pipeline, service: str, boot_id: int | None, stage: Rendered
         key = p.job.settings.rescue_public_key if stage.kind == "rescue" else None
         prov.set_boot(service, boot_id, rescue_ssh_key=key)
     task = prov.reboot(service)
-    _note_task(p, stage, task, task.status)
+    _note_task(p, stage, task)
     prov.wait_task(service, task.id, _timeout(p, stage))
 
 
@@ -246,14 +246,16 @@ def _start_reinstall(
     return task
 
 
-def _note_task(p: Pipeline, stage: RenderedStage, task: Task, how: str, **extra: Any) -> None:
+def _note_task(p: Pipeline, stage: RenderedStage, task: Task, how: str = "", **extra: Any) -> None:
+    """Journal that the host now waits for an OVH task (``how``: adopting, started...)."""
+    detail = f"{task.function}, {how}" if how else task.function
     p.journal.emit(
         "host.wait",
         host=p.host.name,
         stage=stage.name,
         step=stage.kind,
         query_id=task.query_id,
-        data={"what": f"OVH task {task.id} ({task.function}, {how})", "task": task.id, **extra},
+        data={"what": f"OVH task {task.id} ({detail})", "task": task.id, **extra},
     )
 
 

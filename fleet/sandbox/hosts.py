@@ -449,7 +449,9 @@ def _kill_sandbox_processes(
         found = _sandbox_processes(uid, roots, endpoints, markers)
         if not found:
             return killed
-        for pid in sorted(found, key=lambda pid: pid not in roots):  # listeners first
+        # listeners first, then parents before children (a session's sshd before its shell):
+        # like a power cut, the connection drops before the command could report an exit
+        for pid in sorted(found, key=lambda pid: (pid not in roots, pid)):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         killed |= found
