@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fleet-sandbox-daemon")
     parser.add_argument("directory", type=Path)
     parser.add_argument("--servers", type=int, default=10)
+    parser.add_argument("--vms", type=int, default=0, help="QEMU VM servers (vm-01...)")
     parser.add_argument("--port", type=int, default=2222)
     parser.add_argument("--seed", type=int)
     parser.add_argument(
@@ -44,7 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     state = args.directory / "daemon.json"
     sandbox = Sandbox(
-        args.directory, servers=args.servers, port=args.port, seed=args.seed, timings=timings
+        args.directory,
+        servers=args.servers,
+        port=args.port,
+        seed=args.seed,
+        timings=timings,
+        vms=args.vms,
     )
     try:
         sandbox.start()

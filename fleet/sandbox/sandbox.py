@@ -5,7 +5,10 @@ restarts that host's sshd in the new boot mode), and writes what every fleet com
 against it unchanged: ``fleet.toml``, ``inventory.yaml``, ``ovh.conf`` and the operator's SSH key.
 
 Servers: ``srv-001``... spread over three datacenters; two in three are hybrid (NVMe system
-group + HDD group), the others have only their system disks.
+group + HDD group), the others have only their system disks. With ``vms=N``, also ``vm-01``...:
+QEMU virtual machines (:mod:`fleet.sandbox.vm`) that are real hybrid servers (md RAID1 system
+on two NVMe disks, two SATA HDDs, rescue and installed system), logged in as root, listed in the
+inventory's ``vms`` group.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any
 
 from fleet.sandbox.hosts import HostFleet, HostSpec, allocate_addresses, generate_ed25519
 from fleet.sandbox.ovh_api import Credentials, FakeOvhApi, ServerSpec, TaskTimings
+from fleet.sandbox.vm import VmFleet, VmSpec
+from fleet.sandbox.vm_images import ensure_images
 
 DATACENTERS = ("gra3", "rbx8", "sbg5")
 ENDPOINT_NAME = "fleet-sandbox"
@@ -34,6 +39,7 @@ class SandboxServer:
     datacenter: str
     rack: str
     hybrid: bool
+    vm: bool = False
 
 
 def plan_servers(count: int, addresses: list[str]) -> list[SandboxServer]:
@@ -54,6 +60,28 @@ def plan_servers(count: int, addresses: list[str]) -> list[SandboxServer]:
     return out
 
 
+#: The VM hosts' disks, as their OVH hardware description gives them (GB).
+VM_NVME_GB = 8
+VM_HDD_GB = 4
+
+
+def plan_vms(count: int, addresses: list[str]) -> list[SandboxServer]:
+    """The VM servers ``vm-01``..., all hybrid, in the first datacenter."""
+    dc = DATACENTERS[0]
+    return [
+        SandboxServer(
+            name=f"vm-{i + 1:02d}",
+            service=f"ns{3900000 + i}.ip-{address.replace('.', '-')}.eu",
+            address=address,
+            datacenter=dc,
+            rack=f"{dc.upper()}-V01",
+            hybrid=True,
+            vm=True,
+        )
+        for i, address in enumerate(addresses[:count])
+    ]
+
+
 class Sandbox:
     """Start with :meth:`start`, stop with :meth:`stop` (or use it as a context manager)."""
 
@@ -66,11 +94,15 @@ class Sandbox:
         seed: int | None = None,
         timings: TaskTimings | None = None,
         runtime_root: Path | None = None,
+        vms: int = 0,
     ) -> None:
-        if not 1 <= servers <= 2000:
-            raise ValueError("a sandbox has 1 to 2000 servers")
+        if not 0 <= vms <= 8:
+            raise ValueError("a sandbox has 0 to 8 VM servers")
+        if not (1 if vms == 0 else 0) <= servers <= 2000:
+            raise ValueError("a sandbox has 1 to 2000 servers (0 with VM servers)")
         self.dir = directory
         self.count = servers
+        self.vm_count = vms
         self.port = port
         self.seed = seed
         self.timings = timings
@@ -81,6 +113,7 @@ class Sandbox:
         self.servers: list[SandboxServer] = []
         self.api: FakeOvhApi | None = None
         self.hosts: HostFleet | None = None
+        self.vms: VmFleet | None = None
         self.url = ""
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -91,17 +124,26 @@ class Sandbox:
         key.write_text(private)
         key.chmod(0o600)
         (self.dir / "id_ed25519.pub").write_text(public + "\n")
-        self.servers = plan_servers(self.count, allocate_addresses(self.count, self.port))
+        addresses = allocate_addresses(self.count + self.vm_count, self.port)
+        self.servers = plan_servers(self.count, addresses)
+        self.servers += plan_vms(self.vm_count, addresses[self.count :])
         try:
             self._start_hosts(public)
             self._start_api()
+            self._start_vms(public)
             self._write_files()
         except BaseException:
             self.stop()
             raise
 
     def _start_hosts(self, public_key: str) -> None:
-        specs = [HostSpec(s.name, s.address, self.port, hostname=s.service) for s in self.servers]
+        specs = [
+            HostSpec(s.name, s.address, self.port, hostname=s.service)
+            for s in self.servers
+            if not s.vm
+        ]
+        if not specs:
+            return
         self.hosts = HostFleet(
             specs,
             state_dir=self.dir / "hosts",
@@ -112,15 +154,14 @@ class Sandbox:
         self.hosts.start()
 
     def _start_api(self) -> None:
-        specs = [
-            ServerSpec(s.service, s.address, s.datacenter, s.rack, s.hybrid) for s in self.servers
-        ]
-        by_service = {s.service: s.name for s in self.servers}
-        hosts = self.hosts
-        assert hosts is not None
+        specs = [_server_spec(s) for s in self.servers]
+        by_service = {s.service: s for s in self.servers}
 
         def on_power(service: str, event: Any) -> None:
-            hosts.on_power(by_service[service], event)
+            server = by_service[service]
+            fleet = self.vms if server.vm else self.hosts
+            if fleet is not None:
+                fleet.on_power(server.name, event)
 
         self.api = FakeOvhApi(
             specs,
@@ -132,10 +173,40 @@ class Sandbox:
         )
         self.url = self.api.start()
 
+    def _start_vms(self, public_key: str) -> None:
+        """Boot the VM servers (images built first if needed) and wait until SSH answers."""
+        specs = [
+            VmSpec(s.name, s.address, self.port, hostname=s.service) for s in self.servers if s.vm
+        ]
+        if not specs:
+            return
+        self.vms = VmFleet(
+            specs,
+            state_dir=self.dir / "vms",
+            images=ensure_images(log_file=self.dir / "vm-images.log"),
+            operator_public_key=public_key,
+            sandbox_id=self.id,
+            boot_mode=self._boot_mode,
+        )
+        self.vms.start()
+
+    def _boot_mode(self, name: str) -> tuple[str | None, str | None]:
+        """(mode, rescue key) a reboot of server ``name`` lands in now, per the API's boot id."""
+        server = next(s for s in self.servers if s.name == name)
+        if self.api is None:
+            return None, None
+        snapshot = self.api.snapshot(server.service)
+        kernel = snapshot.boot_kernel
+        mode = "disk" if kernel == "hd" else "rescue" if kernel.startswith("rescue") else None
+        return mode, snapshot.rescue_ssh_key
+
     def stop(self) -> None:
         if self.api is not None:
             self.api.stop()
             self.api = None
+        if self.vms is not None:
+            self.vms.stop()
+            self.vms = None
         if self.hosts is not None:
             self.hosts.stop()
             self.hosts = None
@@ -178,7 +249,8 @@ class Sandbox:
             f'control_token = "{self.control_token}"\n\n'
             f'[ssh]\nkey_file = "{d / "id_ed25519"}"\n\n'
             f'[rescue]\nssh_public_key = "{d / "id_ed25519.pub"}"\n\n'
-            "[reboot]\ntimeout = 120.0\nssh_poll = 0.5\n\n"
+            # VMs boot under emulation: a reboot there takes minutes, not seconds.
+            f"[reboot]\ntimeout = {900.0 if self.vm_count else 120.0}\nssh_poll = 0.5\n\n"
             "[rollout]\ninfra_retry_delay = 0.5\n"
         )
 
@@ -207,9 +279,14 @@ class Sandbox:
                     f"          rack: {s.rack}",
                     f"          labels: {{role: {role}}}",
                 ]
+                if s.vm:  # a VM's sshd is the real one: root logs in, as on OVH
+                    lines += ["          user: root"]
         hybrid = [s for s in self.servers if s.hybrid]
         if hybrid:  # also a group, so `--limit hybrid` works without asking OVH
             lines += ["    hybrid:", "      hosts:"] + [f"        {s.name}: {{}}" for s in hybrid]
+        vms = [s for s in self.servers if s.vm]
+        if vms:
+            lines += ["    vms:", "      hosts:"] + [f"        {s.name}: {{}}" for s in vms]
         return "\n".join(lines) + "\n"
 
     def describe(self) -> dict[str, Any]:
@@ -219,8 +296,27 @@ class Sandbox:
             "api": self.url,
             "port": self.port,
             "servers": [s.__dict__ for s in self.servers],
-            "host_pids": self.hosts.pids() if self.hosts else {},
+            "host_pids": {
+                **(self.hosts.pids() if self.hosts else {}),
+                **(self.vms.pids() if self.vms else {}),
+            },
         }
+
+
+def _server_spec(server: SandboxServer) -> ServerSpec:
+    """The fake API's view of a server; a VM's disk groups match its virtual disks."""
+    if server.vm:
+        return ServerSpec(
+            server.service,
+            server.address,
+            server.datacenter,
+            server.rack,
+            True,
+            hdd_count=2,
+            hdd_size_gb=VM_HDD_GB,
+            nvme_size_gb=VM_NVME_GB,
+        )
+    return ServerSpec(server.service, server.address, server.datacenter, server.rack, server.hybrid)
 
 
 def _write(path: Path, text: str) -> None:
