@@ -34,7 +34,16 @@ def rescue_check(params: dict[str, Any]) -> Plan:
     )
 
 
-BUILTINS: dict[str, Callable[[dict[str, Any]], Plan]] = {"rescue-check": rescue_check}
+def _hybrid_raid(params: dict[str, Any]) -> Plan:
+    from fleet.plans.hybrid_raid import hybrid_raid  # imported late: it imports this package
+
+    return hybrid_raid(params)
+
+
+BUILTINS: dict[str, Callable[[dict[str, Any]], Plan]] = {
+    "rescue-check": rescue_check,
+    "hybrid-raid": _hybrid_raid,
+}
 
 
 def builtin_plan(name: str, params: dict[str, Any]) -> Plan:
