@@ -32,8 +32,7 @@ from fleet.errors import (
 )
 from fleet.inventory import Host
 from fleet.journal import Journal
-from fleet.leases import LeaseKeeper, LeaseLost
-from fleet.leases import StopSignal as StopSignal  # re-exported: pipelines and guards share it
+from fleet.leases import LeaseKeeper, LeaseLost, StopSignal
 from fleet.plan import (
     Plan,
     RenderedStep,

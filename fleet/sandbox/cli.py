@@ -28,12 +28,9 @@ def _daemon_state(directory: Path) -> dict[str, object] | None:
     except (OSError, ValueError):
         return None
     pid = data.get("pid")
-    if not isinstance(pid, int) or not _alive(pid):
+    if not isinstance(pid, int) or not pid_alive(pid):
         return None
     return data
-
-
-_alive = pid_alive
 
 
 @cli.group("sandbox")
@@ -178,9 +175,9 @@ def sandbox_down(app: App, timeout: float) -> None:
     assert isinstance(pid, int)
     os.kill(pid, signal.SIGTERM)
     started = time.monotonic()
-    while _alive(pid) and time.monotonic() - started < timeout:
+    while pid_alive(pid) and time.monotonic() - started < timeout:
         time.sleep(0.1)
-    if _alive(pid):
+    if pid_alive(pid):
         raise FleetError(f"the sandbox (pid {pid}) did not stop within {timeout:.0f}s")
     (directory / "fleet.toml").unlink(missing_ok=True)
     click.echo(f"sandbox down in {time.monotonic() - started:.1f}s")

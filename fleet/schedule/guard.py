@@ -17,9 +17,9 @@ from fleet.schedule.windows import Window, load_windows, parse_window
 from fleet.store.base import Event, RunRecord, Store
 
 if TYPE_CHECKING:
-    from fleet.executor import StopSignal
     from fleet.inventory import Host
     from fleet.journal import Journal
+    from fleet.leases import StopSignal
     from fleet.rollout import Rollout
 
 
