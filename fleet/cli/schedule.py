@@ -1,7 +1,6 @@
 """fleet schedule and fleet scheduler: rollouts started at cron times, inside maintenance windows.
 
-Registered on the CLI by being imported from :mod:`fleet.cli`. The logic lives in
-:mod:`fleet.schedule`; this module parses flags, validates everything before storing a schedule,
+The logic lives in :mod:`fleet.schedule`; this module parses flags, validates everything before storing a schedule,
 and prints.
 """
 
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fleet.cli import App, cli, pass_app
+from fleet.cli.app import App, pass_app
 from fleet.clock import SystemClock, utc_iso
 from fleet.errors import UsageError
 from fleet.store.base import MISSED_POLICIES, ScheduleRecord
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-@cli.group("schedule")
+@click.group("schedule")
 def schedule_group() -> None:
     """Rollouts that start by themselves at cron times (started by `fleet scheduler run`).
 
@@ -68,7 +67,7 @@ def _rollout_args(kw: dict[str, Any]) -> list[str]:
 
 def _validate(app: App, plan_ref: str, kw: dict[str, Any]) -> str:
     """Refuse now what would fail at every fire; returns the plan reference to store."""
-    from fleet.commands import load_plan, parse_duration, rollout_options
+    from fleet.cli.options import load_plan, parse_duration, rollout_options
     from fleet.schedule import window_hooks
 
     rollout_options(
@@ -299,7 +298,7 @@ def schedule_resume(app: App, name: str) -> None:
     click.echo(f"schedule {name} resumed; next due {_when(due, s.tz)}")
 
 
-@cli.group("scheduler")
+@click.group("scheduler")
 def scheduler_group() -> None:
     """The daemon that starts due schedules' rollouts."""
 

@@ -1,6 +1,6 @@
 """``fleet reinstall``: reinstall servers' OS through the OVH API, in rolling batches.
 
-Registered on the CLI by being imported from :mod:`fleet.cli`. The command builds a one-stage
+Like every command it is listed in :mod:`fleet.cli.registry`. The command builds a one-stage
 plan (``kind: reinstall``, see :mod:`fleet.reinstall`) and runs it like ``fleet rollout``:
 leases, journal, batches, failure budget, ``fleet resume``.
 """
@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fleet.cli import App, cli, execute, finish, pass_app
+from fleet.cli.app import App, pass_app
+from fleet.cli.wiring import execute, finish
 from fleet.errors import UsageError
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def _options(f: Any) -> Any:
     return f
 
 
-@cli.command("reinstall")
+@click.command("reinstall")
 @click.argument("targets", nargs=-1, required=True, metavar="HOSTS...")
 @_options
 @pass_app
@@ -112,7 +113,7 @@ def reinstall_cmd(
       fleet reinstall dc:gra3 --os debian12_64 --confirm srv-001,srv-004 \\
           --partition /boot:ext4:1024 --partition /:ext4:0 --raid 1 --batches 1,50%
     """
-    from fleet.commands import parse_duration, rollout_options
+    from fleet.cli.options import parse_duration, rollout_options
     from fleet.reinstall import APPROVAL_OPTION, check_confirmation
     from fleet.runs import create_run
 

@@ -6,12 +6,12 @@ import json
 
 import click
 
-from fleet.cli import App, cli, pass_app
-from fleet.commands_admin import table
+from fleet.cli.app import App, pass_app
+from fleet.cli.output import table
 from fleet.errors import FleetError, UsageError
 
 
-@cli.group("ovh")
+@click.group("ovh")
 def ovh_group() -> None:
     """Look at and act on servers through the OVH API (credentials: ovh.conf / OVH_* env)."""
 
@@ -126,6 +126,3 @@ def ovh_tasks(app: App, host: str, function: str | None, status: str | None) -> 
         ],
         ["TASK", "FUNCTION", "STATUS", "STARTED", "DONE", "COMMENT"],
     )
-
-
-from fleet.sandbox import cli as _sandbox_cli  # noqa: E402,F401
