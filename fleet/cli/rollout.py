@@ -7,8 +7,14 @@ from typing import Any
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.options import load_plan, parse_duration, rollout_flags, rollout_options
-from fleet.cli.wiring import execute, finish
+from fleet.cli.options import (
+    load_plan,
+    parse_duration,
+    parse_vars,
+    rollout_flags,
+    rollout_options,
+)
+from fleet.cli.wiring import claim, execute, finish
 from fleet.errors import UsageError
 
 
@@ -77,44 +83,54 @@ def rollout_cmd(
     for host in hosts:  # every undefined variable is refused before any host is contacted
         render_for_host(plan, host)
     approved = approval(plan, hosts, approve_reinstall)
-    # windows are kept with the run, so that `fleet resume` waits for them as well
-    kept = {"windows": list(windows), "windows_file": windows_file, "window_hosts": window_hosts}
-    run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept})
+    waits = parse_duration(wait_for_leases, "--wait-for-leases")
+    # windows and every input are kept with the run, so that `fleet resume` uses them as well
+    kept = {
+        "windows": list(windows),
+        "windows_file": windows_file,
+        "window_hosts": window_hosts,
+        "wait_for_leases": waits,
+    }
+    inputs = {"plan": plan_ref, "vars": parse_vars(variables), "limit": limit}
+    run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept}, inputs)
     click.echo(f"run {run.id}: {plan.name} on {len(hosts)} hosts", err=True)
     finish(
-        execute(
-            app,
-            run,
-            plan,
-            hosts,
-            options,
-            output,
-            wait_for_leases=parse_duration(wait_for_leases, "--wait-for-leases"),
-            configure=in_windows,
-        )
+        execute(app, run, plan, hosts, options, output, wait_for_leases=waits, configure=in_windows)
     )
 
 
 @click.command("resume")
 @click.argument("run_id", metavar="RUN")
 @click.option("--output", "-o", type=click.Choice(["plain", "json"]), default="plain")
+@click.option(
+    "--accept-plan-change",
+    is_flag=True,
+    help="Resume although the plan file changed since the run started (journaled).",
+)
 @pass_app
-def resume_cmd(app: App, run_id: str, output: str) -> None:
-    """Continue a halted, failed or crashed run: finished steps are skipped, an interrupted
-    step is re-checked before anything is re-applied, hosts never reached are run.
+def resume_cmd(app: App, run_id: str, output: str, accept_plan_change: bool) -> None:
+    """Continue a halted, failed or crashed run with the inputs it was started with (plan,
+    --var values, hosts, batches, windows, options): finished steps are skipped, an
+    interrupted step is re-checked before anything is re-applied, hosts never reached are run.
+
+    One process owns a run at a time: a run whose owner still lives is refused (exit 4, naming
+    it); a dead owner's run is taken over, and the takeover is journaled. A plan file edited
+    since the run started is refused unless --accept-plan-change says so.
 
     \b
     Example:
       fleet resume r20261125-101500-ab12
     """
     from fleet.engine.rollout import RolloutOptions
-    from fleet.engine.runs import check_resumable, hosts_of, plan_for_resume, take_over_dead_leases
+    from fleet.engine.runs import check_inputs, check_resumable, hosts_of, plan_for_resume
     from fleet.schedule import window_hooks
+    from fleet.store.base import Fence
 
     store = app.store
     run = store.get_run(run_id)
     check_resumable(run)
     plan = plan_for_resume(run)
+    change = check_inputs(run, plan, accept=accept_plan_change)
     kept = run.options
     windows_file = kept.get("windows_file")
     in_windows = window_hooks(
@@ -125,14 +141,24 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
     options = RolloutOptions(
         **{k: v for k, v in run.options.items() if k in RolloutOptions.__dataclass_fields__}
     )
-    take_over_dead_leases(store, run)
-    if plan.hash != run.plan_hash:
-        click.echo(
-            f"note: plan changed since the run started ({run.plan_hash} -> {plan.hash})", err=True
-        )
-    store.set_run_state(run.id, "running", None)
+    lease = claim(app, run)
+    store.set_run_state(run.id, "running", None, fence=Fence(run.id, lease.token))
+    if change:
+        click.echo(f"note: {change}; resuming as asked (--accept-plan-change)", err=True)
     finish(
-        execute(app, run, plan, hosts_of(run), options, output, resuming=True, configure=in_windows)
+        execute(
+            app,
+            run,
+            plan,
+            hosts_of(run),
+            options,
+            output,
+            resuming=True,
+            configure=in_windows,
+            wait_for_leases=float(kept.get("wait_for_leases") or 0.0),
+            lease=lease,
+            inputs_change=change,
+        )
     )
 
 

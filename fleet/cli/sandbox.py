@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.engine.runs import pid_alive
+from fleet.engine.owners import pid_alive
 from fleet.errors import FleetError
 
 

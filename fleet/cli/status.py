@@ -23,18 +23,21 @@ def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
     Example:
       fleet status r20261125-101500-ab12 --json
     """
-    from fleet.status import run_status
+    from fleet.clock import SystemClock
+    from fleet.status import run_state, run_status
 
+    now = SystemClock().now()
     if run_id is None:
         runs = app.store.list_runs(count)
+        states = {r.id: run_state(r, now) for r in runs}
         if as_json:
             click.echo(
                 json.dumps(
                     [
                         {
                             "id": r.id,
-                            "state": r.state,
-                            "reason": r.reason,
+                            "state": states[r.id][0],
+                            "reason": states[r.id][1],
                             "plan": r.plan_name,
                             "hosts": len(r.hosts),
                             "owner": str(r.owner),
@@ -50,18 +53,18 @@ def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
             [
                 [
                     r.id,
-                    r.state,
+                    states[r.id][0],
                     r.plan_name,
                     str(len(r.hosts)),
                     f"{r.created_at:%Y-%m-%d %H:%M}" if r.created_at else "",
-                    r.reason or "",
+                    states[r.id][1] or "",
                 ]
                 for r in runs
             ],
             ["RUN", "STATE", "PLAN", "HOSTS", "STARTED (UTC)", "REASON"],
         )
         return
-    status = run_status(app.store, run_id)
+    status = run_status(app.store, run_id, now)
     if as_json:
         click.echo(json.dumps(status, indent=2))
         return

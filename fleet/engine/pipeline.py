@@ -17,15 +17,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleet.engine.journal import Journal
-from fleet.engine.leases import LeaseKeeper, LeaseLost, StopSignal
+from fleet.engine.leases import LeaseKeeper, StopSignal
 from fleet.errors import (
     FleetError,
     HostKeyMismatch,
     LeaseHeld,
+    LeaseLost,
     PayloadError,
     PlanError,
     ProviderAuthError,
@@ -132,23 +133,42 @@ class Pipeline:
         except LeaseHeld as exc:
             self.journal.emit("host.skip", host=name, outcome="lease", excerpt=exc.message)
             return HostResult(name, "skipped", "lease", message=exc.message)
-        self.journal.emit("host.start", host=name, data={"token": lease.token, "mode": self.mode})
+        except LeaseLost as exc:  # this process no longer owns the run: touch nothing
+            return HostResult(name, "stopped", "lease", message=exc.message)
         try:
+            self.emit("host.start", data={"token": lease.token, "mode": self.mode})
             result = self._attempts()
+        except LeaseLost as exc:
+            result = self._result("stopped", "lease", exc.message)
         finally:
             self._close()
-            if self.svc.leases:
-                self.svc.leases.release(name)
-        self.journal.emit(
-            "host.end",
-            host=name,
-            stage=result.stage,
-            step=result.step,
-            outcome=result.outcome,
-            excerpt=result.message,
-            data={"failure": result.failure, "applied": result.applied},
-        )
+        self._end(result)
+        if self.svc.leases:
+            self.svc.leases.release(name)
         return result
+
+    def _end(self, result: HostResult) -> None:
+        """Journal the host's end while its lease still proves the write; a holder that lost
+        its lease records only that, beside the live owner's events (status ignores it)."""
+        fields: dict[str, Any] = {"stage": result.stage, "step": result.step}
+        if result.failure != "lease":
+            data = {"failure": result.failure, "applied": result.applied}
+            try:
+                self.emit("host.end", outcome=result.outcome, excerpt=result.message, data=data)
+                return
+            except LeaseLost as exc:
+                result = replace(result, outcome="stopped", failure="lease", message=exc.message)
+        fence = self.svc.leases.fence(self.host.name) if self.svc.leases else None
+        token = fence.host_token if fence else None
+        self.journal.emit(
+            "host.lost",
+            unfenced=True,
+            host=self.host.name,
+            outcome="lease lost",
+            excerpt=result.message,
+            data={"token": token},
+            **fields,
+        )
 
     def _take_lease(self) -> Lease:
         assert self.svc.leases is not None, "pipelines run under a LeaseKeeper"
@@ -156,6 +176,11 @@ class Pipeline:
         return self.svc.leases.acquire(
             self.host.name, self.job.owner, s.wait_for_leases, self.svc.stop
         )
+
+    def _lost(self) -> str | None:
+        """Why this pipeline's lease (of the host or of the run) is known lost, if it is."""
+        keeper = self.svc.leases
+        return keeper.lost(self.host.name) or keeper.run_lost if keeper else None
 
     def _attempts(self) -> HostResult:
         s = self.job.settings
@@ -169,16 +194,18 @@ class Pipeline:
                 return self._result("failed", "payload", exc.message)
             except HostKeyMismatch as exc:
                 return self._result("failed", "hostkey", exc.message)
-            except (LeaseLost, ProviderAuthError) as exc:
+            except ProviderAuthError as exc:
                 return self._result("failed", "infrastructure", exc.message)
             except (TransportError, ProviderError) as exc:
+                lost = self._lost()
+                if lost:
+                    raise LeaseLost(self.host.name, lost) from exc
                 if self.svc.stop.hard.is_set():
                     return self._result("stopped", None, "cut by abort: " + exc.message)
                 self._close()
                 left = s.infra_retries - attempt
-                self.journal.emit(
+                self.emit(
                     "host.retry",
-                    host=self.host.name,
                     stage=self.position[0],
                     step=self.position[1],
                     excerpt=exc.message,
@@ -207,9 +234,8 @@ class Pipeline:
         for stage in plan.stages:
             steps = [s.name for s in stage.steps] or [stage.kind]
             for step in steps:
-                self.journal.emit(
+                self.emit(
                     "step.end",
-                    host=self.host.name,
                     stage=stage.name,
                     step=step,
                     outcome="converged",
@@ -288,7 +314,8 @@ class Pipeline:
         return self.svc.store.pinned_key(self.host.name, role)
 
     def emit(self, kind: str, **fields: Any) -> Event:
-        return self.journal.emit(kind, host=self.host.name, **fields)
+        fence = self.svc.leases.fence(self.host.name) if self.svc.leases else None
+        return self.journal.emit(kind, host=self.host.name, fence=fence, **fields)
 
     def output(self, step: str, result: CommandResult) -> None:
         self.journal.output(self.host.name, step, result)
@@ -304,6 +331,9 @@ class Pipeline:
             self.svc.leases.ensure(self.host.name)
 
     def check_stop(self) -> None:
+        lost = self._lost()
+        if lost:
+            raise LeaseLost(self.host.name, lost)
         if self.svc.stop.soft.is_set():
             raise Stopped(
                 f"{self.host.name}: stopped before {self.position[0]}: {self.svc.stop.reason}"

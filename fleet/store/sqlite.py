@@ -25,25 +25,28 @@ import threading
 import weakref
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleet.clock import SystemClock, parse_utc, utc_iso
-from fleet.errors import ConfigError, LeaseHeld, StoreError
+from fleet.errors import ConfigError, LeaseLost, StoreError
+from fleet.store import sqlite_leases as leases
 from fleet.store.base import (
     MISSED_POLICIES,
     RUN_STATES,
     Event,
+    Fence,
     HaltState,
     Lease,
     Owner,
     PinnedKey,
     QuarantineEntry,
+    RunLease,
     RunRecord,
     ScheduleFire,
     ScheduleRecord,
 )
+from fleet.store.sqlite_leases import LEASE_COLUMNS, OWNER_COLUMNS, owner_from, owner_params
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,8 +55,9 @@ if TYPE_CHECKING:
     from fleet.clock import Clock
 
 #: Bumped on every schema change; a newer file is refused rather than misread.
-#: Version 2 added the schedules and their fires (see :data:`_MIGRATIONS`).
-SCHEMA_VERSION = 2
+#: Version 2 added the schedules and their fires, version 3 the run's lease and the owners'
+#: process identity (see :data:`_MIGRATIONS`).
+SCHEMA_VERSION = 3
 
 #: How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 10_000
@@ -156,6 +160,14 @@ CREATE TABLE IF NOT EXISTS schedule_fires (
     PRIMARY KEY (schedule, due_at)
 );
 """,
+    3: """
+ALTER TABLE runs ADD COLUMN owner_started REAL;
+ALTER TABLE runs ADD COLUMN owner_nonce TEXT;
+ALTER TABLE runs ADD COLUMN lease_token INTEGER;
+ALTER TABLE runs ADD COLUMN lease_expires_at TEXT;
+ALTER TABLE leases ADD COLUMN owner_started REAL;
+ALTER TABLE leases ADD COLUMN owner_nonce TEXT;
+""",
 }
 
 _INSERT_EVENT = (
@@ -166,11 +178,8 @@ _EVENT_COLUMNS = (
     "seq, run_id, kind, at, host, stage, step, outcome, exit_code, excerpt, query_id, data"
 )
 _RUN_COLUMNS = (
-    "id, plan_name, plan_source, plan_hash, hosts, options, owner_user, owner_machine,"
-    " owner_pid, owner_run_id, state, reason, created_at, updated_at"
-)
-_LEASE_COLUMNS = (
-    "host, owner_user, owner_machine, owner_pid, owner_run_id, token, taken_at, expires_at"
+    f"id, plan_name, plan_source, plan_hash, hosts, options, {OWNER_COLUMNS},"
+    " state, reason, created_at, updated_at, lease_token, lease_expires_at"
 )
 _SCHEDULE_COLUMNS = (
     "name, plan, cron, tz, args, missed, paused, created_by, created_at, since, expires_at"
@@ -182,44 +191,41 @@ _SELECT_SCHEDULES = (
     " (SELECT MAX(f.due_at) FROM schedule_fires f WHERE f.schedule = s.name)"
     " FROM schedules s"
 )
-_RENEW_HINT = "the host may now be touched by someone else: stop working on it"
 
 
 class _EventBatch:
-    """Event rows waiting for a group commit, by ticket (the order ``record`` was called)."""
+    """Event rows (with their fences) waiting for a group commit, by ticket; then each
+    ticket's outcome: its seq, or the :class:`LeaseLost` that refused it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rows: list[tuple[Any, ...]] = []
-        self._first = 1  # ticket of _rows[0]
+        self._items: list[tuple[int, tuple[Any, ...], Fence | None]] = []
         self._next = 1
-        self._seqs: dict[int, int] = {}
+        self._outcomes: dict[int, int | LeaseLost] = {}
 
-    def add(self, row: tuple[Any, ...]) -> int:
+    def add(self, row: tuple[Any, ...], fence: Fence | None) -> int:
         with self._lock:
             ticket = self._next
             self._next += 1
-            self._rows.append(row)
+            self._items.append((ticket, row, fence))
             return ticket
 
-    def take(self) -> tuple[list[tuple[Any, ...]], int]:
+    def take(self) -> list[tuple[int, tuple[Any, ...], Fence | None]]:
         with self._lock:
-            rows, first = self._rows, self._first
-            self._rows, self._first = [], self._next
-            return rows, first
+            items, self._items = self._items, []
+            return items
 
-    def give_back(self, rows: list[tuple[Any, ...]], first: int) -> None:
+    def give_back(self, items: list[tuple[int, tuple[Any, ...], Fence | None]]) -> None:
         with self._lock:
-            self._rows, self._first = rows + self._rows, first
+            self._items = items + self._items
 
-    def committed(self, first_ticket: int, first_seq: int, count: int) -> None:
+    def committed(self, outcomes: dict[int, int | LeaseLost]) -> None:
         with self._lock:
-            for i in range(count):
-                self._seqs[first_ticket + i] = first_seq + i
+            self._outcomes.update(outcomes)
 
-    def seq_of(self, ticket: int) -> int | None:
+    def outcome_of(self, ticket: int) -> int | LeaseLost | None:
         with self._lock:
-            return self._seqs.pop(ticket, None)
+            return self._outcomes.pop(ticket, None)
 
 
 class _Slot:
@@ -375,15 +381,17 @@ class SqliteStore:
             run.plan_hash,
             _dumps(list(run.hosts), f"run {run.id} hosts"),
             _dumps(run.options, f"run {run.id} options"),
-            *_owner_params(run.owner),
+            *owner_params(run.owner),
             run.state,
             run.reason,
             created,
             updated,
+            None,  # no lease until a process claims the run
+            None,
         )
         try:
             self._write(
-                "create a run", f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_marks(14)})", params
+                "create a run", f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_marks(18)})", params
             )
         except StoreError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
@@ -405,20 +413,62 @@ class SqliteStore:
         )
         return [_run_from_row(row) for row in rows]
 
-    def set_run_state(self, run_id: str, state: str, reason: str | None = None) -> None:
+    def set_run_state(
+        self, run_id: str, state: str, reason: str | None = None, *, fence: Fence | None = None
+    ) -> None:
         _check_state(state)
-        changed = self._write(
-            "update a run",
-            "UPDATE runs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-            (state, reason, self._now(), run_id),
-        )
+        with self._transaction("update a run") as conn:
+            if fence is not None:
+                leases.check_fence(conn, fence)
+            changed = conn.execute(
+                "UPDATE runs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (state, reason, self._now(), run_id),
+            ).rowcount
         if not changed:
             raise StoreError(f"no run {run_id!r}; `fleet status` lists runs")
 
+    # -------------------------------------------------------------- the run's owner
+
+    def claim_run(
+        self, run_id: str, owner: Owner, ttl: float, *, replacing: int | None, why: str
+    ) -> RunLease:
+        leases.check_ttl(ttl)
+        with self._transaction(f"claim run {run_id}") as conn:
+            now = leases.to_ms(self._clock.now())
+            lease, previous, reissued = leases.claim(conn, run_id, owner, now, ttl, replacing)
+            if previous is not None:
+                data = {"from": str(previous), "to": str(owner), "why": why, "hosts": reissued}
+                self._audit(conn, "run.takeover", run_id, None, {**data, "token": lease.token})
+            return lease
+
+    def renew_run(self, lease: RunLease, ttl: float) -> RunLease:
+        leases.check_ttl(ttl)
+        with self._transaction(f"renew the lease of run {lease.run_id}") as conn:
+            return leases.renew_run(conn, lease, self._clock.now(), ttl)
+
+    def release_run(self, lease: RunLease) -> None:
+        self._write(
+            f"release run {lease.run_id}",
+            "UPDATE runs SET lease_expires_at = NULL WHERE id = ? AND lease_token = ?",
+            (lease.run_id, lease.token),
+        )
+
+    def break_run_lease(self, run_id: str, who: str, reason: str) -> RunLease | None:
+        with self._transaction(f"break the lease of run {run_id}") as conn:
+            owner, token, expires = leases.run_lease(conn, run_id)
+            if token is None or expires is None:
+                return None
+            conn.execute("UPDATE runs SET lease_expires_at = NULL WHERE id = ?", (run_id,))
+            data = {"who": who, "reason": reason, "owner": str(owner), "token": token}
+            self._audit(conn, "run.lease.break", run_id, None, data)
+            return RunLease(run_id, owner, token, parse_utc(expires))
+
     # -------------------------------------------------------------------- journal
 
-    def record(self, event: Event) -> int:
-        """Append one event and return its seq (the hot path of a rollout: group-committed)."""
+    def record(self, event: Event, fence: Fence | None = None) -> int:
+        """Append one event and return its seq (the hot path of a rollout: group-committed).
+        With ``fence``, the row is written only if the fence's tokens are current (checked in
+        the transaction that writes it), else :class:`LeaseLost` is raised."""
         try:
             at = utc_iso(event.at)
         except ValueError as exc:
@@ -437,34 +487,33 @@ class SqliteStore:
             event.query_id,
             data,
         )
-        return self._group_commit(params)
+        return self._group_commit(params, fence)
 
-    def _group_commit(self, params: tuple[Any, ...]) -> int:
+    def _group_commit(self, params: tuple[Any, ...], fence: Fence | None) -> int:
         """Insert one event row, committed together with whatever other threads queued
         meanwhile: one transaction for many rows, yet each call returns only once its own row
         is committed (the journal's before/after guarantee holds). Returns the row's seq."""
-        ticket = self._batch.add(params)
+        ticket = self._batch.add(params, fence)
         with self._write_lock:
-            seq = self._batch.seq_of(ticket)
-            if seq is not None:  # another thread committed our row with its own
-                return seq
-            rows, first_ticket = self._batch.take()
-            conn = self._conn()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT_EVENT, rows)
-                (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self._batch.give_back(rows, first_ticket)  # the next writer retries them
-                raise StoreError(f"{self.path}: cannot record an event: {exc}") from exc
-            # one writer at a time (BEGIN IMMEDIATE): the rows got consecutive rowids
-            self._batch.committed(first_ticket, int(last) - len(rows) + 1, len(rows))
-            seq = self._batch.seq_of(ticket)
-        assert seq is not None
-        return seq
+            outcome = self._batch.outcome_of(ticket)
+            if outcome is None:  # not committed by another thread with its own: commit the batch
+                items = self._batch.take()
+                conn = self._conn()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    outcomes = {t: _insert_fenced(conn, row, f) for t, row, f in items}
+                    conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self._batch.give_back(items)  # the next writer retries them
+                    raise StoreError(f"{self.path}: cannot record an event: {exc}") from exc
+                self._batch.committed(outcomes)
+                outcome = self._batch.outcome_of(ticket)
+        if isinstance(outcome, LeaseLost):
+            raise outcome
+        assert isinstance(outcome, int)
+        return outcome
 
     def events(self, run_id: str, host: str | None = None) -> list[Event]:
         """A run's events (of one host if given), in the order they were recorded."""
@@ -503,42 +552,23 @@ class SqliteStore:
 
     # --------------------------------------------------------------------- leases
 
-    def acquire_lease(self, host: str, owner: Owner, ttl: float) -> Lease:
-        """Grant ``host``'s lease, renew it for its holder, or raise :class:`LeaseHeld`.
-
-        A free or expired (``expires_at < now``) lease is granted with a new fencing token.
-        A live lease held by an equal :class:`Owner` (same user, machine, pid and run: the same
-        process) is extended and keeps its token; anyone else is refused.
-        """
-        _check_ttl(ttl)
+    def acquire_lease(
+        self, host: str, owner: Owner, ttl: float, *, fence: Fence | None = None
+    ) -> Lease:
+        """Grant ``host``'s lease, renew it for its holder, or raise :class:`LeaseHeld` (see
+        :func:`fleet.store.sqlite_leases.acquire`); with ``fence``, only for the run's owner."""
+        leases.check_ttl(ttl)
         with self._transaction(f"take the lease of {host}") as conn:
-            now = _to_ms(self._clock.now())
-            current = _lease_row(conn, host)
-            if current is not None and current.expires_at >= now:
-                if current.owner != owner:
-                    raise _held(current)
-                return _update_expiry(conn, current, now + timedelta(seconds=ttl))
-            (token,) = conn.execute(
-                "UPDATE lease_tokens SET last = last + 1 WHERE id = 1 RETURNING last"
-            ).fetchone()
-            lease = Lease(host, owner, token, now, _to_ms(now + timedelta(seconds=ttl)))
-            conn.execute(
-                f"INSERT OR REPLACE INTO leases ({_LEASE_COLUMNS}) VALUES ({_marks(8)})",
-                (host, *_owner_params(owner), token, utc_iso(now), utc_iso(lease.expires_at)),
-            )
-            return lease
+            if fence is not None:
+                leases.check_fence(conn, fence)
+            return leases.acquire(conn, host, owner, leases.to_ms(self._clock.now()), ttl)
 
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
-        """Extend a lease we still hold (same token), even past its expiry if nobody took it."""
-        _check_ttl(ttl)
+        """Extend a lease we still hold (same token), even past its expiry if nobody took it;
+        raise :class:`LeaseHeld` naming the new holder, or StoreError when it was broken."""
+        leases.check_ttl(ttl)
         with self._transaction(f"renew the lease of {lease.host}") as conn:
-            current = _lease_row(conn, lease.host)
-            if current is None:
-                raise StoreError(f"lease of {lease.host} was broken or released", hint=_RENEW_HINT)
-            if current.token != lease.token:
-                raise _held(current)
-            now = _to_ms(self._clock.now())
-            return _update_expiry(conn, current, now + timedelta(seconds=ttl))
+            return leases.renew(conn, lease, leases.to_ms(self._clock.now()), ttl)
 
     def release_lease(self, lease: Lease) -> None:
         """Give the lease up; a no-op if it is no longer ours (token changed)."""
@@ -550,13 +580,13 @@ class SqliteStore:
 
     def list_leases(self) -> list[Lease]:
         """Every lease row, expired ones included (compare ``expires_at`` to tell)."""
-        rows = self._read("list leases", f"SELECT {_LEASE_COLUMNS} FROM leases ORDER BY host")
-        return [_lease_from_row(row) for row in rows]
+        rows = self._read("list leases", f"SELECT {LEASE_COLUMNS} FROM leases ORDER BY host")
+        return [leases.lease_from_row(row) for row in rows]
 
     def break_lease(self, host: str, who: str, reason: str) -> Lease | None:
         """Delete ``host``'s lease whoever holds it, and journal who did it and why."""
         with self._transaction(f"break the lease of {host}") as conn:
-            current = _lease_row(conn, host)
+            current = leases.lease_row(conn, host)
             if current is None:
                 return None
             conn.execute("DELETE FROM leases WHERE host = ?", (host,))
@@ -571,14 +601,18 @@ class SqliteStore:
 
     # ----------------------------------------------------------------- quarantine
 
-    def quarantine(self, host: str, run_id: str, reason: str) -> None:
-        self._write(
-            f"quarantine {host}",
-            "INSERT INTO quarantine (host, run_id, reason, at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (host) DO UPDATE SET run_id = excluded.run_id,"
-            " reason = excluded.reason, at = excluded.at",
-            (host, run_id, reason, self._now()),
-        )
+    def quarantine(
+        self, host: str, run_id: str, reason: str, *, fence: Fence | None = None
+    ) -> None:
+        with self._transaction(f"quarantine {host}") as conn:
+            if fence is not None:
+                leases.check_fence(conn, fence)
+            conn.execute(
+                "INSERT INTO quarantine (host, run_id, reason, at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (host) DO UPDATE SET run_id = excluded.run_id,"
+                " reason = excluded.reason, at = excluded.at",
+                (host, run_id, reason, self._now()),
+            )
 
     def quarantined(self) -> list[QuarantineEntry]:
         rows = self._read(
@@ -681,9 +715,9 @@ class SqliteStore:
         """Store a new schedule; ``created_at`` and ``since`` default to now. Audited."""
         if schedule.missed not in MISSED_POLICIES:
             raise StoreError(f"schedule {schedule.name}: unknown missed policy {schedule.missed!r}")
-        now = _to_ms(self._clock.now())
-        created = _to_ms(schedule.created_at) if schedule.created_at else now
-        since = _to_ms(schedule.since) if schedule.since else created
+        now = leases.to_ms(self._clock.now())
+        created = leases.to_ms(schedule.created_at) if schedule.created_at else now
+        since = leases.to_ms(schedule.since) if schedule.since else created
         expires = utc_iso(schedule.expires_at) if schedule.expires_at else None
         args = _dumps(list(schedule.args), f"schedule {schedule.name} args")
         with self._transaction(f"add schedule {schedule.name}") as conn:
@@ -802,11 +836,6 @@ class SqliteStore:
 # ------------------------------------------------------------------------ helpers
 
 
-def _to_ms(at: datetime) -> datetime:
-    """``at`` in UTC cut to the millisecond, as stored: a returned Lease equals the stored one."""
-    return parse_utc(utc_iso(at))
-
-
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
@@ -823,36 +852,13 @@ def _check_state(state: str) -> None:
         raise StoreError(f"unknown run state {state!r}; expected one of {', '.join(RUN_STATES)}")
 
 
-def _check_ttl(ttl: float) -> None:
-    if not ttl > 0:
-        raise StoreError(f"a lease ttl must be positive seconds, got {ttl!r}")
-
-
-def _owner_params(owner: Owner) -> tuple[str, str, int, str | None]:
-    return (owner.user, owner.machine, owner.pid, owner.run_id)
-
-
-def _owner_from(user: str, machine: str, pid: int, run_id: str | None) -> Owner:
-    return Owner(user=user, machine=machine, pid=pid, run_id=run_id)
-
-
 def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
-    (
-        rid,
-        name,
-        source,
-        digest,
-        hosts,
-        options,
-        user,
-        machine,
-        pid,
-        owner_run,
-        state,
-        reason,
-        created,
-        updated,
-    ) = row
+    rid, name, source, digest, hosts, options = row[:6]
+    owner = owner_from(*row[6:12])
+    state, reason, created, updated, token, expires = row[12:]
+    lease = None
+    if token is not None:
+        lease = RunLease(rid, owner, token, parse_utc(expires) if expires else None)
     return RunRecord(
         id=rid,
         plan_name=name,
@@ -860,12 +866,27 @@ def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
         plan_hash=digest,
         hosts=tuple(json.loads(hosts)),
         options=json.loads(options),
-        owner=_owner_from(user, machine, pid, owner_run),
+        owner=owner,
         state=state,
         reason=reason,
         created_at=parse_utc(created),
         updated_at=parse_utc(updated),
+        lease=lease,
     )
+
+
+def _insert_fenced(
+    conn: sqlite3.Connection, row: tuple[Any, ...], fence: Fence | None
+) -> int | LeaseLost:
+    """Insert one event row unless its fence is stale; its seq, or the refusal."""
+    if fence is not None:
+        try:
+            leases.check_fence(conn, fence)
+        except LeaseLost as exc:
+            return exc
+    cursor = conn.execute(_INSERT_EVENT, row)
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _event_from_row(row: tuple[Any, ...]) -> Event:
@@ -901,36 +922,4 @@ def _schedule_from_row(row: tuple[Any, ...]) -> ScheduleRecord:
         since=parse_utc(since),
         expires_at=parse_utc(expires) if expires else None,
         last_due=parse_utc(last_due) if last_due else None,
-    )
-
-
-def _lease_from_row(row: tuple[Any, ...]) -> Lease:
-    host, user, machine, pid, run_id, token, taken_at, expires_at = row
-    return Lease(
-        host,
-        _owner_from(user, machine, pid, run_id),
-        token,
-        parse_utc(taken_at),
-        parse_utc(expires_at),
-    )
-
-
-def _lease_row(conn: sqlite3.Connection, host: str) -> Lease | None:
-    row = conn.execute(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE host = ?", (host,)).fetchone()
-    return _lease_from_row(row) if row else None
-
-
-def _update_expiry(conn: sqlite3.Connection, lease: Lease, expires_at: datetime) -> Lease:
-    """Extend a lease in place: same token, same ``taken_at``."""
-    expires_at = _to_ms(expires_at)
-    conn.execute(
-        "UPDATE leases SET expires_at = ? WHERE host = ? AND token = ?",
-        (utc_iso(expires_at), lease.host, lease.token),
-    )
-    return Lease(lease.host, lease.owner, lease.token, lease.taken_at, expires_at)
-
-
-def _held(lease: Lease) -> LeaseHeld:
-    return LeaseHeld(
-        lease.host, str(lease.owner), utc_iso(lease.taken_at), utc_iso(lease.expires_at)
     )
