@@ -9,9 +9,8 @@ import pytest
 
 from fleet.errors import ConfigError, ProviderError
 from fleet.provider.base import Boot
-from fleet.provider.ovh import (
-    RetryPolicy,
-    build_client,
+from fleet.provider.ovh_client import build_client
+from fleet.provider.ovh_records import (
     choose_disk_boot,
     choose_rescue_boot,
     hardware_from,
@@ -20,6 +19,7 @@ from fleet.provider.ovh import (
     size_in_gb,
     task_from,
 )
+from fleet.provider.ratelimit import RetryPolicy
 
 
 @pytest.mark.parametrize(
