@@ -33,11 +33,11 @@ import logging
 import random
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import ovh.exceptions
-from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from fleet.clock import Clock, SystemClock
 from fleet.errors import (
@@ -45,6 +45,7 @@ from fleet.errors import (
     ProviderError,
     ProviderNotFound,
     ProviderTransient,
+    TaskFailed,
 )
 from fleet.provider.ovh_client import SANDBOX_ENDPOINT, build_client
 from fleet.provider.ovh_errors import (
@@ -66,20 +67,24 @@ from fleet.provider.ovh_records import (
     server_from,
     task_from,
 )
-from fleet.provider.ovh_tasks import TaskWaits
+from fleet.provider.ovh_tasks import (
+    STAMP_MARGIN,
+    TaskWaits,
+    clock_skew,
+    next_whole_second,
+)
 from fleet.provider.ratelimit import RetryPolicy, TokenBucket
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from tenacity import Retrying
 
     from fleet.provider.base import Boot, Hardware, InstallStatus, Server, Task, TaskProgress
 
 __all__ = ["SANDBOX_ENDPOINT", "OvhProvider", "RetryPolicy", "build_client"]
 
 log = logging.getLogger(__name__)
-
-#: How many of the newest tasks of a function are examined when looking for one to adopt.
-ADOPT_SCAN = 3
 
 
 @dataclass(frozen=True)
@@ -193,37 +198,8 @@ class OvhProvider:
 
     def _retrying(self, server: str | None, action: str) -> Retrying:
         """Retry on :class:`ProviderTransient` within the policy's attempts and total time."""
-        start = self._clock.monotonic()
-        policy = self.retry
-
-        def stop(state: RetryCallState) -> bool:
-            elapsed = self._clock.monotonic() - start
-            too_late = elapsed + (state.upcoming_sleep or 0.0) > policy.total_seconds
-            return state.attempt_number >= policy.attempts or too_late
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            return policy.wait_for(state.attempt_number, exc, self._rng)
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "%s: %s failed (attempt %d/%d), retrying in %.1fs: %s",
-                server or "-",
-                action,
-                state.attempt_number,
-                policy.attempts,
-                state.upcoming_sleep,
-                exc,
-            )
-
-        return Retrying(
-            sleep=self._clock.sleep,
-            stop=stop,
-            wait=wait,
-            retry=retry_if_exception_type(ProviderTransient),
-            before_sleep=before_sleep,
-            reraise=True,
+        return self.retry.retrying(
+            f"{server or '-'}: {action}", self._clock.monotonic, self._clock.sleep, self._rng
         )
 
     def _get(
@@ -319,14 +295,17 @@ class OvhProvider:
         retrying(self._request, "PUT", path, server=name, body=body)
         log.info("%s: boot set to %d%s", name, boot_id, _key_note(rescue_ssh_key))
 
-    def reboot(self, name: str) -> Task:
-        """Hard reboot; adopts an in-flight ``hardReboot`` instead of starting a second one."""
-        return self._start_task(name, "reboot", "hardReboot", body=None)
+    def reboot(self, name: str, since: datetime | None = None) -> Task:
+        """Hard reboot; adopts a ``hardReboot`` task instead of starting a second one.
 
-    def reinstall(self, name: str, request: dict[str, Any]) -> Task:
-        """``POST .../reinstall``; adopts an in-flight ``reinstallServer``. The Task comes from the
-        short reply (taskId, function, status, comment, dates) with its query id."""
-        return self._start_task(name, "reinstall", "reinstallServer", body=request)
+        ``since``: adopt only a task OVH created at or after it (see :meth:`_start_task`).
+        """
+        return self._start_task(name, "reboot", "hardReboot", None, since)
+
+    def reinstall(self, name: str, request: dict[str, Any], since: datetime | None = None) -> Task:
+        """``POST .../reinstall``; adopts a ``reinstallServer`` task as :meth:`reboot` does. The
+        Task comes from the short reply (taskId, function, status, comment, dates)."""
+        return self._start_task(name, "reinstall", "reinstallServer", request, since)
 
     def reboot_and_wait(
         self,
@@ -362,38 +341,52 @@ class OvhProvider:
             return False
         return rescue_ssh_key is None or (server.rescue_ssh_key or "") == rescue_ssh_key
 
-    def _start_task(self, name: str, verb: str, function: str, body: Any) -> Task:
+    def _start_task(
+        self, name: str, verb: str, function: str, body: Any, since: datetime | None
+    ) -> Task:
         """POST a task-starting route at most a bounded number of times, adopting before each.
 
         A POST whose answer was lost (5xx, timeout) may still have started the task, and a 409
-        says one is running: in both cases the in-flight task is looked up and adopted; the POST
-        is repeated only when none exists.
+        says one is running: in both cases the task is looked up and adopted; the POST is
+        repeated only when none exists. Without ``since`` any task still running is adopted.
+        With ``since``, only a task created at or after it (any status), by OVH's own dates;
+        one still running from before is waited out, then the POST repeated; and the POST is
+        sent once OVH's clock is past ``since``'s second (OVH dates tasks to the second), so
+        the task it starts is always recognised as created since.
         """
         path = f"{_server_path(name)}/{verb}"
+        after = self._api_time(name, since) if since is not None else None
         start = self._clock.monotonic()
         last: ProviderError | None = None
         for attempt in range(1, self.retry.attempts + 1):
             if last is not None and not self._sleep_before_retry(attempt - 1, last, start):
                 break
-            adopted = self._adopt(name, function)
+            adopted = self._adopt(name, function, after)
             if adopted is not None:
                 return adopted
+            if after is not None:
+                self._sleep_past(after)
             try:
                 reply = self._request("POST", path, server=name, body=body)
             except (ProviderTransient, ProviderConflict) as exc:
                 log.warning("%s: POST %s failed (attempt %d): %s", name, verb, attempt, exc)
                 last = exc
+                if after is not None and isinstance(exc, ProviderConflict):
+                    self._wait_out_older(name, function, after)
                 continue
             task = task_from(reply.value, server=name, query_id=reply.query_id)
             log.info("%s: %s task %d started (query id %s)", name, function, task.id, task.query_id)
             return task
-        adopted = self._adopt(name, function)
+        adopted = self._adopt(name, function, after)
         if adopted is not None:
             return adopted
         raise last or ProviderError(f"POST {verb} was not attempted", server=name)
 
-    def _adopt(self, name: str, function: str) -> Task | None:
-        adopted = self.in_flight(name, function)
+    def _adopt(self, name: str, function: str, after: datetime | None) -> Task | None:
+        if after is None:
+            adopted = self.in_flight(name, function)
+        else:
+            adopted = self._waits.created_since(self, name, function, after)
         if adopted is not None:
             log.info("%s: adopting %s task %d (%s)", name, function, adopted.id, adopted.status)
         return adopted
@@ -406,21 +399,44 @@ class OvhProvider:
         self._clock.sleep(wait)
         return True
 
-    def in_flight(self, name: str, function: str) -> Task | None:
-        """The newest pending task of ``function``, if any.
+    def _wait_out_older(self, name: str, function: str, after: datetime) -> None:
+        """A task created before ``after`` still runs (the 409): wait for its end, whatever it
+        is, before asking again (it may carry boot settings older than the caller's)."""
+        older = self.in_flight(name, function)
+        if older is None or (older.start_date is not None and older.start_date >= after):
+            return
+        log.info("%s: waiting out %s task %d, asked before this request", name, function, older.id)
+        try:
+            self.wait_task(name, older.id, self.retry.total_seconds)
+        except TaskFailed:
+            log.info("%s: %s task %d ended badly; asking for ours", name, function, older.id)
 
-        A listed task whose details still answer 404 was created moments ago (OVH's task
-        details lag the list): it counts as pending, in status ``init``.
-        """
-        ids = sorted(self.tasks(name, function=function), reverse=True)
-        for task_id in ids[:ADOPT_SCAN]:
-            try:
-                task = self.task(name, task_id)
-            except ProviderNotFound:
-                return Task(id=task_id, function=function, status="init")
-            if task.pending:
-                return task
-        return None
+    def in_flight(self, name: str, function: str) -> Task | None:
+        """The newest pending task of ``function`` among the newest few, if any (a task whose
+        details never appear within ``task_grace_seconds`` is not adopted)."""
+        return self._waits.pending(self, name, function)
+
+    def task_since(self, name: str, function: str, since: datetime) -> Task | None:
+        """The newest task of ``function`` created at or after ``since`` by OVH's own
+        ``startDate`` (any status), among the newest few; None when there is none."""
+        return self._waits.created_since(self, name, function, self._api_time(name, since))
+
+    def _api_time(self, name: str, at: datetime) -> datetime:
+        """``at`` (aware) on OVH's clock: shifted by python-ovh's measured offset when the
+        offset is beyond its own rounding (whole seconds), else taken as is."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"since must be timezone-aware, not {at!r}")
+        self._ensure_time_delta(name)
+        skew = clock_skew(self._client.time_delta)
+        return at.astimezone(UTC) + timedelta(seconds=skew)
+
+    def _sleep_past(self, after: datetime) -> None:
+        """Sleep until OVH's clock is in a whole second at or after ``after``."""
+        skew = clock_skew(self._client.time_delta)
+        now = self._clock.now().astimezone(UTC) + timedelta(seconds=skew)
+        wait = (next_whole_second(after) - now).total_seconds()
+        if wait > 0:
+            self._clock.sleep(wait + STAMP_MARGIN)
 
     # ---- waiting -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ and what was unreadable.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fleet.errors import ProviderError
@@ -113,10 +114,29 @@ def task_from(data: Any, *, server: str | None = None, query_id: str | None = No
         function=str(item.get("function") or ""),
         status=str(item["status"]),
         comment=item.get("comment"),
-        start_date=item.get("startDate"),
-        done_date=item.get("doneDate"),
+        start_date=date_from(item.get("startDate"), server=server, what="startDate"),
+        done_date=date_from(item.get("doneDate"), server=server, what="doneDate"),
         query_id=query_id,
     )
+
+
+def date_from(value: Any, *, server: str | None = None, what: str = "date") -> datetime | None:
+    """An OVH ``datetime`` as an aware UTC datetime; None for null.
+
+    OVH writes ISO 8601 with an offset, to the second (``2024-01-26T17:57:10+01:00``) or to the
+    millisecond in UTC (``2024-11-20T15:22:14.449Z``). A date without an offset is refused:
+    reading it in the wrong zone would shift it by hours, and task adoption compares dates.
+    """
+    if value is None:
+        return None
+    try:
+        at = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None or at.utcoffset() is None:
+        reason = "without a time zone" if at is not None else "unreadable"
+        raise ProviderError(f"{what} {clip(repr(value))} is {reason}", server=server)
+    return at.astimezone(UTC)
 
 
 def install_status_from(data: Any, *, server: str | None = None) -> InstallStatus:

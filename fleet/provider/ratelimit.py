@@ -11,6 +11,7 @@ Time is injected (``monotonic`` and ``sleep``) so that tests drive the bucket wi
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -18,9 +19,15 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+from fleet.errors import ProviderTransient
+
 if TYPE_CHECKING:
     import random
     from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 #: How many times :meth:`TokenBucket.acquire` may sleep before giving up (bounds the loop).
 MAX_ACQUIRE_ROUNDS = 10_000
@@ -140,3 +147,43 @@ class RetryPolicy:
         """The backoff, but never less than the error's ``Retry-After``."""
         retry_after = getattr(exc, "retry_after", None) or 0.0
         return max(self.backoff(attempt, rng), float(retry_after))
+
+    def retrying(
+        self,
+        label: str,
+        monotonic: Callable[[], float],
+        sleep: Callable[[float], None],
+        rng: random.Random,
+    ) -> Retrying:
+        """A tenacity ``Retrying`` on :class:`~fleet.errors.ProviderTransient` within this
+        policy's attempts and total time; each retry is logged with ``label``."""
+        start = monotonic()
+
+        def stop(state: RetryCallState) -> bool:
+            elapsed = monotonic() - start
+            too_late = elapsed + (state.upcoming_sleep or 0.0) > self.total_seconds
+            return state.attempt_number >= self.attempts or too_late
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return self.wait_for(state.attempt_number, exc, rng)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "%s failed (attempt %d/%d), retrying in %.1fs: %s",
+                label,
+                state.attempt_number,
+                self.attempts,
+                state.upcoming_sleep,
+                exc,
+            )
+
+        return Retrying(
+            sleep=sleep,
+            stop=stop,
+            wait=wait,
+            retry=retry_if_exception_type(ProviderTransient),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
