@@ -110,7 +110,12 @@ def _expiry(now: datetime, tz: str, for_: str | None, until: str | None) -> date
 @click.option(
     "--plan", "plan_ref", required=True, metavar="PLAN", help="Plan file or builtin:NAME."
 )
-@click.option("--cron", required=True, metavar="EXPR", help="When: 'M H DOM MON DOW'.")
+@click.option(
+    "--cron",
+    required=True,
+    metavar="EXPR",
+    help="When: five fields 'M H DOM MON DOW' as in crontab(5), e.g. '30 2 * * 6'.",
+)
 @click.option("--tz", default="UTC", show_default=True, help="IANA zone the cron is read in.")
 @click.option("--limit", "-l", help="Hosts (see `fleet rollout --help`).")
 @click.option("--batches", default=None, help="Batch sizes (default 1,100%).")
@@ -186,7 +191,7 @@ def _when(at: datetime | None, tz: str) -> str:
     if at is None:
         return "-"
     local = at.astimezone(load_zone(tz))
-    return f"{utc_iso(at)} ({local:%Y-%m-%d %H:%M %Z})"
+    return f"{utc_iso(at)} ({local:%a %Y-%m-%d %H:%M %Z})"
 
 
 def _summary(app: App, s: ScheduleRecord, now: datetime) -> dict[str, Any]:
