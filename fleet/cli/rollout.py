@@ -167,14 +167,26 @@ def resume_cmd(app: App, run_id: str, output: str, accept_plan_change: bool) -> 
 @click.option("--reason", default="aborted by the operator")
 @pass_app
 def abort_cmd(app: App, run_id: str, reason: str) -> None:
-    """End a halted run for good (it cannot be resumed afterwards).
+    """End a halted, failed or crashed run for good (it cannot be resumed afterwards).
+
+    Like a resume, the abort takes the run over from a dead owner (refused while the owner
+    lives: stop it with Ctrl-C first), then gives up the run's host leases, so that a new
+    rollout can take those hosts at once.
 
     \b
     Example:
       fleet abort r20261125-101500-ab12 --reason 'bad plan'
     """
-    run = app.store.get_run(run_id)
+    from fleet.store.base import Fence
+
+    store = app.store
+    run = store.get_run(run_id)
     if run.state in ("done", "aborted"):
         raise UsageError(f"run {run_id} is already {run.state}")
-    app.store.set_run_state(run_id, "aborted", reason)
+    lease = claim(app, run)
+    for held in store.list_leases():  # re-issued to this process by the claim
+        if held.owner.run_id == run_id and held.owner.same_process(lease.owner):
+            store.release_lease(held)
+    store.set_run_state(run_id, "aborted", reason, fence=Fence(run_id, lease.token))
+    store.release_run(lease)
     click.echo(f"run {run_id} aborted")

@@ -23,6 +23,7 @@ from typing import Any
 from fleet.engine.journal import Journal
 from fleet.engine.leases import LeaseKeeper, StopSignal
 from fleet.errors import (
+    CommandTimeout,
     FleetError,
     HostKeyMismatch,
     LeaseHeld,
@@ -36,9 +37,11 @@ from fleet.errors import (
 from fleet.inventory import Host
 from fleet.plan import Plan, host_context, render, render_stage, with_facts
 from fleet.provider.base import Provider
+from fleet.stages import remote
+from fleet.stages.boot import open_intent
 from fleet.stages.context import Connector, ExecSettings
 from fleet.stages.registry import STAGES
-from fleet.stages.ssh import StepFailed
+from fleet.stages.ssh import StepFailed, StepLocked
 from fleet.store.base import Event, Lease, Owner, Store
 from fleet.transport.base import CommandResult, Endpoint, KeyExpectation, Transport
 
@@ -57,6 +60,7 @@ class HostJob:
     done_steps: frozenset[str] = frozenset()  # step keys that ended converged/applied before
     mode: str = "disk"  # boot mode the host is in when the pipeline starts (from the journal)
     facts: dict[str, Any] = field(default_factory=dict)  # gathered by earlier python stages
+    in_doubt: frozenset[str] = frozenset()  # step keys started but never ended before
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,7 @@ class Pipeline:
         self.journal = journal
         self.host = job.host
         self.done: set[str] = set(job.done_steps)
+        self.open_steps: set[str] = set(job.in_doubt)  # started, end not journaled yet
         self.mode = job.mode
         self.facts: dict[str, Any] = dict(job.facts)
         self.base_ctx = host_context(job.host, job.plan.vars)
@@ -224,12 +229,19 @@ class Pipeline:
 
     # -- stages ----------------------------------------------------------------------------
     def _plan_converged(self) -> bool:
-        """Run the plan's own ``converged`` check once, before anything else."""
+        """Run the plan's own ``converged`` check once, before anything else (not while a
+        reboot fleet asked for is under way: which system answers is not known yet)."""
         plan = self.job.plan
-        if plan.converged is None or self.done:
+        if plan.converged is None or self.done or open_intent(self.host_events()):
             return False
         command = render(plan.converged, self.base_ctx, where="converged", source=plan.source)
-        if not self.run_command(command, 120).ok:
+        try:
+            if not self.run_command(command, 120).ok:
+                return False
+        except HostKeyMismatch:
+            # Another boot generation answers (a rescue an earlier run left, say): not
+            # converged. The stages connect again under their own key rules.
+            self._close()
             return False
         for stage in plan.stages:
             steps = [s.name for s in stage.steps] or [stage.kind]
@@ -315,7 +327,37 @@ class Pipeline:
 
     def emit(self, kind: str, **fields: Any) -> Event:
         fence = self.svc.leases.fence(self.host.name) if self.svc.leases else None
-        return self.journal.emit(kind, host=self.host.name, fence=fence, **fields)
+        event = self.journal.emit(kind, host=self.host.name, fence=fence, **fields)
+        if kind in ("step.start", "step.end"):
+            key = f"{event.stage}/{event.step}"
+            (self.open_steps.add if kind == "step.start" else self.open_steps.discard)(key)
+        return event
+
+    def in_doubt(self, key: str) -> bool:
+        return key in self.open_steps
+
+    def run_step(self, key: str, command: str, timeout: float) -> CommandResult:
+        """``command`` under the step's host-side lock (see :mod:`fleet.stages.remote`)."""
+        fence = self.svc.leases.fence(self.host.name) if self.svc.leases else None
+        token = fence.host_token if fence and fence.host_token is not None else 0
+        lock = remote.lock_key(self.job.run_id, self.host.name, key)
+        try:
+            result = self.run_command(remote.fenced(command, lock, token), timeout)
+        except CommandTimeout as exc:
+            raise CommandTimeout(
+                f"{command[:80]!r} still running after {timeout:g} s (it goes on under the "
+                "step's lock on the host; a resume waits for it)",
+                host=self.host.name,
+            ) from exc
+        return replace(result, command=command)
+
+    def step_record(self, key: str, wait: float) -> remote.Record | None:
+        lock = remote.lock_key(self.job.run_id, self.host.name, key)
+        result = self.run_command(remote.probe(lock, wait), wait + 60)
+        trouble = remote.lock_trouble(result.exit_code, result.stderr)
+        if trouble:
+            raise StepLocked(self.host.name, trouble)
+        return remote.read_record(result.stdout)
 
     def output(self, step: str, result: CommandResult) -> None:
         self.journal.output(self.host.name, step, result)

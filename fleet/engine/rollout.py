@@ -112,6 +112,7 @@ class Resumption:
     done_steps: dict[str, frozenset[str]]
     modes: dict[str, str]
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    in_doubt: dict[str, frozenset[str]] = field(default_factory=dict)  # started, never ended
 
 
 def read_resumption(events: list[Event]) -> Resumption:
@@ -128,7 +129,11 @@ def read_resumption(events: list[Event]) -> Resumption:
             modes[e.host] = str(e.data["mode"])
         if e.kind == "step.end" and e.host and isinstance(e.data.get("facts"), dict):
             facts.setdefault(e.host, {}).update(e.data["facts"])
-    return Resumption(finished, done, modes, facts)
+    in_doubt = {
+        h: frozenset(k for k, v in steps.items() if k and v == "started")
+        for h, steps in progress.items()
+    }
+    return Resumption(finished, done, modes, facts, in_doubt)
 
 
 class Rollout:
@@ -198,6 +203,7 @@ class Rollout:
             r.done_steps.get(host.name, frozenset()),
             r.modes.get(host.name, "disk"),
             dict(r.facts.get(host.name, {})),
+            r.in_doubt.get(host.name, frozenset()),
         )
 
     def _one(self, host: Host) -> HostResult:

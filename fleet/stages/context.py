@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # annotations only: plans import this package's call context cheaply
     from fleet.inventory import Host
     from fleet.provider.base import Provider
+    from fleet.stages.remote import Record
     from fleet.store.base import Event
     from fleet.transport.base import CommandResult, Endpoint, KeyExpectation, Transport
 
@@ -90,6 +91,14 @@ class Context(Protocol):
 
     # -- the host ------------------------------------------------------------------------
     def run_command(self, command: str, timeout: float) -> CommandResult: ...
+    def run_step(self, key: str, command: str, timeout: float) -> CommandResult:
+        """Run step ``key``'s command under its host-side lock (:mod:`fleet.stages.remote`)."""
+        ...
+
+    def step_record(self, key: str, wait: float) -> Record | None:
+        """Wait up to ``wait`` s for step ``key``'s host-side lock, then read its record."""
+        ...
+
     def adopt(self, transport: Transport) -> None:
         """Use ``transport`` (opened by a provider stage) for the next steps."""
         ...
@@ -125,6 +134,10 @@ class Context(Protocol):
 
     def at(self, stage: str, step: str | None) -> None:
         """Where the host stands, for the messages of a failure."""
+        ...
+
+    def in_doubt(self, key: str) -> bool:
+        """Whether step ``key`` was started (by an earlier attempt) and never ended."""
         ...
 
     def is_done(self, key: str) -> bool:
