@@ -35,6 +35,7 @@ import re
 import secrets
 import socket
 import string
+import sys
 import threading
 import time
 import uuid
@@ -305,6 +306,14 @@ class _HttpServer(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-request (killed, as the crash tests do) is no error of
+        the fake's: log it quietly; anything else as the standard library does."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            log.debug("client %s dropped its connection", client_address)
+            return
+        super().handle_error(request, client_address)
 
     def drop_connections(self) -> None:
         with self.connections_lock:

@@ -98,11 +98,12 @@ def _already(ctx: Context, role: str, check: Callable[[Transport], bool]) -> boo
     """True when SSH answers with the pinned key of ``role`` and passes ``check``."""
     if ctx.pinned_key(role) is None:
         return False
+    transport = ctx.connector.open(ctx.endpoint, KeyExpectation(role=role))
     try:
-        transport = ctx.connector.open(ctx.endpoint, KeyExpectation(role=role))
+        answers = check(transport)  # connects: the pinned key of ``role`` must match
     except (HostKeyMismatch, TransportError):
-        return False  # another boot generation answers: not converged
-    if check(transport):
+        answers = False  # another boot generation answers, or none yet: not converged
+    if answers:
         ctx.adopt(transport)
         return True
     transport.close()

@@ -160,7 +160,7 @@ def claim(
     previous, token, expires = run_lease(conn, run_id)
     if token != replacing:
         raise RunOwned(
-            f"run {run_id} changed owner meanwhile: now {previous}",
+            f"run {run_id} is owned by {previous}, which claimed it meanwhile; one owner at a time",
             hint=f"`fleet status {run_id}` shows its owner",
         )
     until = to_ms(now + timedelta(seconds=ttl))

@@ -22,10 +22,13 @@ from tests.integration.test_rollout import events_of, new_tid, write_plan
 pytestmark = pytest.mark.integration
 
 
-def reboot_asked(stage: str) -> Callable[[list[Event]], bool]:
-    """The reboot task of ``stage`` was started (its id journaled): the wait is under way."""
+def reboot_asked(stage: str, moment: str = "task") -> Callable[[list[Event]], bool]:
+    """``task``: the reboot task of ``stage`` was started (its id journaled), the wait is under
+    way; ``intent``: its intent was journaled (the request may not have been sent yet)."""
 
     def reached(events: list[Event]) -> bool:
+        if moment == "intent":
+            return any(e.kind == "boot.intent" and e.stage == stage for e in events)
         return any(e.kind == "host.wait" and e.stage == stage and "task" in e.data for e in events)
 
     return reached
@@ -42,29 +45,32 @@ def reboots(sandbox: Sandbox, host: int) -> int:
 
 
 @pytest.mark.parametrize("stage", ["rescue", "disk"])
+@pytest.mark.parametrize("moment", ["intent", "task"])
 def test_kill_during_fleets_own_reboot_wait_resumes(
-    stage: str, sandbox: Sandbox, fleet: FleetCli, tmp_path: Path
+    stage: str, moment: str, sandbox: Sandbox, fleet: FleetCli, tmp_path: Path
 ) -> None:
     host = 61 if stage == "rescue" else 62
     before = reboots(sandbox, host)
     plan = write_plan(tmp_path / "p.yaml", ROUND_TRIP.format(tid=new_tid()))
     proc = fleet.popen("rollout", str(plan), "--limit", f"srv-{host:03d}")
-    run_id = kill_when(fleet, proc, reboot_asked(stage))
+    run_id = kill_when(fleet, proc, reboot_asked(stage, moment))
     resumed = fleet("resume", run_id)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     status = json.loads(fleet("status", run_id, "--json", check=0).stdout)
     assert status["state"] == "done"
     assert [h["state"] for h in status["hosts"]] == ["ok"]
     assert server_mode(sandbox, host) == "disk"
-    # the interrupted reboot was recognised, not asked for a second time: adopted (into
-    # rescue, whose new key is not pinned yet), or found done (on disk, with its pinned key)
+    # the interrupted reboot was recognised, never asked for twice: adopted (into rescue, whose
+    # new key is not pinned yet), found done (on disk, with its pinned key), or asked for once
+    # when the kill came before the request
     assert reboots(sandbox, host) - before == 2
     adopted = [
         e
         for e in events_of(fleet, run_id)
         if e.kind == "host.wait" and "adopting" in str(e.data.get("what"))
     ]
-    assert [e.stage for e in adopted] == (["rescue"] if stage == "rescue" else [])
+    if moment == "task":
+        assert [e.stage for e in adopted] == (["rescue"] if stage == "rescue" else [])
 
 
 def test_a_key_change_fleet_did_not_cause_is_still_refused(
@@ -74,6 +80,11 @@ def test_a_key_change_fleet_did_not_cause_is_still_refused(
     behind fleet's back: the resume adopts its own reboot but refuses the new disk key."""
     assert sandbox.hosts is not None
     host = 62
+    # the resume waits for the expected key until reboot.timeout: a short one here
+    config = tmp_path / "fleet.toml"
+    config.write_text(sandbox.config_path.read_text().replace("timeout = 120.0", "timeout = 12.0"))
+    assert "timeout = 12.0" in config.read_text()
+    fleet = FleetCli(fleet.state, config)
     plan = write_plan(tmp_path / "p.yaml", ROUND_TRIP.format(tid=new_tid()))
     proc = fleet.popen("rollout", str(plan), "--limit", f"srv-{host:03d}")
     run_id = kill_when(fleet, proc, reboot_asked("disk"))
