@@ -333,16 +333,19 @@ class Pipeline:
             (self.open_steps.add if kind == "step.start" else self.open_steps.discard)(key)
         return event
 
+    def _host_token(self) -> int:
+        """The fencing token of this pipeline's host lease (0 without a lease keeper)."""
+        fence = self.svc.leases.fence(self.host.name) if self.svc.leases else None
+        return fence.host_token if fence and fence.host_token is not None else 0
+
     def in_doubt(self, key: str) -> bool:
         return key in self.open_steps
 
     def run_step(self, key: str, command: str, timeout: float) -> CommandResult:
         """``command`` under the step's host-side lock (see :mod:`fleet.stages.remote`)."""
-        fence = self.svc.leases.fence(self.host.name) if self.svc.leases else None
-        token = fence.host_token if fence and fence.host_token is not None else 0
         lock = remote.lock_key(self.job.run_id, self.host.name, key)
         try:
-            result = self.run_command(remote.fenced(command, lock, token), timeout)
+            result = self.run_command(remote.fenced(command, lock, self._host_token()), timeout)
         except CommandTimeout as exc:
             raise CommandTimeout(
                 f"{command[:80]!r} still running after {timeout:g} s (it goes on under the "
@@ -353,7 +356,7 @@ class Pipeline:
 
     def step_record(self, key: str, wait: float) -> remote.Record | None:
         lock = remote.lock_key(self.job.run_id, self.host.name, key)
-        result = self.run_command(remote.probe(lock, wait), wait + 60)
+        result = self.run_command(remote.probe(lock, wait, self._host_token()), wait + 60)
         trouble = remote.lock_trouble(result.exit_code, result.stderr)
         if trouble:
             raise StepLocked(self.host.name, trouble)

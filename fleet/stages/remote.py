@@ -3,26 +3,30 @@
 A remote command outlives fleet (a kill, a lost connection: the shell on the host goes on), so a
 resume must not start a second execution of a step beside one still running, nor run again a
 step that did finish but whose end fleet never journaled. Each ``apply`` therefore runs inside a
-small POSIX shell wrapper that, on the host:
+small POSIX shell wrapper, made of shell builtins only (no process is started for it, and its
+state lives in memory: a step costs what it cost before), that on the host:
 
-* takes ``flock`` on ``DIR/KEY.lock`` (``DIR`` is ``/run/fleet`` when writable, which a reboot
-  empties, else ``$HOME/.fleet``; ``KEY`` names the run, the host and the step), held by the
-  wrapper shell itself for as long as the command runs, so the kernel frees it when that shell
-  ends, however it ends;
-* writes ``running - TOKEN`` into ``DIR/KEY.state`` (the holder's fencing token) and exports
-  ``FLEET_FENCE=TOKEN`` to the command;
-* runs the command in a subshell (an ``exit`` in it ends only the subshell) with the lock's file
-  descriptor closed, so a daemon it starts cannot hold the lock forever;
-* records ``done RC TOKEN`` in the state file when the command ends, then exits with its status.
+* keeps the step's state in ``DIR/KEY.state``: one line ``STATE RC TOKEN PID START``. ``DIR`` is
+  ``/run/fleet`` when ``/run`` is writable (root), else ``/dev/shm/fleet-$LOGNAME`` (owned by the
+  login, mode 700), both in memory and emptied by a reboot, else ``$HOME/.fleet`` (rewriting a
+  small file on a disk file system costs a flush there); ``KEY`` names the run, host and step;
+* refuses to run when that state names a newer holder (a higher fencing token: a stale holder's
+  command that arrives late changes nothing), or an execution still running: the wrapper shell
+  named by ``PID`` is alive and started at ``START`` (from ``/proc``, so a reused pid is not
+  mistaken for it). The lock is thus held by the remote process itself, for as long as it runs;
+* writes ``running - TOKEN PID START`` (its own pid and start), exports ``FLEET_FENCE=TOKEN`` to
+  the command, runs it in the same shell, and records ``done RC TOKEN`` on exit (an ``EXIT``
+  trap: an ``exit`` inside the command is recorded too).
 
 A step whose start was journaled but not its end is *in doubt*: before anything else, a
-:func:`probe` waits for that step's lock (up to the step's timeout, then fails clearly) and reads
-the recorded outcome. Recorded ``done 0``: the step ran to its end; it is not run again. Anything
-else (no record, a failure, or ``running`` left by an execution that died with its host): the
-step runs as usual, from its ``check``.
+:func:`probe` waits while the recorded execution is still running (up to the step's timeout, then
+fails clearly), prints the recorded outcome and stamps the state with the new holder's token.
+Recorded ``done 0``: the step ran to its end; it is not run again. Anything else (no record, a
+failure, or ``running`` left by an execution that died): the step runs as usual, from its
+``check``.
 
-The wrapper costs one ``flock`` and one subshell per step on the host, and nothing on fleet's
-side but a longer command line.
+A command that replaces the shell (``exec``) or sets its own ``EXIT`` trap leaves no ``done``
+record: its end is then known only from the journal, as before.
 """
 
 from __future__ import annotations
@@ -31,36 +35,58 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-#: Markers the wrappers print on stderr, with their exit statuses (out of the usual range).
-HELD, NO_FLOCK = 75, 97
+#: Exit statuses of a wrapper that did not run the command, with a marker line on stderr.
+HELD, NO_LOCK = 75, 97
 _MARK = "fleet-lock:"
-_RECORD = re.compile(r"^fleet-record (none|running|done)(?: (-?\d+|-) (\S+))?$")
+_RECORD = re.compile(r"^fleet-record (none|running|done) (-?\d+|-) (\d+|-)$")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
-_DIR = (
-    'd=/run/fleet; [ -w /run ] || d="$HOME/.fleet"; f="$d/{key}"; '
-    '[ -d "$d" ] || mkdir -p "$d" 2>/dev/null; '
-    'true 2>/dev/null >>"$f.lock" || {{ echo "{mark} cannot write $f.lock" >&2; exit {no_flock}; }}; '
-    'command -v flock >/dev/null || {{ echo "{mark} flock(1) is missing" >&2; exit {no_flock}; }}; '
-    'exec 9>>"$f.lock"; '
+# Shell variables of the wrappers: _fd the directory, _fs the state file, _fa() "alive"; _s _r
+# _t _p _st a state line's fields; _l a /proc stat line. The messages name the step's key.
+_PRELUDE = (
+    # /run (root) or /dev/shm: memory, emptied by a reboot; HOME where neither can be used
+    'if [ -w /run ]; then _fd=/run/fleet; else _fd="/dev/shm/fleet-${{LOGNAME:-$USER}}"; fi; '
+    '[ -d "$_fd" ] || mkdir -m 700 -p "$_fd" 2>/dev/null; '
+    '[ -O "$_fd" ] && [ -w "$_fd" ] || {{ _fd="$HOME/.fleet"; mkdir -p "$_fd" 2>/dev/null; }}; '
+    '_fs="$_fd/{key}.state"; '
+    # _fa PID START: process PID runs and started at START (field 22 of /proc/PID/stat)
+    "_fa() {{ _w=$2; [ -r /proc/$1/stat ] && read -r _l </proc/$1/stat && set -- ${{_l##*) }} "
+    '&& [ "${{20}}" = "$_w" ]; }}; '
+)
+# refuse when the state names a newer holder (a higher token)
+_NEWER = (
+    'case $_t in *[!0-9]*|"") ;; *) [ "$_t" -le {token} ] || '
+    '{{ echo "{mark} step {key} belongs to a newer holder (token $_t)" >&2; exit {held}; }};; '
+    "esac; "
 )
 _RUN = (
-    _DIR + 'flock -n 9 || {{ echo "{mark} step {key} is still running on this host" >&2; '
-    "exit {held}; }}; "
-    'printf "running - %s\\n" {token} >"$f.state"; FLEET_FENCE={token}; export FLEET_FENCE; '
-    "( {command}\n) 9>&-; rc=$?; "
-    'printf "done %s %s\\n" "$rc" {token} >"$f.state"; exit "$rc"'
+    _PRELUDE
+    + 'if read -r _s _r _t _p _st 2>/dev/null <"$_fs"; then '
+    + _NEWER
+    + '[ "$_s" = running ] && _fa "$_p" "$_st" && '
+    '{{ echo "{mark} step {key} is still running on this host" >&2; exit {held}; }}; fi; '
+    "read -r _l </proc/$$/stat; set -- ${{_l##*) }}; "
+    'printf "running - {token} %s %s\\n" $$ "${{20}}" >"$_fs" || '
+    '{{ echo "{mark} cannot write $_fs" >&2; exit {no_lock}; }}; '
+    'trap \'printf "done %s {token} - -\\n" $? >"$_fs"\' EXIT; '
+    "unset _s _r _t _p _st _l _w; unset -f _fa; set --; "
+    "FLEET_FENCE={token}; export FLEET_FENCE; "
+    "{command}\n"
 )
 _PROBE = (
-    _DIR + 'flock -w {wait} 9 || {{ echo "{mark} step {key} still running after {wait}s" >&2; '
-    "exit {held}; }}; "
-    '[ -s "$f.state" ] || {{ echo "fleet-record none"; exit 0; }}; '
-    'read -r s r t <"$f.state"; echo "fleet-record $s $r $t"'
+    _PRELUDE + "_i=0; "
+    'while read -r _s _r _t _p _st 2>/dev/null <"$_fs" && [ "$_s" = running ] '
+    '&& _fa "$_p" "$_st"; do [ "$_i" -ge {wait} ] && '
+    '{{ echo "{mark} step {key} still running after {wait}s" >&2; exit {held}; }}; '
+    "_i=$((_i + 1)); sleep 1; done; "
+    + _NEWER
+    + 'echo "fleet-record ${{_s:-none}} ${{_r:--}} ${{_t:--}}"; '
+    'printf "%s %s {token} - -\\n" "${{_s:-none}}" "${{_r:--}}" >"$_fs"'
 )
 
 
 def lock_key(run_id: str, host: str, step_key: str) -> str:
-    """The lock's file name: the run and the host as given (made file-safe), and a digest of
+    """The state file's name: the run and the host as given (made file-safe), and a digest of
     the step's key (stage and step names may hold any character)."""
     digest = hashlib.sha256(step_key.encode()).hexdigest()[:12]
     return _SAFE.sub("_", f"{run_id}.{host}")[:120] + f".{digest}"
@@ -69,24 +95,25 @@ def lock_key(run_id: str, host: str, step_key: str) -> str:
 def fenced(command: str, key: str, token: int) -> str:
     """``command`` wrapped to run under the step's host-side lock (see the module's text)."""
     return _RUN.format(
-        command=command, key=key, token=int(token), held=HELD, no_flock=NO_FLOCK, mark=_MARK
+        command=command, key=key, token=int(token), held=HELD, no_lock=NO_LOCK, mark=_MARK
     )
 
 
-def probe(key: str, wait: float) -> str:
-    """Wait up to ``wait`` seconds for the step's lock, then print its recorded outcome."""
+def probe(key: str, wait: float, token: int) -> str:
+    """Wait up to ``wait`` seconds for a recorded execution still running, print its outcome,
+    and stamp the step with ``token`` (a later, stale command of an older holder refuses)."""
     seconds = max(1, int(wait + 0.999))
-    return _PROBE.format(key=key, wait=seconds, held=HELD, no_flock=NO_FLOCK, mark=_MARK)
+    return _PROBE.format(key=key, wait=seconds, token=int(token), held=HELD, mark=_MARK)
 
 
 @dataclass(frozen=True)
 class Record:
     """A step's outcome as the host recorded it: ``state`` none, running (its execution died
-    before it ended) or done, with the exit status and the holder's token."""
+    before it ended) or done, with the exit status and the token of the last holder."""
 
     state: str
     exit_code: int | None = None
-    token: str | None = None
+    token: int | None = None
 
     @property
     def finished_ok(self) -> bool:
@@ -99,12 +126,17 @@ def read_record(stdout: str) -> Record | None:
     if match is None:
         return None
     state, code, token = match.groups()
-    return Record(state, int(code) if code not in (None, "-") else None, token)
+    return Record(
+        state,
+        int(code) if code != "-" else None,
+        int(token) if token != "-" else None,
+    )
 
 
 def lock_trouble(exit_code: int, stderr: str) -> str | None:
-    """What a wrapper said instead of running the command (the lock held, flock missing)."""
-    if exit_code not in (HELD, NO_FLOCK):
+    """What a wrapper said instead of running the command (the lock held, a newer holder, a
+    state file it cannot write)."""
+    if exit_code not in (HELD, NO_LOCK):
         return None
     for line in stderr.splitlines():
         if line.startswith(_MARK):

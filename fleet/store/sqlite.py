@@ -174,6 +174,16 @@ _INSERT_EVENT = (
     "INSERT INTO events (run_id, kind, at, host, stage, step, outcome, exit_code, excerpt,"
     " query_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: An event row written only when its fence (if any) is current: checked by SQLite itself, row
+#: by row, in the batch's one statement. Parameters: the row, then (fenced 0/1, run id, run
+#: token, host, host, host token).
+_INSERT_FENCED = (
+    "INSERT INTO events (run_id, kind, at, host, stage, step, outcome, exit_code, excerpt,"
+    " query_id, data) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? = 0 OR ("
+    "EXISTS (SELECT 1 FROM runs WHERE id = ? AND lease_token = ?"
+    " AND lease_expires_at IS NOT NULL)"
+    " AND (? IS NULL OR EXISTS (SELECT 1 FROM leases WHERE host = ? AND token = ?)))"
+)
 _EVENT_COLUMNS = (
     "seq, run_id, kind, at, host, stage, step, outcome, exit_code, excerpt, query_id, data"
 )
@@ -501,13 +511,15 @@ class SqliteStore:
                 conn = self._conn()
                 try:
                     conn.execute("BEGIN IMMEDIATE")
-                    outcomes = {t: _insert_fenced(conn, row, f) for t, row, f in items}
+                    outcomes = _insert_batch(conn, items)
                     conn.execute("COMMIT")
-                except sqlite3.Error as exc:
+                except BaseException as exc:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     self._batch.give_back(items)  # the next writer retries them
-                    raise StoreError(f"{self.path}: cannot record an event: {exc}") from exc
+                    if isinstance(exc, sqlite3.Error):
+                        raise StoreError(f"{self.path}: cannot record an event: {exc}") from exc
+                    raise
                 self._batch.committed(outcomes)
                 outcome = self._batch.outcome_of(ticket)
         if isinstance(outcome, LeaseLost):
@@ -875,18 +887,38 @@ def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
     )
 
 
-def _insert_fenced(
-    conn: sqlite3.Connection, row: tuple[Any, ...], fence: Fence | None
-) -> int | LeaseLost:
-    """Insert one event row unless its fence is stale; its seq, or the refusal."""
-    if fence is not None:
-        try:
-            leases.check_fence(conn, fence)
-        except LeaseLost as exc:
-            return exc
-    cursor = conn.execute(_INSERT_EVENT, row)
-    assert cursor.lastrowid is not None
-    return cursor.lastrowid
+def _insert_batch(
+    conn: sqlite3.Connection, items: list[tuple[int, tuple[Any, ...], Fence | None]]
+) -> dict[int, int | LeaseLost]:
+    """Insert a batch's rows whose fences are current, in one statement (SQLite checks each
+    row's fence); each ticket's seq, or the refusal of its stale fence."""
+    cursor = conn.executemany(_INSERT_FENCED, [row + _fence_params(f) for _, row, f in items])
+    written = cursor.rowcount
+    refusals: dict[Fence, LeaseLost] = {}
+    if written != len(items):  # some fence was stale (rare): tell which, in this transaction
+        refusals = leases.stale_fences(conn, {f for _, _, f in items if f is not None})
+    outcomes: dict[int, int | LeaseLost] = {}
+    valid = []
+    for ticket, _, fence in items:
+        refusal = refusals.get(fence) if fence is not None else None
+        if refusal is not None:  # one exception per caller: each thread raises its own
+            outcomes[ticket] = LeaseLost(refusal.what, refusal.why)
+        else:
+            valid.append(ticket)
+    if len(valid) != written:
+        raise StoreError(f"{len(valid)} of {len(items)} events were expected to be written")
+    if valid:
+        # one writer at a time (BEGIN IMMEDIATE): the rows got consecutive rowids
+        (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+        first = int(last) - len(valid) + 1
+        outcomes.update({ticket: first + i for i, ticket in enumerate(valid)})
+    return outcomes
+
+
+def _fence_params(fence: Fence | None) -> tuple[Any, ...]:
+    if fence is None:
+        return (0, None, None, None, None, None)
+    return (1, fence.run_id, fence.run_token, fence.host, fence.host, fence.host_token)
 
 
 def _event_from_row(row: tuple[Any, ...]) -> Event:

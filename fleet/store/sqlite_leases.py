@@ -206,15 +206,32 @@ def stale_run(conn: sqlite3.Connection, run_id: str, token: int) -> str:
     return ""
 
 
+def stale_fences(conn: sqlite3.Connection, fences: set[Fence]) -> dict[Fence, LeaseLost]:
+    """The refusals of the stale ones among ``fences`` (each run and host read once)."""
+    refusals: dict[Fence, LeaseLost] = {}
+    runs: dict[tuple[str, int], str] = {}
+    hosts: dict[str, int | None] = {}
+    for fence in fences:
+        run = (fence.run_id, fence.run_token)
+        if run not in runs:
+            runs[run] = stale_run(conn, *run)
+        if runs[run]:
+            refusals[fence] = LeaseLost(f"run {fence.run_id}", runs[run])
+            continue
+        if fence.host is None:
+            continue
+        if fence.host not in hosts:
+            row = conn.execute("SELECT token FROM leases WHERE host = ?", (fence.host,)).fetchone()
+            hosts[fence.host] = row[0] if row else None
+        if hosts[fence.host] is None:
+            refusals[fence] = LeaseLost(fence.host, "broken or released")
+        elif hosts[fence.host] != fence.host_token:
+            refusals[fence] = LeaseLost(fence.host, "granted to another holder")
+    return refusals
+
+
 def check_fence(conn: sqlite3.Connection, fence: Fence) -> None:
     """Raise :class:`LeaseLost` unless the fence's tokens are still current."""
-    why = stale_run(conn, fence.run_id, fence.run_token)
-    if why:
-        raise LeaseLost(f"run {fence.run_id}", why)
-    if fence.host is None:
-        return
-    row = conn.execute("SELECT token FROM leases WHERE host = ?", (fence.host,)).fetchone()
-    if row is None:
-        raise LeaseLost(fence.host, "broken or released")
-    if row[0] != fence.host_token:
-        raise LeaseLost(fence.host, "granted to another holder")
+    refusal = stale_fences(conn, {fence}).get(fence)
+    if refusal is not None:
+        raise refusal
