@@ -49,9 +49,11 @@ _PRELUDE = (
     '[ -d "$_fd" ] || mkdir -m 700 -p "$_fd" 2>/dev/null; '
     '[ -O "$_fd" ] && [ -w "$_fd" ] || {{ _fd="$HOME/.fleet"; mkdir -p "$_fd" 2>/dev/null; }}; '
     '_fs="$_fd/{key}.state"; '
-    # _fa PID START: process PID runs and started at START (field 22 of /proc/PID/stat)
-    "_fa() {{ _w=$2; [ -r /proc/$1/stat ] && read -r _l </proc/$1/stat && set -- ${{_l##*) }} "
-    '&& [ "${{20}}" = "$_w" ]; }}; '
+    # _fa PID START: process PID runs and started at START (field 22 of /proc/PID/stat; split
+    # on blanks: a shell's name has none, and a process whose name has some is not one of our
+    # wrappers anyway: its fields shift and its start does not match. A pattern costs more.)
+    "_fa() {{ _w=$2; [ -r /proc/$1/stat ] && read -r _l </proc/$1/stat && set -- $_l "
+    '&& [ "${{22}}" = "$_w" ]; }}; '
 )
 # refuse when the state names a newer holder (a higher token)
 _NEWER = (
@@ -65,8 +67,8 @@ _RUN = (
     + _NEWER
     + '[ "$_s" = running ] && _fa "$_p" "$_st" && '
     '{{ echo "{mark} step {key} is still running on this host" >&2; exit {held}; }}; fi; '
-    "read -r _l </proc/$$/stat; set -- ${{_l##*) }}; "
-    'printf "running - {token} %s %s\\n" $$ "${{20}}" >"$_fs" || '
+    "read -r _l </proc/$$/stat; set -- $_l; "
+    'printf "running - {token} %s %s\\n" $$ "${{22}}" >"$_fs" || '
     '{{ echo "{mark} cannot write $_fs" >&2; exit {no_lock}; }}; '
     'trap \'printf "done %s {token} - -\\n" $? >"$_fs"\' EXIT; '
     "unset _s _r _t _p _st _l _w; unset -f _fa; set --; "
