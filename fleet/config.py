@@ -61,6 +61,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ovh.retry_wait", float, 1.0, "first wait before retrying a failed GET (then doubles)"),
     Setting("ovh.retry_max_wait", float, 60.0, "longest wait between retries (Retry-After wins)"),
     Setting(
+        "ovh.cache_max_age",
+        float,
+        86400.0,
+        "seconds OVH's server and hardware data is reused for hw: selectors (0: always fetch)",
+    ),
+    Setting(
         "ssh.key_file", str, None, "private key for SSH logins (unless the inventory sets one)"
     ),
     Setting("ssh.connect_timeout", float, 10.0, "seconds to wait for an SSH connection"),
