@@ -86,7 +86,7 @@ class App:
         from fleet.inventory.ovhcache import OvhCache, cache_path
 
         s = self.settings
-        path = cache_path(s.state_dir, s.get("ovh.endpoint_url") or s.get("ovh.endpoint"))
+        path = cache_path(s.state_dir, s.get("ovh.endpoint"), s.get("ovh.endpoint_url"))
         return OvhCache(path, self.provider, 0.0 if refresh else s.get("ovh.cache_max_age"))
 
     def provider(self) -> Provider:

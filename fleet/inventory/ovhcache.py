@@ -9,6 +9,7 @@ data just used is, for the operator to see; ``max_age=0`` fetches everything aga
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -135,14 +136,14 @@ class OvhCache:
         os.replace(temporary, self.path)
 
     def describe(self) -> str:
-        """One line for the operator: how much came from where, and how old it is."""
-        total = self.fetched + self.reused
-        if not total:
-            return "OVH data: none needed"
-        age = "" if self.oldest is None else f", the oldest {_age(self._clock() - self.oldest)} old"
+        """One line for the operator: where the data came from, and how old it is."""
+        if not self.reused:
+            return f"OVH data: {self.fetched} answers fetched now (cached in {self.path})"
+        age = _age(self._clock() - (self.oldest or 0.0))
+        fetched = f", {self.fetched} fetched now" if self.fetched else ""
         return (
-            f"OVH data: {self.reused} of {total} answers from the cache ({self.path}){age}; "
-            f"{self.fetched} fetched now"
+            f"OVH data: {self.reused} answers from the cache, up to {age} old{fetched} "
+            f"({self.path}; --refresh fetches it all now)"
         )
 
 
@@ -157,7 +158,10 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
-def cache_path(state_dir: Path, endpoint: str) -> Path:
-    """The cache file of one OVH endpoint (``ovh-eu``, the sandbox's...)."""
+def cache_path(state_dir: Path, endpoint: str, url: str | None = None) -> Path:
+    """The cache file of one OVH endpoint (``ovh-eu``...; an endpoint registered under a URL,
+    as the sandbox's, gets a file per URL)."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in endpoint)
+    if url:
+        safe += "-" + hashlib.sha256(url.encode()).hexdigest()[:8]
     return state_dir / f"ovh-cache-{safe}.json"

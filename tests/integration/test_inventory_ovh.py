@@ -172,8 +172,7 @@ def test_cached_data_is_reused_with_its_age_until_too_old(
     cached = enrich(inventory, again)
     assert cached == fresh
     assert (again.fetched, again.reused) == (0, 6)
-    assert "6 of 6 answers from the cache" in again.describe()
-    assert "the oldest 30 min old" in again.describe()
+    assert "OVH data: 6 answers from the cache, up to 30 min old (" in again.describe()
 
     now[0] += 3600  # too old: asked again, and the API is gone
     stale = OvhCache(path, lambda: provider, max_age=3600, clock=lambda: now[0])
