@@ -37,6 +37,18 @@ def kind(value: Any) -> str:
     )
 
 
+class _Where:
+    """Where a checked variable was written, worked out only for a problem."""
+
+    __slots__ = ("at", "key", "mapping")
+
+    def __init__(self, at: VarsAt, mapping: Mapping[Any, Any], key: str) -> None:
+        self.at, self.mapping, self.key = at, mapping, key
+
+    def __call__(self) -> Site:
+        return self.at.site(self.mapping, self.key)
+
+
 def check_vars(mapping: Mapping[Any, Any], at: VarsAt, problems: Problems, *, group: bool) -> None:
     """Check the variables set by one mapping (a host entry, a group's vars, a vars file)."""
     plain = _PLAIN_NAMES
@@ -58,18 +70,6 @@ def check_vars(mapping: Mapping[Any, Any], at: VarsAt, problems: Problems, *, gr
                 )
             elif len(plain) < 100_000:
                 plain.add(name)
-
-
-class _Where:
-    """Where a checked variable was written, worked out only for a problem."""
-
-    __slots__ = ("at", "key", "mapping")
-
-    def __init__(self, at: VarsAt, mapping: Mapping[Any, Any], key: str) -> None:
-        self.at, self.mapping, self.key = at, mapping, key
-
-    def __call__(self) -> Site:
-        return self.at.site(self.mapping, self.key)
 
 
 def _address(value: Any, where: _Where, problems: Problems, group: bool, at: VarsAt) -> None:

@@ -24,6 +24,7 @@ import ast
 import re
 import shlex
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,11 +60,7 @@ class _IniReader:
         return Site(self.path, line, key)
 
     def read(self, lines: list[str]) -> None:
-        for number, raw in enumerate(lines, 1):
-            line = raw.strip()
-            if not line or line[0] in "#;":
-                continue
-            match = _SECTION.fullmatch(line)
+        for number, line, match in _entries(lines):
             if match:
                 self.section(match.group(1), match.group(2) or "hosts", number)
             elif line.startswith("[") and line.endswith("]"):
@@ -217,11 +214,7 @@ def _declared(path: str, lines: list[str], room: int) -> tuple[int, Site]:
     """How many host names the file declares (ranges counted), and the line at which the count
     passes ``room``, if it does."""
     total, state = 0, "hosts"
-    for number, raw in enumerate(lines, 1):
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        match = _SECTION.fullmatch(line)
+    for number, line, match in _entries(lines):
         if match:
             state = match.group(2) or "hosts"
         elif state == "hosts":
@@ -230,6 +223,14 @@ def _declared(path: str, lines: list[str], room: int) -> tuple[int, Site]:
             if total > room:
                 return total, Site(path, number, first)
     return total, Site(path, 1)
+
+
+def _entries(lines: list[str]) -> Iterator[tuple[int, str, re.Match[str] | None]]:
+    """The lines that are not blank or comments: number, text, and the section it opens."""
+    for number, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if line and line[0] not in "#;":
+            yield number, line, _SECTION.fullmatch(line)
 
 
 def parse_value(text: str) -> Any:

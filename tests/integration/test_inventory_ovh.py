@@ -19,7 +19,7 @@ from fleet.inventory.ovhcache import OvhCache
 from fleet.provider.ovh import OvhProvider, RetryPolicy, build_client
 from fleet.sandbox.ovh_api import Credentials, FakeOvhApi, ServerSpec
 from fleet.sandbox.ovh_chaos import ChaosRule
-from tests.integration.test_inventory_ansible import assert_same_as_ansible
+from tests.ansible.compare import assert_same_as_ansible
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
