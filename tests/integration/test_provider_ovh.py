@@ -20,6 +20,7 @@ from fleet.errors import (
     ProviderConflict,
     ProviderError,
     ProviderNotFound,
+    ProviderRefused,
     TaskFailed,
 )
 from fleet.provider.ovh import SANDBOX_ENDPOINT, OvhProvider, RetryPolicy, build_client
@@ -233,14 +234,14 @@ def test_set_boot_leaves_the_key_alone_unless_told(provider: OvhProvider, api: F
     assert api.snapshot(NS1).boot_kernel == "rescue12-customer"
 
 
-def test_set_boot_with_an_unknown_id_is_a_plain_error(
+def test_set_boot_with_an_unknown_id_is_refused_at_once(
     provider: OvhProvider, counter: ChaosRule
 ) -> None:
     provider.list_servers()
     before = counter.fired
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(ProviderRefused) as caught:
         provider.set_boot(NS1, 1)
-    assert type(caught.value) is ProviderError
+    assert type(caught.value) is ProviderRefused
     assert caught.value.status == 400
     assert counter.fired == before + 1
 
@@ -278,9 +279,9 @@ def test_unknown_server_is_not_found_in_every_error_shape(
 def test_a_bad_reinstall_request_fails_at_once(provider: OvhProvider, counter: ChaosRule) -> None:
     provider.list_servers()
     before = counter.fired
-    with pytest.raises(ProviderError, match="HTTP 400") as caught:
+    with pytest.raises(ProviderRefused, match="HTTP 400") as caught:
         provider.reinstall(NS1, {"operatingSystem": "windows95"})
-    assert type(caught.value) is ProviderError
+    assert type(caught.value) is ProviderRefused
     # one look for a task to adopt (the task list: empty), then the one POST
     assert counter.fired == before + 2
 
