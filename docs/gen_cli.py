@@ -310,7 +310,14 @@ def schema_page() -> str:
         "`host.name`, `host.address`, `host.datacenter`, `host.rack`, `host.service`, "
         "`host.labels.KEY` (also `labels.KEY`), `datacenter`, `rack`, `hybrid`; and "
         "`facts.NAME` from earlier `python` stages. Every value is shell-quoted; an undefined "
-        "name is an error before any host is contacted.\n"
+        "name is an error before any host is contacted.\n\n"
+        "A value that starts with `-` (a string, a negative number, or any item of a list) is "
+        "refused when it is rendered, naming the host and the variable: quoting keeps it one "
+        "word, but the command would still read that word as an option. A placeholder that "
+        "may be an option says so with the one filter, `option`: `{{ NAME | option }}`. Any "
+        "other filter is an error. Values known before any host is contacted are checked by "
+        "`fleet plan` and before a rollout's run exists; `facts.NAME` when its stage runs "
+        "(the host then fails before that stage runs anything).\n"
     )
 
 
