@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +30,6 @@ from fleet.sandbox.ovh_api import Credentials, ErrorShape, FakeOvhApi, ServerSpe
 from fleet.sandbox.ovh_chaos import ChaosRule, Early404, FailureStatus, TaskFailure
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from fleet.provider.base import Task
 
 pytestmark = pytest.mark.integration
@@ -92,6 +92,17 @@ class FakeClock:
 @pytest.fixture
 def creds() -> Credentials:
     return Credentials.generate(random.Random(11))
+
+
+@contextmanager
+def fake_api(creds: Credentials, **options: Any) -> Iterator[FakeOvhApi]:
+    """A started fake API with fast tasks over :data:`SPECS`; stopped afterwards."""
+    api = FakeOvhApi(SPECS, creds, **{"timings": TaskTimings.fast(), **options})
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
 
 
 def _start(api: FakeOvhApi) -> tuple[FakeOvhApi, ChaosRule]:

@@ -16,11 +16,11 @@ import ovh.exceptions
 import pytest
 
 from fleet.errors import ProviderAuthError, ProviderNotFound, ProviderRefused
-from fleet.sandbox.ovh_api import Credentials, ErrorShape, FakeOvhApi, TaskTimings
+from fleet.sandbox.ovh_api import Credentials, ErrorShape, FakeOvhApi
 from fleet.sandbox.ovh_chaos import ChaosRule
 from fleet.sandbox.sandbox import Sandbox
 from tests.conftest import FleetCli
-from tests.integration.test_provider_ovh import NS1, SPECS, make_client, make_provider
+from tests.integration.test_provider_ovh import NS1, fake_api, make_client, make_provider
 from tests.integration.test_rollout import events_of, last_run, write_plan
 
 pytestmark = pytest.mark.integration
@@ -138,12 +138,8 @@ def creds() -> Credentials:
 
 @pytest.fixture
 def fake(creds: Credentials) -> Iterator[FakeOvhApi]:
-    api = FakeOvhApi(SPECS, creds, timings=TaskTimings.fast(), seed=4)
-    api.start()
-    try:
+    with fake_api(creds, seed=4) as api:
         yield api
-    finally:
-        api.stop()
 
 
 @pytest.mark.parametrize(
