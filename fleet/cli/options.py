@@ -46,7 +46,7 @@ def parse_vars(items: tuple[str, ...]) -> dict[str, Any]:
 def rollout_options(default_concurrency: int, **kw: Any) -> Any:
     """The rollout's options from flags already checked by their types; ``concurrency`` None
     (not given) is ``default_concurrency`` (the ``rollout.concurrency`` setting), never 0."""
-    from fleet.rollout import RolloutOptions
+    from fleet.engine.rollout import RolloutOptions
 
     if kw.get("concurrency") is None:
         kw["concurrency"] = default_concurrency

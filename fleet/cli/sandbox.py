@@ -14,8 +14,8 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.params import Count, Duration, option
+from fleet.engine.runs import pid_alive
 from fleet.errors import FleetError
-from fleet.runs import pid_alive
 
 
 def sandbox_dir(app: App) -> Path:

@@ -116,7 +116,12 @@ def _expiry(now: datetime, tz: str, for_: str | None, until: str | None) -> date
 @click.option(
     "--plan", "plan_ref", required=True, metavar="PLAN", help="Plan file or builtin:NAME."
 )
-@click.option("--cron", required=True, metavar="EXPR", help="When: 'M H DOM MON DOW'.")
+@click.option(
+    "--cron",
+    required=True,
+    metavar="EXPR",
+    help="When: five fields 'M H DOM MON DOW' as in crontab(5), e.g. '30 2 * * 6'.",
+)
 @click.option("--tz", default="UTC", show_default=True, help="IANA zone the cron is read in.")
 @click.option("--limit", "-l", help="Hosts (see `fleet rollout --help`).")
 @click.option("--batches", default=None, help="Batch sizes (default 1,100%).")
@@ -160,7 +165,7 @@ def schedule_add(
         --cron '30 2 * * *' --tz Europe/Paris --window 'daily 02:00-05:00 Europe/Paris'
       fleet schedule add weekly --plan builtin:hybrid-raid --cron '0 2 * * 6' --missed once
     """
-    from fleet.runs import current_owner
+    from fleet.engine.runs import current_owner
     from fleet.schedule import check_cron, load_zone, next_due
 
     if not _NAME.fullmatch(name):
@@ -192,7 +197,7 @@ def _when(at: datetime | None, tz: str) -> str:
     if at is None:
         return "-"
     local = at.astimezone(load_zone(tz))
-    return f"{utc_iso(at)} ({local:%Y-%m-%d %H:%M %Z})"
+    return f"{utc_iso(at)} ({local:%a %Y-%m-%d %H:%M %Z})"
 
 
 def _summary(app: App, s: ScheduleRecord, now: datetime) -> dict[str, Any]:
@@ -275,7 +280,7 @@ def schedule_show(app: App, name: str, count: int) -> None:
 @pass_app
 def schedule_remove(app: App, name: str) -> None:
     """Remove a schedule (runs it started are kept)."""
-    from fleet.runs import current_owner
+    from fleet.engine.runs import current_owner
 
     if not app.store.remove_schedule(name, str(current_owner())):
         raise UsageError(f"no schedule {name!r}", hint="`fleet schedule list` lists them")
@@ -287,7 +292,7 @@ def schedule_remove(app: App, name: str) -> None:
 @pass_app
 def schedule_pause(app: App, name: str) -> None:
     """Pause a schedule: it starts nothing until `fleet schedule resume`."""
-    from fleet.runs import current_owner
+    from fleet.engine.runs import current_owner
 
     app.store.set_schedule_paused(name, True, str(current_owner()))
     click.echo(f"schedule {name} paused")
@@ -298,7 +303,7 @@ def schedule_pause(app: App, name: str) -> None:
 @pass_app
 def schedule_resume(app: App, name: str) -> None:
     """Resume a paused schedule; due times passed while it was paused are not run."""
-    from fleet.runs import current_owner
+    from fleet.engine.runs import current_owner
     from fleet.schedule import next_due
 
     s = app.store.set_schedule_paused(name, False, str(current_owner()))
