@@ -58,15 +58,22 @@ class App:
             )
         return load_inventory(paths)
 
-    def hosts(self, limit: str | None) -> list[Host]:
-        """The hosts a command that connects works on: selected by ``--limit`` (with OVH's data
-        when the limit asks for hardware), each one fleet can connect to as the inventory says."""
+    def hosts(self, limit: str | None, flag: str = "--limit") -> list[Host]:
+        """The hosts a command that connects works on: never none (an empty inventory or a
+        limit that selects nothing is a usage error, before any run exists or any host is
+        contacted), selected with OVH's data when the limit asks for hardware, each one fleet
+        can connect to as the inventory says."""
         from fleet.inventory import needs_ovh
 
         inventory = self.inventory()
-        if needs_ovh(inventory, limit):
+        if not inventory.hosts:
+            raise UsageError(
+                f"the inventory ({self.settings.get('inventory')}) has no host",
+                hint="add hosts to it, pass -i FILE, or run `fleet sandbox up`",
+            )
+        if needs_ovh(inventory, limit, flag):
             inventory = self.with_ovh(inventory)
-        hosts = inventory.select(limit)
+        hosts = inventory.select(limit, flag)
         inventory.check_connectable(hosts)
         return hosts
 

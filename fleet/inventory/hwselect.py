@@ -46,31 +46,32 @@ _EXPRESSION = re.compile(r"([a-z_]+)\s*(==|!=|<=|>=|=|<|>)\s*(.*)")
 HostTest = Callable[["Host"], bool]
 
 
-def parse_hw(term: str) -> HostTest:
-    """The test of one ``hw:`` term (``term`` without the ``hw:`` prefix).
+def parse_hw(term: str, shown: str | None = None) -> HostTest:
+    """The test of one ``hw:`` term (``term`` without the ``hw:`` prefix); ``shown`` starts
+    error messages (by default ``--limit 'hw:TERM'``).
 
     Raises:
         UsageError: an unknown field, operator or value, with a suggestion.
     """
-    shown = f"hw:{term}"
+    shown = shown or f"--limit {'hw:' + term!r}"
     if term == "hybrid":
         return lambda host: host.disks is not None and host.disks.hybrid
     match = _EXPRESSION.fullmatch(term.strip())
     if not match:
         field = re.split(r"[^a-z_]", term, maxsplit=1)[0]
         if field not in FIELDS:
-            raise UsageError(f"--limit {shown!r}: unknown hardware field", hint=_field_hint(field))
+            raise UsageError(f"{shown}: unknown hardware field", hint=_field_hint(field))
         raise UsageError(
-            f"--limit {shown!r}: expected hw:FIELD<op>VALUE",
+            f"{shown}: expected hw:FIELD<op>VALUE",
             hint="for instance hw:hdd_count>=2, hw:disks=hdd, hw:model=SCALE*",
         )
     field, op, value = match.groups()
     if field not in FIELDS or field == "hybrid":
-        raise UsageError(f"--limit {shown!r}: unknown hardware field", hint=_field_hint(field))
+        raise UsageError(f"{shown}: unknown hardware field", hint=_field_hint(field))
     if field in NUMBERS:
         return _number_test(shown, field, op, value)
     if op not in ("=", "==", "!="):
-        raise UsageError(f"--limit {shown!r}: {field} takes = or !=, not {op}")
+        raise UsageError(f"{shown}: {field} takes = or !=, not {op}")
     test = _text_test(shown, field, value)
     return (lambda host: not test(host) and host.disks is not None) if op == "!=" else test
 
@@ -81,7 +82,7 @@ def _field_hint(field: str) -> str:
 
 def _number_test(shown: str, field: str, op: str, value: str) -> HostTest:
     if not value.strip().isdigit():
-        raise UsageError(f"--limit {shown!r}: {field} compares with a whole number")
+        raise UsageError(f"{shown}: {field} compares with a whole number")
     compare, number = _OPERATORS[op], int(value)
     return lambda host: host.disks is not None and compare(getattr(host.disks, field), number)
 
@@ -93,7 +94,7 @@ def _text_test(shown: str, field: str, value: str) -> HostTest:
         unknown = [k for k in kinds if k not in DISK_KINDS]
         if unknown or not kinds:
             raise UsageError(
-                f"--limit {shown!r}: disk kinds are {', '.join(DISK_KINDS)}",
+                f"{shown}: disk kinds are {', '.join(DISK_KINDS)}",
                 hint=suggest(unknown[0], DISK_KINDS) if unknown else None,
             )
         return lambda host: (
@@ -101,7 +102,7 @@ def _text_test(shown: str, field: str, value: str) -> HostTest:
         )
     if field == "system":
         if wanted not in ("nvme", "ssd"):
-            raise UsageError(f"--limit {shown!r}: system disks are nvme or ssd")
+            raise UsageError(f"{shown}: system disks are nvme or ssd")
         return lambda host: (
             host.disks is not None and (host.disks.system_type or "").lower() == wanted
         )

@@ -170,12 +170,12 @@ class Inventory:
             )
         return host
 
-    def select(self, limit: str | None) -> list[Host]:
+    def select(self, limit: str | None, flag: str = "--limit") -> list[Host]:
         """Hosts chosen by a ``--limit`` expression (see :mod:`fleet.inventory.select`);
-        None = all."""
+        None = all; a given limit that selects no host is a usage error naming ``flag``."""
         from fleet.inventory.select import select_hosts
 
-        return select_hosts(self, limit)
+        return select_hosts(self, limit, flag)
 
     def check_connectable(self, hosts: Sequence[Host] | None = None) -> None:
         """Refuse hosts fleet cannot connect to as their inventory says (see

@@ -77,16 +77,16 @@ def split_limit(limit: str) -> list[str]:
     return [part.strip() for part in parts if part.strip()]
 
 
-def needs_ovh(inventory: Inventory, limit: str | None) -> bool:
+def needs_ovh(inventory: Inventory, limit: str | None, flag: str = "--limit") -> bool:
     """Whether ``limit`` selects on OVH's hardware data (``hw:``, or ``hybrid`` as a selector).
 
     Raises:
         UsageError: a malformed ``hw:`` term (before anything is asked of OVH).
     """
-    terms = [term.lstrip("!&") for term in _expand_files(split_limit(limit or ""))]
+    terms = [term.lstrip("!&") for term in _expand_files(split_limit(limit or ""), flag)]
     hardware = [term for term in terms if _is_hw(inventory, term)]
     for term in hardware:
-        parse_hw(term.removeprefix("hw:"))
+        parse_hw(term.removeprefix("hw:"), f"{flag} {term!r}")
     return bool(hardware)
 
 
@@ -94,25 +94,41 @@ def _is_hw(inventory: Inventory, term: str) -> bool:
     return term.startswith("hw:") or (term == "hybrid" and not _names(inventory, term))
 
 
-def select_hosts(inventory: Inventory, limit: str | None) -> list[Host]:
-    """Hosts chosen by a ``--limit`` expression, in inventory order; None or blank = all."""
-    terms = _expand_files(split_limit(limit or ""))
-    if not terms:
+def select_hosts(inventory: Inventory, limit: str | None, flag: str = "--limit") -> list[Host]:
+    """Hosts chosen by a ``--limit`` expression, in inventory order; None = all.
+
+    A limit that is given must select something: a blank one (``''``, ``','``) and one that
+    leaves no host (``'!all'``, an empty group) are usage errors naming ``flag``, so that a typo
+    never turns into "every host" or a run of nothing.
+    """
+    if limit is None:
         return list(inventory.hosts)
+    terms = _expand_files(split_limit(limit), flag)
+    if not terms:
+        raise UsageError(
+            f"{flag} {limit!r} is empty",
+            hint=f"name hosts, groups or patterns; leave {flag} out to select every host",
+        )
     regular = [t for t in terms if t[0] not in "!&"] or ["all"]
     chosen: set[str] = set()
     for term in regular:
-        chosen.update(_match(inventory, term, term))
+        chosen.update(_match(inventory, term, f"{flag} {term!r}"))
     for term in terms:
         if term[0] == "&":
-            chosen &= set(_match(inventory, term[1:], term))
+            chosen &= set(_match(inventory, term[1:], f"{flag} {term!r}"))
     for term in terms:
         if term[0] == "!":
-            chosen -= set(_match(inventory, term[1:], term))
-    return [host for host in inventory.hosts if host.name in chosen]
+            chosen -= set(_match(inventory, term[1:], f"{flag} {term!r}"))
+    selected = [host for host in inventory.hosts if host.name in chosen]
+    if not selected:
+        raise UsageError(
+            f"{flag} {limit!r} selects no host",
+            hint="`fleet inventory list` shows the hosts, groups and labels",
+        )
+    return selected
 
 
-def _expand_files(terms: list[str]) -> list[str]:
+def _expand_files(terms: list[str], flag: str) -> list[str]:
     """``@FILE`` terms replaced by the file's lines, as Ansible's ``--limit @FILE``."""
     expanded = []
     for term in terms:
@@ -123,19 +139,19 @@ def _expand_files(terms: list[str]) -> list[str]:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--limit {term!r}: cannot read {path}: {exc}") from exc
+            raise UsageError(f"{flag} {term!r}: cannot read {path}: {exc}") from exc
         expanded += [line.strip() for line in lines if line.strip()]
     return expanded
 
 
 def _match(inventory: Inventory, term: str, shown: str) -> list[str]:
     if not term:
-        raise UsageError(f"--limit {shown!r}: empty term after '!' or '&'")
+        raise UsageError(f"{shown}: empty term after '!' or '&'")
     selector = _selector(inventory, term, shown)
     if selector is not None:
         names = [h.name for h in inventory.hosts if selector(h)]
         if not names and not term.startswith("hw:") and term != "hybrid":
-            raise UsageError(f"--limit {shown!r} matches no host")
+            raise UsageError(f"{shown} matches no host")
         return names
     if inventory.get(term) is not None:
         return [term]
@@ -143,7 +159,7 @@ def _match(inventory: Inventory, term: str, shown: str) -> list[str]:
     matched, any_group = _enumerate(inventory, expr, shown)
     if not matched and not any_group:
         names = [h.name for h in inventory.hosts] + list(inventory.groups)
-        raise UsageError(f"--limit {shown!r} matches no host or group", hint=suggest(expr, names))
+        raise UsageError(f"{shown} matches no host or group", hint=suggest(expr, names))
     return _apply_subscript(matched, subscript, shown) if subscript else [n for n, _ in matched]
 
 
@@ -161,7 +177,7 @@ def _selector(inventory: Inventory, term: str, shown: str) -> Callable[[Host], b
     for name in (word, term):
         if _names(inventory, name):
             raise UsageError(
-                f"--limit {shown!r}: {name!r} names a host or group of the inventory, and "
+                f"{shown}: {name!r} names a host or group of the inventory, and "
                 f"{word}: is a fleet selector",
                 hint=f"for Ansible's reading (names {word!r} and {value!r}), write "
                 f"'{word},{value}'; to use the selector, rename {name!r}",
@@ -182,10 +198,10 @@ def _selector(inventory: Inventory, term: str, shown: str) -> Callable[[Host], b
 
 
 def _hw(inventory: Inventory, term: str, shown: str) -> Callable[[Host], bool]:
-    test = parse_hw(term)
+    test = parse_hw(term, shown)
     if not any(h.disks is not None for h in inventory.hosts):
         raise UsageError(
-            f"--limit {shown!r} selects on OVH's hardware data, and no host has any",
+            f"{shown} selects on OVH's hardware data, and no host has any",
             hint="pass --ovh (hosts need fleet.ovh_service), or `fleet inventory list --ovh`",
         )
     return test
@@ -202,7 +218,7 @@ def _split_subscript(term: str, shown: str) -> tuple[str, tuple[int, int | None]
         return expr, (int(index), None)
     if separator == "-":
         raise UsageError(
-            f"--limit {shown!r}: Ansible removed [x-y] subscripts", hint=f"{expr}[{start}:{end}]"
+            f"{shown}: Ansible removed [x-y] subscripts", hint=f"{expr}[{start}:{end}]"
         )
     return expr, (int(start), int(end) if end else -1)
 
@@ -218,7 +234,7 @@ def _apply_subscript(matched: _Matched, subscript: tuple[int, int | None], shown
         picked = set(range(count)[start : stop + 1])
     else:
         if not -count <= start < count:
-            raise UsageError(f"--limit {shown!r}: no host at index {start} ({count} matched)")
+            raise UsageError(f"{shown}: no host at index {start} ({count} matched)")
         picked = {start % count}
     _check_order(matched, picked, shown)
     return [matched[i][0] for i in sorted(picked)]
@@ -233,7 +249,7 @@ def _check_order(matched: _Matched, picked: set[int], shown: str) -> None:
         inside = positions & picked
         if inside and inside != positions:
             raise UsageError(
-                f"--limit {shown!r}: Ansible leaves the order of these hosts unspecified (groups "
+                f"{shown}: Ansible leaves the order of these hosts unspecified (groups "
                 "nested under several child groups), so this subscript has no definite meaning",
                 hint="subscript a group without nested groups, or name the hosts",
             )
@@ -258,7 +274,7 @@ def _compile(expr: str, shown: str) -> Callable[[str], bool]:
     try:
         pattern = re.compile(expr[1:] if expr[0] == "~" else fnmatch.translate(expr))
     except re.error as exc:
-        raise UsageError(f"--limit {shown!r}: invalid pattern: {exc}") from exc
+        raise UsageError(f"{shown}: invalid pattern: {exc}") from exc
     return lambda name: pattern.match(name) is not None
 
 

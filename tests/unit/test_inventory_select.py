@@ -44,7 +44,7 @@ def names(limit: str | None, inventory: Inventory | None = None) -> list[str]:
     ("limit", "expected"),
     [
         (None, ["web-1", "web-2", "db-1", "db-2", "db-3"]),
-        (" , ", ["web-1", "web-2", "db-1", "db-2", "db-3"]),
+        ("web-1,", ["web-1"]),
         ("db-2,web-1", ["web-1", "db-2"]),  # inventory order, not limit order
         ("label:env=prod", ["web-1", "db-1"]),
         ("label:env=stag*", ["web-2"]),
@@ -57,8 +57,6 @@ def names(limit: str | None, inventory: Inventory | None = None) -> list[str]:
         ("label:env=prod,&db", ["db-1"]),
         ("&rack:G102", ["web-1", "db-1"]),
         ("web,db-1,&label:env=prod,!dc:rbx8", ["web-1"]),
-        ("empty", []),
-        ("web,&empty", []),
         ("hybrid", ["db-1", "db-3"]),  # no group or host of that name: OVH's classification
         ("!hybrid", ["web-1", "web-2", "db-2"]),  # hosts without OVH data are never excluded
         ("hw:hybrid", ["db-1", "db-3"]),
@@ -107,6 +105,37 @@ def test_a_group_named_hybrid_is_the_group_as_in_ansible() -> None:
 def test_terms_fleet_refuses(limit: str, message: str) -> None:
     with pytest.raises(UsageError, match=re.escape(message)):
         selection_inventory().select(limit)
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        ("", "--limit '' is empty"),
+        ("   ", "--limit '   ' is empty"),
+        (" , ,", "--limit ' , ,' is empty"),
+        ("!all", "--limit '!all' selects no host"),
+        ("web,!web", "--limit 'web,!web' selects no host"),
+        ("empty", "--limit 'empty' selects no host"),  # a group that exists, with no host
+        ("web,&empty", "--limit 'web,&empty' selects no host"),
+        ("web-1,&db", "--limit 'web-1,&db' selects no host"),
+        ("hybrid,!label:env=prod,!db-3", "--limit 'hybrid,!label:env=prod,!db-3' selects no host"),
+    ],
+)
+def test_a_limit_that_selects_nothing_is_a_usage_error(limit: str, message: str) -> None:
+    """Never "every host" for a blank limit, never a run of nothing: exit 3, naming it."""
+    with pytest.raises(UsageError) as info:
+        selection_inventory().select(limit)
+    assert info.value.message == message
+    assert info.value.exit_code == 3 and info.value.hint
+
+
+def test_the_flag_named_in_selection_errors_is_the_callers() -> None:
+    with pytest.raises(UsageError, match=r"^HOSTS '!all' selects no host$"):
+        selection_inventory().select("!all", "HOSTS")
+    with pytest.raises(UsageError, match=r"^HOSTS 'hw:disks=tape': disk kinds"):
+        selection_inventory().select("hw:disks=tape", "HOSTS")
+    with pytest.raises(UsageError, match=r"^HOSTS 'nope' matches no host or group$"):
+        selection_inventory().select("web,nope", "HOSTS")
 
 
 def test_no_match_message_suggests() -> None:
