@@ -15,6 +15,7 @@ from fleet.inventory.keys import (
     FLEET_KEYS,
     FLEET_VAR,
     PARAMIKO_VARS,
+    like_fleet,
     near_miss,
 )
 from fleet.inventory.model import VarsAt
@@ -60,6 +61,13 @@ def check_vars(mapping: Mapping[Any, Any], at: VarsAt, problems: Problems, *, gr
             checker(value, _Where(at, mapping, name), problems, group, at)
         elif not isinstance(name, str):
             problems.add(at.site(mapping, name), f"variable names must be text, not {kind(name)}")
+        elif like_fleet(name):  # never cached: only its value tells a typo
+            if isinstance(value, Mapping) and any(key in FLEET_KEYS for key in value):
+                problems.add(
+                    at.site(mapping, name),
+                    f"variable {name!r} holds fleet's keys, but fleet reads them from 'fleet'",
+                    f"did you mean {FLEET_VAR!r}?",
+                )
         else:
             meant = near_miss(name)
             if meant is not None:

@@ -153,6 +153,13 @@ def near_miss(name: str) -> str | None:
     return meant
 
 
+def like_fleet(name: str) -> bool:
+    """``flet``, ``fleets``, ``Fleet``: one edit away from the ``fleet`` variable."""
+    return (
+        name != FLEET_VAR and abs(len(name) - 5) <= 1 and _distance(name.lower(), FLEET_VAR, 1) <= 1
+    )
+
+
 def _deletions(word: str) -> set[str]:
     """``word`` with up to two characters deleted (the keys of a near-miss index)."""
     once = {word[:i] + word[i + 1 :] for i in range(len(word))}

@@ -287,6 +287,12 @@ def test_near_misses_of_ansible_variables(tmp_path: Path, name: str, meant: str)
     assert (err.line, err.key, err.hint) == (3, name, f"did you mean {meant!r}?")
 
 
+def test_a_near_miss_of_the_fleet_variable(tmp_path: Path) -> None:
+    err = load_error(tmp_path, "all:\n  hosts:\n    h1: {flet: {rack: R1}}\n    h2: {feet: 2}\n")
+    assert (err.line, err.key, err.hint) == (3, "flet", "did you mean 'fleet'?")
+    assert "holds fleet's keys" in err.message
+
+
 @pytest.mark.parametrize(
     "name", ["ansible_hostname", "ansible_user_id", "ansible_eth0", "hdd_mount"]
 )
