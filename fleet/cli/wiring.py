@@ -51,9 +51,13 @@ def services(app: App) -> Services:
     s = app.settings
     connector = SshConnector(
         host_keys=app.store,
+        key_passphrase=s.get("ssh.key_passphrase"),
+        agent=s.get("ssh.agent"),
+        ssh_config=s.get("ssh.config_file"),
         connect_timeout=s.get("ssh.connect_timeout"),
         trust_on_first_use=s.get("ssh.trust_on_first_use"),
     )
+    app._closers.append(connector.close)
     keeper = LeaseKeeper(app.store, s.get("rollout.lease_ttl"))
     app._closers.append(keeper.close)
     return Services(app.store, connector, provider_factory=app.provider, leases=keeper)

@@ -237,6 +237,19 @@ def test_one_connection_serves_every_command(transport: SshTransport, endpoint: 
     assert established_to(endpoint) == 1
 
 
+def test_the_connection_is_fabrics_and_shared_with_the_fast_path(
+    transport: SshTransport, endpoint: Endpoint
+) -> None:
+    import fabric
+
+    fast = transport.run("echo $SSH_CONNECTION").stdout
+    connection = transport.connection
+    assert isinstance(connection, fabric.Connection)
+    via_fabric = connection.run("echo $SSH_CONNECTION", hide=True, in_stream=False)
+    assert via_fabric.stdout == fast  # same TCP connection: same client port
+    assert established_to(endpoint) == 1
+
+
 def test_exit_code_is_minus_one_when_the_command_dies_of_a_signal(
     transport: SshTransport,
 ) -> None:
