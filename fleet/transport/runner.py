@@ -187,6 +187,7 @@ class _Drain:
         del self.err.data[at : at + len(prompt)]
         self.err.total -= len(prompt)
         self.channel.sendall((self.password + "\n").encode())
+        self.channel.shutdown_write()  # the command after sudo reads an empty stdin
         self.password = None  # once: a second prompt means a wrong password
 
 
