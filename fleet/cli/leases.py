@@ -66,7 +66,7 @@ def leases_break(app: App, host: str, reason: str) -> None:
     Example:
       fleet leases break srv-042 --reason 'operator laptop died'
     """
-    from fleet.runs import current_owner
+    from fleet.engine.runs import current_owner
 
     lease = app.store.break_lease(host, str(current_owner()), reason)
     click.echo(f"broke {host}'s lease held by {lease.owner}" if lease else f"{host} had no lease")

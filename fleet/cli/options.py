@@ -42,7 +42,7 @@ def parse_vars(items: tuple[str, ...]) -> dict[str, Any]:
 
 
 def rollout_options(**kw: Any) -> Any:
-    from fleet.rollout import RolloutOptions
+    from fleet.engine.rollout import RolloutOptions
 
     if kw["max_failures"] is not None and kw["max_ratio"] is not None:
         raise UsageError("give --max-failures or --max-failure-ratio, not both")

@@ -37,7 +37,7 @@ def plan_cmd(
     Example:
       fleet plan plans/app.yaml --limit 'dc:gra3,&hybrid' --batches 1,10%,100%
     """
-    from fleet.batching import make_batches
+    from fleet.engine.batching import make_batches
     from fleet.plan import render_for_host
 
     plan = load_plan(plan_ref, variables)

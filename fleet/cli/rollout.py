@@ -62,7 +62,7 @@ def rollout_cmd(
     Example:
       fleet rollout plans/app.yaml -l hybrid --batches 1,10%,100% --by datacenter --max-failures 2
     """
-    from fleet.runs import create_run
+    from fleet.engine.runs import create_run
     from fleet.schedule import window_hooks
 
     kw["bake"] = parse_duration(kw["bake"], "--bake")
@@ -72,7 +72,7 @@ def rollout_cmd(
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
     from fleet.plan import render_for_host
-    from fleet.reinstall import approval
+    from fleet.stages.reinstall.approval import approval
 
     for host in hosts:  # every undefined variable is refused before any host is contacted
         render_for_host(plan, host)
@@ -107,8 +107,8 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
     Example:
       fleet resume r20261125-101500-ab12
     """
-    from fleet.rollout import RolloutOptions
-    from fleet.runs import check_resumable, hosts_of, plan_for_resume, take_over_dead_leases
+    from fleet.engine.rollout import RolloutOptions
+    from fleet.engine.runs import check_resumable, hosts_of, plan_for_resume, take_over_dead_leases
     from fleet.schedule import window_hooks
 
     store = app.store

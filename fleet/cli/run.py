@@ -37,10 +37,10 @@ def run_cmd(
     Example:
       fleet run -l 'web-*' 'uptime' 'df -h /'
     """
+    from fleet.engine.rollout import RolloutOptions
+    from fleet.engine.runs import create_run
     from fleet.plan import adhoc_plan
     from fleet.report import OutputPrinter
-    from fleet.rollout import RolloutOptions
-    from fleet.runs import create_run
 
     lines = list(commands)
     if commands_file:

@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from fleet.cli.app import App, pass_app
+from fleet.engine.runs import pid_alive
 from fleet.errors import FleetError
-from fleet.runs import pid_alive
 
 
 def sandbox_dir(app: App) -> Path:

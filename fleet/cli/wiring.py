@@ -17,16 +17,17 @@ import click
 from fleet.cli.app import App
 
 if TYPE_CHECKING:
-    from fleet.executor import ExecSettings, Services
+    from fleet.engine.journal import Observer
+    from fleet.engine.pipeline import Services
+    from fleet.engine.rollout import Rollout, RolloutOptions, RolloutResult
     from fleet.inventory import Host
-    from fleet.journal import Observer
     from fleet.plan import Plan
-    from fleet.rollout import Rollout, RolloutOptions, RolloutResult
+    from fleet.stages.context import ExecSettings
     from fleet.store.base import RunRecord
 
 
 def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
-    from fleet.executor import ExecSettings
+    from fleet.stages.context import ExecSettings
 
     s = app.settings
     key_path = s.path("rescue.ssh_public_key")
@@ -44,8 +45,8 @@ def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
 
 
 def services(app: App) -> Services:
-    from fleet.executor import Services
-    from fleet.leases import LeaseKeeper
+    from fleet.engine.leases import LeaseKeeper
+    from fleet.engine.pipeline import Services
     from fleet.transport.ssh import SshConnector
 
     s = app.settings
@@ -117,8 +118,8 @@ def execute(
 ) -> RolloutResult:
     """Build the rollout and run it; ``configure`` may set its hooks first (maintenance
     windows: :func:`fleet.schedule.window_hooks`)."""
-    from fleet.journal import Journal
-    from fleet.rollout import Resumption, Rollout, read_resumption
+    from fleet.engine.journal import Journal
+    from fleet.engine.rollout import Resumption, Rollout, read_resumption
 
     svc = services(app)
     journal = Journal(app.store, run.id, (extra if extra is not None else observers(output, run)))

@@ -35,7 +35,7 @@ from typing import Any
 from fleet.errors import UsageError
 from fleet.plan import Plan, parse_plan
 from fleet.plans import disks
-from fleet.stagecall import StageContext
+from fleet.stages.call import StageContext
 
 log = logging.getLogger(__name__)
 
