@@ -19,10 +19,14 @@ from fleet.inventory.checks import (
     _plain,
     _Site,
 )
+from fleet.inventory.connection import CONNECTION_CHECKS
 from fleet.inventory.select import _suggest
 
 #: fleet's own host keys (``vars`` apart).
-FIELD_KEYS = ("address", "port", "user", "ssh_key", "ovh_service", "datacenter", "rack", "labels")
+FIELD_KEYS = (
+    "address", "port", "user", "ssh_key", "ovh_service", "datacenter", "rack", "labels",
+    "bastion", "connect_timeout", "command_timeout", "sudo_password",
+)  # fmt: skip
 #: Ansible spellings fleet accepts for its keys.
 ALIASES = {
     "ansible_host": "address",
@@ -243,6 +247,8 @@ class _FileParser:
             checked = _check_key_file(value, site, self.base)
         elif canon in ("datacenter", "rack"):
             checked = _check_text(value, site, numbers=True)
+        elif canon in CONNECTION_CHECKS:
+            checked = CONNECTION_CHECKS[canon](value, site)
         else:  # address, user, ovh_service reach SSH and API command lines
             checked = _check_token(value, site)
         _put(layer.fields, canon, checked, site, owner)

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     import fabric
     from tenacity import RetryCallState
 
+    from fleet.transport.fabricconn import FleetConnection
+
 log = logging.getLogger(__name__)
 
 #: paramiko's own default receive window (2 MiB): large enough that a command's output
@@ -74,24 +76,15 @@ class _Fabric:
     """Fabric, imported on first use, with the one ``Config`` every connection shares."""
 
     _lock = threading.Lock()
-    _made: tuple[type[fabric.Connection], Any] | None = None
+    _made: tuple[type[FleetConnection], Any] | None = None
 
     @classmethod
-    def get(cls) -> tuple[type[fabric.Connection], Any]:
+    def get(cls) -> tuple[type[FleetConnection], Any]:
         with cls._lock:
             if cls._made is None:
-                import fabric
-                from paramiko.config import SSHConfig
+                from fleet.transport import fabricconn
 
-                class Connection(fabric.Connection):  # type: ignore[misc]
-                    # A real attribute: Fabric would otherwise store it in the shared Config
-                    # at every construction, a config merge racing other threads' reads.
-                    inline_ssh_env = None
-
-                # An explicit, empty SSHConfig and lazy=True: no ssh_config, YAML or env
-                # files are read (fleet resolves ssh_config itself when asked to).
-                config = fabric.Config(ssh_config=SSHConfig(), lazy=True)
-                cls._made = (Connection, config)
+                cls._made = (fabricconn.FleetConnection, fabricconn.shared_config())
             return cls._made
 
 
@@ -202,6 +195,7 @@ class Dialer:
             connect_kwargs=kwargs,
         )
         connection.client.set_missing_host_key_policy(policy)
+        connection.sudo_source, connection.host_name = endpoint.sudo_password, endpoint.host
         try:
             connection.open()
             policy.pin()

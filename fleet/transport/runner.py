@@ -19,12 +19,11 @@ import paramiko
 from fleet.clock import Clock
 from fleet.errors import CommandTimeout, TransportError, Unreachable
 from fleet.transport.base import CommandResult
+from fleet.transport.secrets import SUDO_PROMPT
 
 #: Captured output per stream; beyond it the tail is kept and ``truncated`` is set.
 DEFAULT_OUTPUT_CAP = 1 << 20
 _RECV_CHUNK = 1 << 16
-#: The prompt fleet asks sudo to print (``sudo -S -p``): answered with the host's password.
-SUDO_PROMPT = "[fleet sudo password]"
 
 
 def short(command: str, limit: int = 80) -> str:

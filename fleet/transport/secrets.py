@@ -13,9 +13,10 @@ import shlex
 from pathlib import Path
 
 from fleet.errors import ConfigError
-from fleet.transport.runner import SUDO_PROMPT
 
 SOURCES = ("env:", "file:")
+#: The prompt fleet asks sudo to print (``sudo -S -p``): answered with the host's password.
+SUDO_PROMPT = "[fleet sudo password]"
 
 
 def check_source(source: str) -> str:
