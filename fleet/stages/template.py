@@ -63,3 +63,6 @@ def render(source: str, names: Mapping[str, Any]) -> bytes:
         ) from exc
     except TemplateError as exc:
         raise PlanError(f"template: {exc}", path=source) from exc
+    except (ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as exc:
+        # what an expression can raise (a too large range, 1/0, a bad index): bad input
+        raise PlanError(f"template: {type(exc).__name__}: {exc}", path=source) from exc
