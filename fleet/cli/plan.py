@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
@@ -97,14 +96,10 @@ def _diffs(
     from fleet.transport.base import KeyExpectation
 
     ssh = connector(app)
-    key_file = app.settings.get("ssh.key_file")
 
     def one(pair: tuple[Host, HostPlan]) -> list[str]:
         host, hp = pair
-        endpoint = host.endpoint
-        if endpoint.key_file is None and key_file:
-            endpoint = replace(endpoint, key_file=key_file)
-        return safe_diff(plan, host, hp, ssh.open(endpoint, KeyExpectation()))
+        return safe_diff(plan, host, hp, ssh.open(host.endpoint, KeyExpectation()))
 
     with ThreadPoolExecutor(max(1, min(20, len(hosts)))) as pool:
         return dict(

@@ -52,6 +52,7 @@ def connector(app: App) -> SshConnector:
     s = app.settings
     made = SshConnector(
         host_keys=app.store,
+        default_key_file=s.get("ssh.key_file"),
         key_passphrase=s.get("ssh.key_passphrase"),
         agent=s.get("ssh.agent"),
         ssh_config=s.get("ssh.config_file"),
