@@ -15,9 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
-
 from fleet.errors import PlanError
 from fleet.inventory import Host
 
@@ -48,6 +45,10 @@ def render(source: str, names: Mapping[str, Any]) -> bytes:
         PlanError: a syntax error, an undefined name, or something the sandbox refused (the
             message names the template and line).
     """
+    # imported here: a run without template steps does not pay Jinja2's import
+    from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateSyntaxError
+    from jinja2.sandbox import SandboxedEnvironment
+
     path = Path(source)
     env = SandboxedEnvironment(
         loader=FileSystemLoader(str(path.parent)),
