@@ -230,8 +230,9 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "template": "A local Jinja2 template (relative to the plan file) rendered on the "
         "controller in a sandbox, with the host's vars, the plan's vars, `host` and `facts`; "
         "an undefined name is an error. Copied to `dest` like `put`.",
-        "dest": "`put` and `template`: the absolute path on the host.",
-        "mode": "`put` and `template`: octal permissions of the file(s), e.g. `\"0644\"`.",
+        "dest": "`put` and `template`: the absolute path on the host, or `~/...` under the "
+        "login user's home. A directory for a `put` of a directory.",
+        "mode": '`put` and `template`: octal permissions of the file(s), e.g. `"0644"`.',
         "owner": "`put` and `template`: `USER` or `USER:GROUP` of the file(s).",
         "sudo": "Run the step's commands as root through sudo (the host's sudo password, if "
         "any, comes from its `sudo_password` source).",

@@ -26,8 +26,10 @@ def step_problems(step: Step) -> list[tuple[str, str]]:
     if actions == ["apply"]:
         return [(k, f"`{k}` goes with `put` or `template`, not `apply`") for k in file_keys]
     problems = []
-    if not step.dest or not step.dest.startswith(("/", "{{")):
-        problems.append(("dest", f"`{actions[0]}` needs `dest`, an absolute path on the host"))
+    if not step.dest or not step.dest.startswith(("/", "~/", "{{")):
+        problems.append(
+            ("dest", f"`{actions[0]}` needs `dest`, an absolute path on the host (or ~/...)")
+        )
     if step.check:
         problems.append(("check", "a file step's check is the host's checksum: drop `check`"))
     if step.mode is not None and not MODE.fullmatch(step.mode):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,9 @@ def host_diff(plan: Plan, host: Host, rendered: HostPlan, transport: Transport) 
 def _step_diff(plan: Plan, host: Host, step: RenderedStep, transport: Transport) -> list[str]:
     op = step.file
     assert op is not None
+    if op.dest.startswith("~/"):
+        home = transport.run('printf %s "$HOME"', timeout=_TIMEOUT).stdout.rstrip("/")
+        op = replace(op, dest=home + op.dest[1:])
     try:
         wanted = files.wanted_files(_View(host, plan.vars), op)  # type: ignore[arg-type]
     except PlanError:

@@ -21,7 +21,7 @@ import io
 import posixpath
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +124,9 @@ def run_step(ctx: Context, step: RenderedStep) -> tuple[str, CommandResult]:
     op = step.file
     assert op is not None
     started = time.monotonic()
+    if op.dest.startswith("~/"):  # the login user's home, as the host says it is
+        home = _must(ctx, step, 'printf %s "$HOME"').stdout.rstrip("/")
+        op = replace(op, dest=home + op.dest[1:])
     files = wanted_files(ctx, op)
     changed = differing(op, files, _must(ctx, step, state_command(files)).stdout)
     if not changed:
