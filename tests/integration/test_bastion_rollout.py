@@ -31,10 +31,14 @@ stages:
       - name: config
         template: app.j2
         dest: "{root}/{{{{ host.name }}}}/disk/app.conf"
+      - name: as root
+        sudo: true
+        apply: echo "sudo ran it for $SUDO_USER"
   - name: code
     kind: python
     call: tasks.py:hello
 """
+SUDO_PASSWORD = "jump-sudo-pass"
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +72,32 @@ def test_a_rollout_goes_through_the_jump_host_and_pins_both_keys(
     )
     plan = tmp_path / "plan.yaml"
     plan.write_text(PLAN.format(root=jumped.hosts.runtime_dir))
+    # sudo asks for a password, named in the inventory by its source only
+    for server in jumped.servers:
+        jumped.hosts.set_sudo_password(server.name, SUDO_PASSWORD)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        (jumped.dir / "inventory.yaml")
+        .read_text()
+        .replace(
+            "        bastion:", "        sudo_password: env:SANDBOX_SUDO_PASSWORD\n        bastion:"
+        )
+    )
     fleet = FleetCli(tmp_path / "state", jumped.config_path)
-    fleet("rollout", str(plan), "--batches", "1,100%", check=0)
+    os.environ["SANDBOX_SUDO_PASSWORD"] = SUDO_PASSWORD
+    try:
+        fleet("-i", str(inventory), "rollout", str(plan), "--batches", "1,100%", check=0)
+    finally:
+        del os.environ["SANDBOX_SUDO_PASSWORD"]
     for server in jumped.servers:
         conf = jumped.hosts.home_dir(server.name, "disk") / "app.conf"
         assert conf.read_text() == f"name = {server.name}\n"
     run_id = fleet("status", "--json", check=0).stdout.split('"id": "')[1].split('"')[0]
     shown = fleet("status", run_id, "srv-002", check=0).stdout
     assert "hello from" in shown and "via 127." in shown
+    assert f"sudo ran it for {jumped.hosts.login_user}" in shown
+    state = (tmp_path / "state").glob("fleet.db*")
+    assert not any(SUDO_PASSWORD.encode() in path.read_bytes() for path in state)
     store = open_store(tmp_path / "state" / "fleet.db")
     try:
         jump_key = store.pinned_key(f"{jumped.jump_address}:{jumped.port}", "disk")
