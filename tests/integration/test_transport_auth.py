@@ -19,6 +19,7 @@ from fleet.errors import ConfigError, Unreachable
 from fleet.sandbox.hosts import HostFleet, HostSpec, allocate_addresses, generate_ed25519
 from fleet.transport.base import Endpoint
 from fleet.transport.ssh import SshConnector
+from tests.hostkeys import MemoryHostKeys
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -26,17 +27,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 PASSPHRASE = "correct horse battery staple"
-
-
-class MemoryHostKeys:
-    def __init__(self) -> None:
-        self.keys: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def pinned_key(self, host: str, role: str) -> tuple[str, str] | None:
-        return self.keys.get((host, role))
-
-    def pin_key(self, host: str, role: str, key_type: str, blob: str) -> None:
-        self.keys[host, role] = (key_type, blob)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from fleet.sandbox.hosts import HostFleet, HostSpec, allocate_addresses, generat
 from fleet.sandbox.netinfo import proc_endpoint
 from fleet.transport.base import Endpoint, parse_jump
 from fleet.transport.ssh import SshConnector
+from tests.hostkeys import MemoryHostKeys
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -28,17 +29,6 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="the hosts' network namespace needs root"),
 ]
-
-
-class MemoryHostKeys:
-    def __init__(self) -> None:
-        self.keys: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def pinned_key(self, host: str, role: str) -> tuple[str, str] | None:
-        return self.keys.get((host, role))
-
-    def pin_key(self, host: str, role: str, key_type: str, blob: str) -> None:
-        self.keys[host, role] = (key_type, blob)
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ from fleet.transport.ssh import (
     SshTransport,
     fingerprint,
 )
+from tests.hostkeys import MemoryHostKeys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -41,19 +42,6 @@ HOSTS = 26  # one fresh host per test: tests reboot, reinstall and power hosts o
 CAP = 1 << 20
 DISK = KeyExpectation()
 RESCUE_NEW = KeyExpectation(role="rescue", accept_new=True)
-
-
-class MemoryHostKeys:
-    """HostKeys kept in a dict."""
-
-    def __init__(self) -> None:
-        self.keys: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def pinned_key(self, host: str, role: str) -> tuple[str, str] | None:
-        return self.keys.get((host, role))
-
-    def pin_key(self, host: str, role: str, key_type: str, blob: str) -> None:
-        self.keys[host, role] = (key_type, blob)
 
 
 class CountingClock:
