@@ -33,13 +33,15 @@ ALIASES = {
     "ansible_port": "port",
     "ansible_user": "user",
     "ansible_ssh_private_key_file": "ssh_key",
+    "ansible_ssh_common_args": "bastion",  # its -o ProxyJump=..., see fleet.inventory.connection
+    "ansible_timeout": "connect_timeout",
+    "ansible_become_password": "sudo_password",  # a lookup of env or file only
 }
 #: Ansible connection keys accepted and ignored: fleet always verifies host keys, runs commands
 #: through the login shell of ``user`` over SSH, and needs no Python on the host.
 IGNORED_ANSIBLE_KEYS = frozenset(
     {
         "ansible_host_key_checking",
-        "ansible_ssh_common_args",
         "ansible_python_interpreter",
         "ansible_connection",
         "ansible_become",
@@ -249,6 +251,8 @@ class _FileParser:
             checked = _check_text(value, site, numbers=True)
         elif canon in CONNECTION_CHECKS:
             checked = CONNECTION_CHECKS[canon](value, site)
+            if checked is None:  # ssh options without a ProxyJump: nothing for fleet
+                return
         else:  # address, user, ovh_service reach SSH and API command lines
             checked = _check_token(value, site)
         _put(layer.fields, canon, checked, site, owner)

@@ -20,10 +20,11 @@ SUDO_PROMPT = "[fleet sudo password]"
 
 
 def check_source(source: str) -> str:
-    """``source`` if it is ``env:NAME`` or ``file:PATH``; else a ValueError saying the forms."""
+    """``source`` if it is ``env:NAME`` or ``file:PATH``; else a ValueError saying the forms
+    (and never repeating the value: it may be the secret itself)."""
     kind, _, name = source.partition(":")
     if f"{kind}:" not in SOURCES or not name.strip():
-        raise ValueError(f"a secret source is env:NAME or file:PATH, not {source[:40]!r}")
+        raise ValueError("a secret source is env:NAME or file:PATH")
     return source
 
 
