@@ -135,10 +135,31 @@ class Plan(_Strict):
         """Content hash (without ``source``, with the code and files it uses): tells whether a
         resumed run's plan changed."""
         body = self.model_dump(mode="json", exclude={"source"})
+        _drop_unset(body, _LATER_KEYS["Plan"])
+        for stage in body["stages"]:
+            _drop_unset(stage, _LATER_KEYS["Stage"])
+            for step in stage["steps"]:
+                _drop_unset(step, _LATER_KEYS["Step"])
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
     def step_keys(self) -> list[str]:
         return [f"{st.name}/{sp.name}" for st in self.stages for sp in st.steps]
+
+
+#: Keys added to the models after plans were first hashed: left out of the hash while unset, so
+#: that a plan which does not use them keeps its hash across upgrades (a run started before one
+#: resumes without "plan changed").
+_LATER_KEYS = {
+    "Plan": ("code",),
+    "Stage": ("check", "verify"),
+    "Step": ("put", "template", "dest", "mode", "owner", "sudo"),
+}
+
+
+def _drop_unset(body: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if body.get(key) in (None, False, {}):
+            body.pop(key, None)
 
 
 def _check_structure(plan: Plan) -> list[tuple[tuple[Any, ...], str]]:
