@@ -33,6 +33,11 @@ Placeholders ``{{ name }}`` take plan vars, the host's inventory vars and host f
 (``host.name``, ``host.address``, ``host.datacenter``, ``host.rack``, ``host.service``,
 ``host.labels.KEY``). Every value is shell-quoted, so it is always exactly one word and can never
 break out of its argument: write ``rm -f {{ path }}``, not ``rm -f "{{ path }}"``.
+
+Quoting cannot stop a word that starts with ``-`` from being read as an option by the command
+(``ssh {{ target }}`` with ``target: -oProxyCommand=...`` runs the proxy command). So a value
+(or an item of a list) that starts with ``-`` is refused when it is rendered, naming the host
+and the variable, unless the placeholder says it may be an option: ``{{ flags | option }}``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fleet import plancheck, plancode, yamlsrc
 from fleet.errors import PlanError
 from fleet.inventory import Host
+from fleet.plancode import FileOp
 
 #: Stage kinds run by the provider rather than a shell (see fleet.stages.boot).
 PROVIDER_KINDS = ("rescue", "disk", "reboot", "wait_ssh", "reinstall")
@@ -58,7 +64,9 @@ StageKind = Literal["ssh", "python", "rescue", "disk", "reboot", "wait_ssh", "re
 #: ``python`` stages calling this prefix run fleet's built-in plan functions (see
 #: :mod:`fleet.plancode` for users' own: ``FILE.py:FUNCTION`` and ``package.module:FUNCTION``).
 PYTHON_CALL_PREFIX = plancode.BUILTIN_PREFIX
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*(?:\|\s*([^\s}|]*)\s*)?\}\}")
+#: The one placeholder filter: ``{{ NAME | option }}`` lets the value start with ``-``.
+OPTION_FILTER = "option"
 Scalar = str | int | float | bool
 
 
@@ -134,32 +142,11 @@ class Plan(_Strict):
     def hash(self) -> str:
         """Content hash (without ``source``, with the code and files it uses): tells whether a
         resumed run's plan changed."""
-        body = self.model_dump(mode="json", exclude={"source"})
-        _drop_unset(body, _LATER_KEYS["Plan"])
-        for stage in body["stages"]:
-            _drop_unset(stage, _LATER_KEYS["Stage"])
-            for step in stage["steps"]:
-                _drop_unset(step, _LATER_KEYS["Step"])
+        body = plancheck.stable_body(self.model_dump(mode="json", exclude={"source"}))
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
     def step_keys(self) -> list[str]:
         return [f"{st.name}/{sp.name}" for st in self.stages for sp in st.steps]
-
-
-#: Keys added to the models after plans were first hashed: left out of the hash while unset, so
-#: that a plan which does not use them keeps its hash across upgrades (a run started before one
-#: resumes without "plan changed").
-_LATER_KEYS = {
-    "Plan": ("code",),
-    "Stage": ("check", "verify"),
-    "Step": ("put", "template", "dest", "mode", "owner", "sudo"),
-}
-
-
-def _drop_unset(body: dict[str, Any], keys: tuple[str, ...]) -> None:
-    for key in keys:
-        if body.get(key) in (None, False, {}):
-            body.pop(key, None)
 
 
 def _check_structure(plan: Plan) -> list[tuple[tuple[Any, ...], str]]:
@@ -250,22 +237,6 @@ def load_plan_file(path: Path) -> Plan:
 
 # ---------------------------------------------------------------------------------------------
 # Rendering: a plan for one host, with every placeholder replaced by a quoted value.
-
-
-@dataclass(frozen=True)
-class FileOp:
-    """A file step, rendered: ``source`` is the local file, directory or template (absolute),
-    ``dest`` the path on the host (placeholders filled in, unquoted)."""
-
-    kind: Literal["put", "template"]
-    source: str
-    dest: str
-    mode: str | None = None
-    owner: str | None = None
-
-    def describe(self) -> str:
-        extra = "".join(f" {k}={v}" for k, v in (("mode", self.mode), ("owner", self.owner)) if v)
-        return f"{self.kind} {self.source} -> {self.dest}{extra}"
 
 
 @dataclass(frozen=True)
@@ -366,17 +337,48 @@ def render(
     template: str, ctx: Mapping[str, Any], *, where: str, source: str, quote: bool = True
 ) -> str:
     """Replace ``{{ name }}`` by the quoted value (the plain text with ``quote=False``, for
-    values fleet quotes itself); an undefined or empty-null name is an error."""
+    values fleet quotes itself); an undefined or empty-null name is an error, and so is a value
+    starting with ``-`` unless written ``{{ name | option }}``."""
 
     def one(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name, flag = match.group(1), match.group(2)
+        if flag is not None and flag != OPTION_FILTER:
+            raise PlanError(
+                f"unknown filter {flag!r} in {match.group(0)}",
+                path=source,
+                key=where,
+                hint=f"the only filter is `{OPTION_FILTER}`: {{{{ {name} | {OPTION_FILTER} }}}}",
+            )
         if name in ctx and isinstance(ctx[name], _Pending):
             return f"<{name}>"
         if name not in ctx or ctx[name] is None:
             raise PlanError(f"undefined variable {name!r}", path=source, key=where)
-        return _quote(ctx[name]) if quote else str(ctx[name])
+        value = ctx[name]
+        if flag is None:
+            _refuse_option_like(name, value, ctx, where=where, source=source)
+        return _quote(value) if quote else str(value)
 
     return _PLACEHOLDER.sub(one, template)
+
+
+def _refuse_option_like(
+    name: str, value: Any, ctx: Mapping[str, Any], *, where: str, source: str
+) -> None:
+    """A word starting with ``-`` becomes an option of the command it is given to: refuse it,
+    naming the host and the variable (a list renders one word per item: each is checked)."""
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        word = _quote(item) if isinstance(item, bool) else str(item)
+        if word.startswith("-"):
+            shown = word if len(word) <= 24 else word[:21] + "..."
+            raise PlanError(
+                f"host {ctx.get('host.name', '?')}: {{{{ {name} }}}} would start a word with "
+                f"'-' ({shown!r}), which the command would read as an option",
+                path=source,
+                key=where,
+                hint=f"fix the value, or write {{{{ {name} | {OPTION_FILTER} }}}} if it may be "
+                "an option",
+            )
 
 
 def condition_holds(when: str | Mapping[str, Any] | None, ctx: Mapping[str, Any]) -> bool:

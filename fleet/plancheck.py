@@ -65,3 +65,29 @@ def code_digests(plan: Plan) -> tuple[dict[str, str], list[tuple[tuple[Any, ...]
                 if path is not None:
                     digests[name] = plancode.digest(path)
     return digests, problems
+
+
+#: Keys added to the models after plans were first hashed: left out of the hash while unset, so
+#: that a plan which does not use them keeps its hash across upgrades (a run started before one
+#: resumes without "plan changed").
+_LATER_KEYS = {
+    "Plan": ("code",),
+    "Stage": ("check", "verify"),
+    "Step": ("put", "template", "dest", "mode", "owner", "sudo"),
+}
+
+
+def _drop_unset(body: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if body.get(key) in (None, False, {}):
+            body.pop(key, None)
+
+
+def stable_body(body: dict[str, Any]) -> dict[str, Any]:
+    """A plan's dump without the later keys it leaves unset (see :data:`_LATER_KEYS`)."""
+    _drop_unset(body, _LATER_KEYS["Plan"])
+    for stage in body["stages"]:
+        _drop_unset(stage, _LATER_KEYS["Stage"])
+        for step in stage["steps"]:
+            _drop_unset(step, _LATER_KEYS["Step"])
+    return body

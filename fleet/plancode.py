@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 #: ``python`` stages calling this prefix run fleet's built-in plan functions.
 BUILTIN_PREFIX = "fleet.plans."
@@ -103,3 +105,19 @@ def digest(path: Path) -> str:
         h.update(str(file.relative_to(path) if file != path else file.name).encode() + b"\0")
         h.update(hashlib.sha256(file.read_bytes()).digest())
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class FileOp:
+    """A file step, rendered: ``source`` is the local file, directory or template (absolute),
+    ``dest`` the path on the host (placeholders filled in, unquoted)."""
+
+    kind: Literal["put", "template"]
+    source: str
+    dest: str
+    mode: str | None = None
+    owner: str | None = None
+
+    def describe(self) -> str:
+        extra = "".join(f" {k}={v}" for k, v in (("mode", self.mode), ("owner", self.owner)) if v)
+        return f"{self.kind} {self.source} -> {self.dest}{extra}"

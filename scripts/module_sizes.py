@@ -18,8 +18,6 @@ SPLIT_PENDING: dict[str, str] = {
     "fleet/plans/disks.py": "the hybrid-raid rework (facts, selection, guards)",
     "fleet/plans/hybrid_raid.py": "the hybrid-raid rework (facts, selection, guards)",
     "fleet/sandbox/vm.py": "the hybrid-raid rework (VM shapes)",
-    "fleet/sandbox/ovh_api.py": "the provider rework (routes, state machine)",
-    "fleet/sandbox/ovh_model.py": "the provider rework (hardware catalogue, tasks)",
     "fleet/store/sqlite.py": "the PostgreSQL store (journal, leases, schedules, host keys)",
 }
 

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.options import load_plan, parse_duration, rollout_flags, rollout_options
+from fleet.cli.options import load_plan, rollout_flags, rollout_options
 from fleet.cli.wiring import execute, finish, live_output
 from fleet.errors import UsageError
 
@@ -48,7 +48,7 @@ def rollout_cmd(
     limit: str | None,
     variables: tuple[str, ...],
     output: str,
-    wait_for_leases: str,
+    wait_for_leases: float,
     approve_reinstall: str | None,
     windows: tuple[str, ...],
     windows_file: str | None,
@@ -72,9 +72,7 @@ def rollout_cmd(
     from fleet.engine.runs import create_run
     from fleet.schedule import window_hooks
 
-    kw["bake"] = parse_duration(kw["bake"], "--bake")
-    kw["concurrency"] = kw["concurrency"] or app.settings.get("rollout.concurrency")
-    options = rollout_options(**kw)
+    options = rollout_options(app.settings.get("rollout.concurrency"), **kw)
     in_windows = window_hooks(windows, [windows_file] if windows_file else [], window_hosts)
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
@@ -97,7 +95,7 @@ def rollout_cmd(
             options,
             output,
             live_output(output, run, show_output),
-            wait_for_leases=parse_duration(wait_for_leases, "--wait-for-leases"),
+            wait_for_leases=wait_for_leases,
             configure=in_windows,
         )
     )

@@ -108,7 +108,9 @@ class SshdConfig:
             "PrintMotd no\nPrintLastLog no\nX11Forwarding no\n"
             f"{forward}"
             "AllowAgentForwarding no\nPermitTunnel no\nLoginGraceTime 30\n"
-            "MaxStartups 100:30:200\nMaxSessions 20\nLogLevel ERROR\n"
+            # VERBOSE logs every connection ("Connection from ..."): the sandbox's own count
+            # of SSH contacts, which tests read to prove a refused command reached no host
+            "MaxStartups 100:30:200\nMaxSessions 20\nLogLevel VERBOSE\n"
             f"{sftp}"
             f"ForceCommand {force_command(self.shell)}\n"
             f"SetEnv HOME={d}/{self.mode} PATH={path} FLEET_SANDBOX_MODE={self.mode} "

@@ -30,7 +30,8 @@ from fleet.stages import template
 from fleet.transport.base import CommandResult
 
 if TYPE_CHECKING:
-    from fleet.plan import FileOp, RenderedStep
+    from fleet.plan import RenderedStep
+    from fleet.plancode import FileOp
     from fleet.stages.context import Context
 
 _DIFF_LINES = 200
