@@ -10,11 +10,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from fleet.inventory import connection
 from fleet.inventory.keys import (
     CONNECTION_VARS,
     FLEET_KEYS,
     FLEET_VAR,
     PARAMIKO_VARS,
+    SSH_ARGS_VARS,
     like_fleet,
     near_miss,
 )
@@ -146,6 +148,11 @@ def _fleet(value: Any, where: _Where, problems: Problems, group: bool, at: VarsA
                 )
         elif key == "labels":
             _labels(item, at.site(value, key), at, problems)
+        elif key in _REACH:
+            try:
+                _REACH[key](item)
+            except ValueError as exc:
+                problems.add(at.site(value, key), str(exc))
         else:
             problems.add(at.site(value, key), f"unknown fleet key {key!r}", _fleet_hint(str(key)))
 
@@ -178,7 +185,34 @@ def _text(value: Any, site: Site, problems: Problems) -> None:
         problems.add(site, f"must be text, not {kind(value)}", "quote the value")
 
 
+_REACH: dict[str, Callable[[Any], Any]] = {
+    "bastion": connection.bastion,
+    "connect_timeout": connection.seconds,
+    "command_timeout": connection.seconds,
+    "sudo_password": connection.sudo_source,
+}
+
+
+def _checked_by(
+    check: Callable[[Any], Any],
+) -> Callable[[Any, _Where, Problems, bool, VarsAt], None]:
+    """A checker of an Ansible variable from a check that raises ValueError."""
+
+    def checker(value: Any, where: _Where, problems: Problems, group: bool, at: VarsAt) -> None:
+        if value is None or (isinstance(value, str) and "{{" in value and "lookup(" not in value):
+            return
+        try:
+            check(value)
+        except ValueError as exc:
+            problems.add(where(), str(exc))
+
+    return checker
+
+
 _CHECKERS: dict[str, Callable[[Any, _Where, Problems, bool, VarsAt], None]] = {
+    **{name: _checked_by(connection.ssh_args_bastion) for name in SSH_ARGS_VARS},
+    **{name: _checked_by(connection.seconds) for name in connection.TIMEOUT_VARS},
+    **{name: _checked_by(connection.sudo_source) for name in connection.SUDO_VARS},
     FLEET_VAR: _fleet,
     **{name: _address for name in (*CONNECTION_VARS["address"], PARAMIKO_VARS["address"])},
     **{name: _port for name in (*CONNECTION_VARS["port"], PARAMIKO_VARS["port"])},

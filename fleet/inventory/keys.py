@@ -22,8 +22,12 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-#: fleet's own keys, under the variable ``fleet``; ``labels`` merge label by label.
-FLEET_KEYS = ("ovh_service", "datacenter", "rack", "labels")
+#: fleet's own keys, under the variable ``fleet``; ``labels`` merge label by label. The last four
+#: say how to reach the host (see :mod:`fleet.inventory.connection`).
+FLEET_KEYS = (
+    "ovh_service", "datacenter", "rack", "labels",
+    "bastion", "connect_timeout", "command_timeout", "sudo_password",
+)  # fmt: skip
 #: The name of the variable that holds fleet's keys.
 FLEET_VAR = "fleet"
 
@@ -57,15 +61,19 @@ UNSUPPORTED_VARS = {
     "ansible_paramiko_password": "password logins",
     "ansible_private_key": "a private key given inline",
     "ansible_ssh_private_key": "a private key given inline",
-    "ansible_private_key_passphrase": "passphrase-protected keys (use ssh-agent)",
-    "ansible_ssh_private_key_passphrase": "passphrase-protected keys (use ssh-agent)",
+    "ansible_private_key_passphrase": "a key passphrase in the inventory (fleet reads "
+    "FLEET_SSH_KEY_PASSPHRASE, or uses ssh-agent)",
+    "ansible_ssh_private_key_passphrase": "a key passphrase in the inventory (fleet reads "
+    "FLEET_SSH_KEY_PASSPHRASE, or uses ssh-agent)",
     "ansible_paramiko_proxy_command": "a proxy command",
 }
-#: SSH arguments that change where or as whom a connection goes (in ansible_ssh_*_args).
+#: SSH arguments that change where or as whom a connection goes (in ansible_ssh_*_args), but
+#: ProxyJump (``-J``), which fleet follows (a bastion, see :mod:`fleet.inventory.connection`).
 _ROUTING_SSH_OPTIONS = re.compile(
-    r"(?i)^-[JWpli]|^-o\s*(proxyjump|proxycommand|hostname|port|user|identityfile)\b"
+    r"(?i)^-[Wpli]|^-o\s*(proxycommand|hostname|port|user|identityfile)\b"
 )
-SSH_ARGS_VARS = ("ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args")
+#: Ansible's ssh options, in the order ssh reads them (the first value of an option wins).
+SSH_ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args")
 
 #: Every ``ansible_*`` variable of ansible-core's connection, become and shell plugins and of
 #: its play context (ansible-core 2.19); a test compares it with the installed ansible-core.

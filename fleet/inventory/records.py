@@ -11,7 +11,7 @@ from typing import Any
 
 from fleet.errors import InventoryError, UsageError
 from fleet.inventory.problems import suggest
-from fleet.transport.base import Endpoint
+from fleet.transport.base import Endpoint, parse_jump
 
 #: Columns of :meth:`Inventory.table_rows`, in display order.
 TABLE_COLUMNS = (
@@ -46,7 +46,9 @@ class Host:
     ``vars`` are the host's variables as ``ansible-inventory --list`` shows them (nested values
     may be shared between hosts: treat them as read-only). ``address``, ``port``, ``user`` and
     ``key_file`` come from Ansible's connection variables, ``service_name``, ``datacenter``,
-    ``rack`` and ``labels`` from the ``fleet:`` mapping; ``disks`` and ``model`` from the OVH API
+    ``rack`` and ``labels`` from the ``fleet:`` mapping, ``bastion``, ``connect_timeout``,
+    ``command_timeout`` and ``sudo_password`` from it or Ansible's spellings (see
+    :mod:`fleet.inventory.connection`); ``disks`` and ``model`` from the OVH API
     (see :func:`enrich`). ``unsupported`` names the connection settings of this host that fleet
     cannot honour (a password, a proxy...): :meth:`Inventory.check_connectable` refuses it.
     ``address`` is empty only for a host built from the OVH API before its IP is known.
@@ -67,10 +69,30 @@ class Host:
     source: str | None = None  # file (and line) or "ovh"
     model: str | None = None  # OVH's hardware description, e.g. "SCALE-a1"
     unsupported: tuple[str, ...] = ()
+    bastion: str | None = None  # OpenSSH ProxyJump value: [user@]host[:port][,...]
+    connect_timeout: float | None = None  # seconds; None: the ssh.connect_timeout setting
+    command_timeout: float | None = None  # seconds a step's command may run, unless it says
+    sudo_password: str | None = None  # where the sudo password is read: env:NAME / file:PATH
 
     @property
     def endpoint(self) -> Endpoint:
-        return Endpoint(self.name, self.address, self.port, self.user, self.key_file)
+        """Where and how to connect, the bastion chain included (its hops log in as this
+        host's user with its key unless the ProxyJump value names another user)."""
+        gateway = (
+            parse_jump(self.bastion, user=self.user, key_file=self.key_file)
+            if self.bastion
+            else None
+        )
+        return Endpoint(
+            self.name,
+            self.address,
+            self.port,
+            self.user,
+            self.key_file,
+            gateway=gateway,
+            connect_timeout=self.connect_timeout,
+            sudo_password=self.sudo_password,
+        )
 
     @property
     def hybrid(self) -> bool:
@@ -95,6 +117,10 @@ class Host:
             "source": self.source,
             "model": self.model,
             "unsupported": list(self.unsupported),
+            "bastion": self.bastion,
+            "connect_timeout": self.connect_timeout,
+            "command_timeout": self.command_timeout,
+            "sudo_password": self.sudo_password,
         }
 
     @classmethod

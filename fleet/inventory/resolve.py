@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.inventory.checks import port_number
+from fleet.inventory.connection import REACH_KEYS, SUDO_VARS, TIMEOUT_VARS, reach
 from fleet.inventory.keys import (
     CONNECTION_VARS,
     FLEET_VAR,
@@ -214,6 +215,8 @@ class Resolver:
                 fleet = dict(fleet) if fleet is closure.fleet else fleet
                 _merge_fleet(fleet, layer)
         settings, unsupported = _connection(draft.name, variables)
+        if not (_REACH_VARS.isdisjoint(variables) and _REACH_KEYS.isdisjoint(fleet)):
+            settings.update(reach(variables, fleet))
         labels, dc, rack = fleet.get("labels"), fleet.get("datacenter"), fleet.get("rack")
         settings.update(
             name=draft.name,
@@ -259,8 +262,10 @@ def _pick(variables: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, An
 
 
 #: Variables whose presence takes a host off the fast path of :func:`_connection`.
+_REACH_VARS = frozenset({*SSH_ARGS_VARS, *TIMEOUT_VARS, *SUDO_VARS})
+_REACH_KEYS = frozenset(REACH_KEYS)
 _RARE = frozenset(
-    {"ansible_connection", *SSH_ARGS_VARS, *UNSUPPORTED_VARS, *PARAMIKO_VARS.values()}
+    {"ansible_connection", *_REACH_VARS, *UNSUPPORTED_VARS, *PARAMIKO_VARS.values()}
     | {names[-1] for names in CONNECTION_VARS.values()}
 )
 _PLAIN = {setting: names[0] for setting, names in CONNECTION_VARS.items()}
@@ -291,7 +296,14 @@ def _connection(name: str, variables: Mapping[str, Any]) -> tuple[dict[str, Any]
             unsupported.append(f"{var} asks for {reason}, which fleet does not support")
     for var in SSH_ARGS_VARS:
         if routing_ssh_args(variables.get(var)):
-            unsupported.append(f"{var} changes where ssh connects (fleet connects directly)")
+            unsupported.append(f"{var} changes where ssh connects (fleet follows ProxyJump only)")
+    for var in SUDO_VARS:
+        value = variables.get(var)
+        if isinstance(value, str) and "{{" in value and "lookup(" not in value:
+            unsupported.append(
+                f"{var} is a template fleet does not render: name the password's source in "
+                "fleet.sudo_password (env:NAME or file:PATH)"
+            )
     return settings, tuple(unsupported)
 
 

@@ -162,7 +162,8 @@ def test_host_port_keys_and_defaults(tmp_path: Path) -> None:
     [
         ("{ansible_connection: local}", "ansible_connection=local"),
         ("{ansible_ssh_pass: secret}", "ansible_ssh_pass asks for password logins"),
-        ("{ansible_ssh_common_args: '-o ProxyJump=bastion'}", "changes where ssh connects"),
+        ("{ansible_ssh_common_args: '-o ProxyCommand=x'}", "changes where ssh connects"),
+        ("{ansible_become_pass: '{{ vault_pass }}'}", "a template fleet does not render"),
         ("{ansible_host: '{{ inventory_hostname }}.lan'}", "ansible_host is a template"),
         ("{ansible_private_key: '-----BEGIN'}", "a private key given inline"),
     ],
