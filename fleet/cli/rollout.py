@@ -7,14 +7,8 @@ from typing import Any
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.options import (
-    load_plan,
-    parse_duration,
-    parse_vars,
-    rollout_flags,
-    rollout_options,
-)
-from fleet.cli.wiring import claim, execute, finish
+from fleet.cli.options import load_plan, parse_vars, rollout_flags, rollout_options
+from fleet.cli.wiring import claim, execute, finish, live_output
 from fleet.errors import UsageError
 
 
@@ -40,6 +34,12 @@ from fleet.errors import UsageError
 @click.option(
     "--window-hosts", is_flag=True, help="Also start no new host (not only batch) outside."
 )
+@click.option(
+    "--show-output",
+    is_flag=True,
+    help="Print every step's output as it ends, a line at a time prefixed by the host "
+    "(it is kept either way: `fleet status RUN HOST`).",
+)
 @pass_app
 def rollout_cmd(
     app: App,
@@ -48,11 +48,12 @@ def rollout_cmd(
     limit: str | None,
     variables: tuple[str, ...],
     output: str,
-    wait_for_leases: str,
+    wait_for_leases: float,
     approve_reinstall: str | None,
     windows: tuple[str, ...],
     windows_file: str | None,
     window_hosts: bool,
+    show_output: bool,
     **kw: Any,
 ) -> None:
     """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
@@ -71,9 +72,7 @@ def rollout_cmd(
     from fleet.engine.runs import create_run
     from fleet.schedule import window_hooks
 
-    kw["bake"] = parse_duration(kw["bake"], "--bake")
-    kw["concurrency"] = kw["concurrency"] or app.settings.get("rollout.concurrency")
-    options = rollout_options(**kw)
+    options = rollout_options(app.settings.get("rollout.concurrency"), **kw)
     in_windows = window_hooks(windows, [windows_file] if windows_file else [], window_hosts)
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
@@ -83,19 +82,28 @@ def rollout_cmd(
     for host in hosts:  # every undefined variable is refused before any host is contacted
         render_for_host(plan, host)
     approved = approval(plan, hosts, approve_reinstall)
-    waits = parse_duration(wait_for_leases, "--wait-for-leases")
     # windows and every input are kept with the run, so that `fleet resume` uses them as well
     kept = {
         "windows": list(windows),
         "windows_file": windows_file,
         "window_hosts": window_hosts,
-        "wait_for_leases": waits,
+        "wait_for_leases": wait_for_leases,
     }
     inputs = {"plan": plan_ref, "vars": parse_vars(variables), "limit": limit}
     run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept}, inputs)
     click.echo(f"run {run.id}: {plan.name} on {len(hosts)} hosts", err=True)
     finish(
-        execute(app, run, plan, hosts, options, output, wait_for_leases=waits, configure=in_windows)
+        execute(
+            app,
+            run,
+            plan,
+            hosts,
+            options,
+            output,
+            live_output(output, run, show_output),
+            wait_for_leases=wait_for_leases,
+            configure=in_windows,
+        )
     )
 
 
@@ -107,8 +115,11 @@ def rollout_cmd(
     is_flag=True,
     help="Resume although the plan file changed since the run started (journaled).",
 )
+@click.option("--show-output", is_flag=True, help="Print every step's output as it ends.")
 @pass_app
-def resume_cmd(app: App, run_id: str, output: str, accept_plan_change: bool) -> None:
+def resume_cmd(
+    app: App, run_id: str, output: str, accept_plan_change: bool, show_output: bool
+) -> None:
     """Continue a halted, failed or crashed run with the inputs it was started with (plan,
     --var values, hosts, batches, windows, options): finished steps are skipped, an
     interrupted step is re-checked before anything is re-applied, hosts never reached are run.
@@ -153,6 +164,7 @@ def resume_cmd(app: App, run_id: str, output: str, accept_plan_change: bool) -> 
             hosts_of(run),
             options,
             output,
+            live_output(output, run, show_output),
             resuming=True,
             configure=in_windows,
             wait_for_leases=float(kept.get("wait_for_leases") or 0.0),

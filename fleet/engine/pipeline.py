@@ -32,6 +32,7 @@ from fleet.errors import (
     PlanError,
     ProviderAuthError,
     ProviderError,
+    ProviderRefused,
     TransportError,
 )
 from fleet.inventory import Host
@@ -195,7 +196,7 @@ class Pipeline:
                 return HostResult(self.host.name, "ok", applied=self.applied)
             except Stopped as exc:
                 return self._result("stopped", None, exc.message)
-            except (StepFailed, PayloadError, PlanError) as exc:
+            except (StepFailed, PayloadError, PlanError, ProviderRefused) as exc:
                 return self._result("failed", "payload", exc.message)
             except HostKeyMismatch as exc:
                 return self._result("failed", "hostkey", exc.message)
@@ -304,7 +305,7 @@ class Pipeline:
     @property
     def endpoint(self) -> Endpoint:
         h = self.host
-        return Endpoint(h.name, h.address, h.port, h.user, h.key_file or self.job.settings.key_file)
+        return replace(h.endpoint, key_file=h.key_file or self.job.settings.key_file)
 
     def session(self) -> Transport:
         if self.transport is None:
@@ -313,8 +314,17 @@ class Pipeline:
             self.svc.stop.track(self.transport)
         return self.transport
 
-    def run_command(self, command: str, timeout: float) -> CommandResult:
-        return self.session().run(command, timeout=timeout)
+    def run_command(self, command: str, timeout: float, *, sudo: bool = False) -> CommandResult:
+        if self.host.command_timeout is not None:  # the host's own bound on every command
+            timeout = min(timeout, self.host.command_timeout)
+        session = self.session()
+        if not sudo:
+            return session.run(command, timeout=timeout)
+        run_sudo = getattr(session, "sudo", None)
+        if run_sudo is None:
+            raise PayloadError(f"{self.host.name}: this session cannot run commands through sudo")
+        result: CommandResult = run_sudo(command, timeout=timeout)
+        return result
 
     def adopt(self, transport: Transport) -> None:
         """Use ``transport`` (opened by a provider stage) for the next steps."""
@@ -341,11 +351,14 @@ class Pipeline:
     def in_doubt(self, key: str) -> bool:
         return key in self.open_steps
 
-    def run_step(self, key: str, command: str, timeout: float) -> CommandResult:
+    def run_step(
+        self, key: str, command: str, timeout: float, *, sudo: bool = False
+    ) -> CommandResult:
         """``command`` under the step's host-side lock (see :mod:`fleet.stages.remote`)."""
         lock = remote.lock_key(self.job.run_id, self.host.name, key)
+        wrapped = remote.fenced(command, lock, self._host_token())
         try:
-            result = self.run_command(remote.fenced(command, lock, self._host_token()), timeout)
+            result = self.run_command(wrapped, timeout, sudo=sudo)
         except CommandTimeout as exc:
             raise CommandTimeout(
                 f"{command[:80]!r} still running after {timeout:g} s (it goes on under the "
@@ -354,9 +367,10 @@ class Pipeline:
             ) from exc
         return replace(result, command=command)
 
-    def step_record(self, key: str, wait: float) -> remote.Record | None:
+    def step_record(self, key: str, wait: float, *, sudo: bool = False) -> remote.Record | None:
         lock = remote.lock_key(self.job.run_id, self.host.name, key)
-        result = self.run_command(remote.probe(lock, wait, self._host_token()), wait + 60)
+        probe = remote.probe(lock, wait, self._host_token())
+        result = self.run_command(probe, wait + 60, sudo=sudo)
         trouble = remote.lock_trouble(result.exit_code, result.stderr)
         if trouble:
             raise StepLocked(self.host.name, trouble)

@@ -90,13 +90,22 @@ class Context(Protocol):
     def endpoint(self) -> Endpoint: ...
 
     # -- the host ------------------------------------------------------------------------
-    def run_command(self, command: str, timeout: float) -> CommandResult: ...
-    def run_step(self, key: str, command: str, timeout: float) -> CommandResult:
+    def run_command(self, command: str, timeout: float, *, sudo: bool = False) -> CommandResult:
+        """Run ``command`` on the host (as root through sudo with ``sudo``)."""
+        ...
+
+    def run_step(
+        self, key: str, command: str, timeout: float, *, sudo: bool = False
+    ) -> CommandResult:
         """Run step ``key``'s command under its host-side lock (:mod:`fleet.stages.remote`)."""
         ...
 
-    def step_record(self, key: str, wait: float) -> Record | None:
+    def step_record(self, key: str, wait: float, *, sudo: bool = False) -> Record | None:
         """Wait up to ``wait`` s for step ``key``'s host-side lock, then read its record."""
+        ...
+
+    def session(self) -> Transport:
+        """The host's open session (its ``fabric.Connection`` is ``session().connection``)."""
         ...
 
     def adopt(self, transport: Transport) -> None:

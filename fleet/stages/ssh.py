@@ -8,15 +8,20 @@ attempt of the run is skipped; a destructive step proves the host's lease right 
 (an earlier attempt journaled its start, not its end) first waits for that lock and reads what
 the host recorded: an execution that ran to a successful end is not run again (its end is
 journaled as ``applied``, ``adopted`` from the host's record); otherwise the step runs as usual.
+
+File steps (``put``, ``template``) converge the same way, by checksum (:mod:`.files`). Each
+step's output is kept in its ``step.end`` event (:mod:`.output`); ``sudo`` runs its commands
+as root through sudo (the host-side lock too).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fleet.errors import FleetError, TransportError
-from fleet.stages import remote
+from fleet.errors import FleetError, PayloadError, PlanError, TransportError
+from fleet.stages import files, remote
 from fleet.stages.context import Context, Outcome
+from fleet.stages.output import kept
 from fleet.transport.base import CommandResult
 
 if TYPE_CHECKING:
@@ -58,13 +63,24 @@ def _step(ctx: Context, step: RenderedStep) -> None:
     ctx.check_stop()
     doubt = ctx.in_doubt(step.key)
     ctx.emit("step.start", stage=step.stage, step=step.name)
+    if step.file is not None:
+        try:
+            outcome, report = files.run_step(ctx, step)
+        except (PayloadError, PlanError) as exc:
+            ctx.emit(
+                "step.end", stage=step.stage, step=step.name, outcome="failed", excerpt=exc.message
+            )
+            raise
+        ctx.output(step.key, report)
+        _end(ctx, step, outcome, report)
+        return
     recorded = _recorded(ctx, step) if doubt else None
     if recorded is not None:  # it ran to its end: verify, never run it twice
         _verify(ctx, step)
         _end(ctx, step, "applied", recorded, adopted=True)
         return
     if step.check is not None:
-        checked = ctx.run_command(step.check, step.timeout)
+        checked = ctx.run_command(step.check, step.timeout, sudo=step.sudo)
         if checked.ok:
             _end(ctx, step, "converged", checked)
             return
@@ -77,7 +93,7 @@ def _step(ctx: Context, step: RenderedStep) -> None:
 
 def _verify(ctx: Context, step: RenderedStep) -> None:
     if step.verify is not None:
-        verified = ctx.run_command(step.verify, step.timeout)
+        verified = ctx.run_command(step.verify, step.timeout, sudo=step.sudo)
         if not verified.ok:
             _end(ctx, step, "failed", verified, part="verify")
             raise StepFailed(step, "verify", verified)
@@ -85,7 +101,7 @@ def _verify(ctx: Context, step: RenderedStep) -> None:
 
 def _recorded(ctx: Context, step: RenderedStep) -> CommandResult | None:
     """The host's record of an earlier execution that ended well, after waiting for it."""
-    record = ctx.step_record(step.key, step.timeout)
+    record = ctx.step_record(step.key, step.timeout, sudo=step.sudo)
     if record is None or not record.finished_ok:
         return None
     return CommandResult(step.apply, 0, "", "", 0.0)
@@ -94,14 +110,14 @@ def _recorded(ctx: Context, step: RenderedStep) -> CommandResult | None:
 def _locked_apply(ctx: Context, step: RenderedStep) -> CommandResult:
     """One execution of ``apply`` under the step's lock; found held (an earlier execution still
     runs), wait for it and take its outcome when it ended well."""
-    result = ctx.run_step(step.key, step.apply, step.timeout)
+    result = ctx.run_step(step.key, step.apply, step.timeout, sudo=step.sudo)
     trouble = remote.lock_trouble(result.exit_code, result.stderr)
     if trouble is None:
         return result
     if result.exit_code != remote.HELD:
         raise StepLocked(ctx.host.name, trouble)
     earlier = _recorded(ctx, step)
-    return earlier or ctx.run_step(step.key, step.apply, step.timeout)
+    return earlier or ctx.run_step(step.key, step.apply, step.timeout, sudo=step.sudo)
 
 
 def _apply(ctx: Context, step: RenderedStep) -> CommandResult:
@@ -138,6 +154,9 @@ def _end(
         data["part"] = part
     if adopted:
         data["adopted"] = "the host's record of an earlier execution that ended well"
+    output = kept(result)
+    if output:
+        data["output"] = output
     ctx.emit(
         "step.end",
         stage=step.stage,
