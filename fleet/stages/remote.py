@@ -41,57 +41,57 @@ _MARK = "fleet-lock:"
 _RECORD = re.compile(r"^fleet-record (none|running|done) (-?\d+|-) (\d+|-)$")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
-# Shell variables of the wrappers: _fd the directory, _fs the state file, _fa() "alive"; _s _r
-# _t _p _st a state line's fields; _l a /proc stat line. The messages name the step's key.
+# The wrappers travel with every step's command, so they are written tight. Shell variables:
+# _d the directory, _f the state file; _s _r _t _p _b a state line (state, status, token, pid,
+# start); _l a /proc stat line, split on blanks (a shell's name has none; a process whose name
+# has some is not one of our wrappers anyway: its fields shift and its start does not match),
+# so field 22 is the process's start.
 _PRELUDE = (
     # /run (root) or /dev/shm: memory, emptied by a reboot; HOME where neither can be used
-    'if [ -w /run ]; then _fd=/run/fleet; else _fd="/dev/shm/fleet-${{LOGNAME:-$USER}}"; fi; '
-    '[ -d "$_fd" ] || mkdir -m 700 -p "$_fd" 2>/dev/null; '
-    '[ -O "$_fd" ] && [ -w "$_fd" ] || {{ _fd="$HOME/.fleet"; mkdir -p "$_fd" 2>/dev/null; }}; '
-    '_fs="$_fd/{key}.state"; '
-    # _fa PID START: process PID runs and started at START (field 22 of /proc/PID/stat; split
-    # on blanks: a shell's name has none, and a process whose name has some is not one of our
-    # wrappers anyway: its fields shift and its start does not match. A pattern costs more.)
-    "_fa() {{ _w=$2; [ -r /proc/$1/stat ] && read -r _l </proc/$1/stat && set -- $_l "
-    '&& [ "${{22}}" = "$_w" ]; }}; '
+    'if [ -w /run ];then _d=/run/fleet;else _d="/dev/shm/fleet-${{LOGNAME:-$USER}}";fi;'
+    '[ -d "$_d" ]||mkdir -m700 -p "$_d" 2>/dev/null;'
+    '[ -O "$_d" ]&&[ -w "$_d" ]||{{ _d="$HOME/.fleet";mkdir -p "$_d" 2>/dev/null;}};'
+    '_f="$_d/{key}.state";'
 )
+# ALIVE: the state's pid runs and started when the state says (no function: shorter inline)
+_ALIVE = '[ "$_s" = running ]&&[ -r /proc/$_p/stat ]&&read -r _l </proc/$_p/stat&&set -- $_l&&[ "${{22}}" = "$_b" ]'
 # refuse when the state names a newer holder (a higher token)
 _NEWER = (
-    'case $_t in *[!0-9]*|"") ;; *) [ "$_t" -le {token} ] || '
-    '{{ echo "{mark} step {key} belongs to a newer holder (token $_t)" >&2; exit {held}; }};; '
-    "esac; "
+    "case $_t in *[!0-9]*|'');;*)[ $_t -le {token} ]||{{ echo {mark} newer $_t >&2;exit {held};}};;"
+    "esac;"
 )
 _RUN = (
     _PRELUDE
-    + 'if read -r _s _r _t _p _st 2>/dev/null <"$_fs"; then '
+    + 'if read -r _s _r _t _p _b 2>/dev/null <"$_f";then '
     + _NEWER
-    + '[ "$_s" = running ] && _fa "$_p" "$_st" && '
-    '{{ echo "{mark} step {key} is still running on this host" >&2; exit {held}; }}; fi; '
-    "read -r _l </proc/$$/stat; set -- $_l; "
-    'printf "running - {token} %s %s\\n" $$ "${{22}}" >"$_fs" || '
-    '{{ echo "{mark} cannot write $_fs" >&2; exit {no_lock}; }}; '
-    'trap \'printf "done %s {token} - -\\n" $? >"$_fs"\' EXIT; '
-    "unset _s _r _t _p _st _l _w; unset -f _fa; set --; "
-    "FLEET_FENCE={token}; export FLEET_FENCE; "
+    + _ALIVE
+    + "&&{{ echo {mark} running >&2;exit {held};}};fi;"
+    'read -r _l </proc/$$/stat;set -- $_l;echo running - {token} $$ ${{22}} >"$_f"||'
+    "{{ echo {mark} unwritable >&2;exit {no_lock};}};"
+    "trap 'echo done $? {token} - - >\"$_f\"' EXIT;set --;FLEET_FENCE={token};export FLEET_FENCE;\n"
     "{command}\n"
 )
 _PROBE = (
-    _PRELUDE + "_i=0; "
-    'while read -r _s _r _t _p _st 2>/dev/null <"$_fs" && [ "$_s" = running ] '
-    '&& _fa "$_p" "$_st"; do [ "$_i" -ge {wait} ] && '
-    '{{ echo "{mark} step {key} still running after {wait}s" >&2; exit {held}; }}; '
-    "_i=$((_i + 1)); sleep 1; done; "
-    + _NEWER
-    + 'echo "fleet-record ${{_s:-none}} ${{_r:--}} ${{_t:--}}"; '
-    'printf "%s %s {token} - -\\n" "${{_s:-none}}" "${{_r:--}}" >"$_fs"'
+    _PRELUDE + "_i=0;"
+    'while read -r _s _r _t _p _b 2>/dev/null <"$_f"&&' + _ALIVE + ";do "
+    "[ $_i -ge {wait} ]&&{{ echo {mark} still-running {wait} >&2;exit {held};}};"
+    "_i=$((_i+1));sleep 1;done;" + _NEWER + "echo fleet-record ${{_s:-none}} ${{_r:--}} ${{_t:--}};"
+    'echo ${{_s:-none}} ${{_r:--}} {token} - - >"$_f"'
 )
+#: What the markers a wrapper prints (``fleet-lock: WORD [ARG]``) mean.
+_TROUBLES = {
+    "newer": "the step belongs to a newer holder on the host (token {})",
+    "running": "the step is still running on this host (an earlier execution)",
+    "still-running": "the step is still running on this host after {}s (an earlier execution)",
+    "unwritable": "the step's state cannot be written on the host",
+}
 
 
 def lock_key(run_id: str, host: str, step_key: str) -> str:
-    """The state file's name: the run and the host as given (made file-safe), and a digest of
-    the step's key (stage and step names may hold any character)."""
-    digest = hashlib.sha256(step_key.encode()).hexdigest()[:12]
-    return _SAFE.sub("_", f"{run_id}.{host}")[:120] + f".{digest}"
+    """The state file's name: the run (made file-safe) and a digest of the host and the step
+    (names may hold any character; hosts may share a directory, as the sandbox's do)."""
+    digest = hashlib.sha256(f"{host}\n{step_key}".encode()).hexdigest()[:12]
+    return _SAFE.sub("_", run_id)[:80] + f"-{digest}"
 
 
 def fenced(command: str, key: str, token: int) -> str:
@@ -142,5 +142,6 @@ def lock_trouble(exit_code: int, stderr: str) -> str | None:
         return None
     for line in stderr.splitlines():
         if line.startswith(_MARK):
-            return line.removeprefix(_MARK).strip()
+            word, _, arg = line.removeprefix(_MARK).strip().partition(" ")
+            return _TROUBLES.get(word, word).format(arg)
     return None

@@ -29,8 +29,9 @@ from fleet.stages.remote import (
 def test_lock_names_are_file_safe_and_tell_steps_apart() -> None:
     a = lock_key("r20261125-101500-ab12", "srv-001", "disks/wipe sdb")
     b = lock_key("r20261125-101500-ab12", "srv-001", "disks/wipe sdc")
-    assert a != b and a.startswith("r20261125-101500-ab12.srv-001.")
-    odd = lock_key("r1", "../etc/x y", "s/t")
+    assert a != b and a.startswith("r20261125-101500-ab12-")
+    assert lock_key("r20261125-101500-ab12", "srv-002", "disks/wipe sdb") != a  # hosts too
+    odd = lock_key("../etc/x y", "h", "s/t")
     assert "/" not in odd and " " not in odd
 
 
@@ -46,10 +47,17 @@ def test_records() -> None:
 
 
 def test_markers_are_told_from_a_commands_own_exit_codes() -> None:
-    said = "fleet-lock: step k is still running on this host\n"
-    assert lock_trouble(HELD, said) == "step k is still running on this host"
+    said = "fleet-lock: running\n"
+    assert (
+        lock_trouble(HELD, said) == "the step is still running on this host (an earlier execution)"
+    )
     assert lock_trouble(HELD, "a command that exits 75 on its own\n") is None
-    assert lock_trouble(NO_LOCK, "fleet-lock: cannot write x") == "cannot write x"
+    assert lock_trouble(NO_LOCK, "fleet-lock: unwritable") == (
+        "the step's state cannot be written on the host"
+    )
+    assert lock_trouble(HELD, "fleet-lock: newer 9") == (
+        "the step belongs to a newer holder on the host (token 9)"
+    )
     assert lock_trouble(1, said) is None
 
 
@@ -58,7 +66,7 @@ def test_the_wrappers_are_valid_shell_with_the_command_intact() -> None:
     script = fenced(command, "k", 7)
     assert script.endswith(command + "\n") and "FLEET_FENCE=7" in script
     shlex.split(script)  # balanced quotes
-    assert '"$_i" -ge 30' in probe("k", 29.2, 7)
+    assert "[ $_i -ge 30 ]" in probe("k", 29.2, 7)
 
 
 # -- the scripts, run by real shells (bash and dash) in a scratch directory ------------------
@@ -73,9 +81,7 @@ def shell(
 
     def run(script: str) -> subprocess.CompletedProcess[str]:
         # the state in this test's directory, never in this machine's /run or /dev/shm
-        local = script.replace(
-            "if [ -w /run ]; then _fd=/run/fleet;", f"if true; then _fd={tmp_path};"
-        )
+        local = script.replace("if [ -w /run ];then _d=/run/fleet;", f"if true;then _d={tmp_path};")
         assert local != script
         return subprocess.run(
             [request.param, "-c", local], capture_output=True, text=True, timeout=60, check=False
@@ -103,9 +109,10 @@ def test_a_running_execution_holds_the_step(shell: Any, tmp_path: Path) -> None:
     (tmp_path / "k.state").write_text(f"running - 7 {me} {started}\n")  # this test is alive
     held = shell(fenced("echo ran", "k", 7))
     assert held.returncode == HELD and "ran" not in held.stdout
-    assert lock_trouble(held.returncode, held.stderr) == "step k is still running on this host"
+    assert "still running on this host" in str(lock_trouble(held.returncode, held.stderr))
     waited = shell(probe("k", 1, 8))
-    assert waited.returncode == HELD and "still running after 1s" in waited.stderr
+    assert waited.returncode == HELD
+    assert "on this host after 1s" in str(lock_trouble(waited.returncode, waited.stderr))
     (tmp_path / "k.state").write_text(f"running - 7 {me} 1\n")  # a pid since reused
     assert shell(probe("k", 1, 8)).stdout.strip() == "fleet-record running - 7"
     assert shell(fenced("echo ran", "k", 8)).stdout == "ran\n"
@@ -115,7 +122,7 @@ def test_a_newer_holder_refuses_an_older_ones_late_command(shell: Any, tmp_path:
     assert shell(probe("k", 1, 9)).stdout.strip() == "fleet-record none - -"
     late = shell(fenced("echo ran", "k", 7))
     assert late.returncode == HELD and late.stdout == ""
-    assert "belongs to a newer holder (token 9)" in late.stderr
+    assert "newer holder on the host (token 9)" in str(lock_trouble(late.returncode, late.stderr))
     stale_probe = shell(probe("k", 1, 7))
     assert stale_probe.returncode == HELD
     assert state(tmp_path)[2] == "9"  # the older holder lowered nothing
