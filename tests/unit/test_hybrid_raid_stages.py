@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,15 @@ from fleet.plan import render_stage, with_facts
 from fleet.plans import builtin_plan, hybrid_raid
 from fleet.stagecall import StageContext
 from fleet.transport.base import CommandResult
-from tests.unit.hybrid_raid_layouts import HDD_BYTES, hdd, lsblk, raid_part, stub, system
+from tests.unit.hybrid_raid_layouts import (
+    HDD_BYTES,
+    ROOT_UUID,
+    hdd,
+    lsblk,
+    raid_part,
+    stub,
+    system,
+)
 
 HOST = Host(name="hyb-1", address="127.0.0.1", service_name="ns1.ip-203-0-113.eu")
 UUID = "0a1b2c3d:4e5f6a7b:8c9d0e1f:2a3b4c5d"
@@ -46,7 +55,8 @@ class ScriptedHost:
             token = command.split()[2]
             return CommandResult(command, 0, token + "\n", "", 0.01)
         for prefix, answer in self.answers.items():
-            if command.startswith(prefix):
+            found = prefix[1:] in command if prefix.startswith("~") else command.startswith(prefix)
+            if found:
                 code, out = answer if isinstance(answer, tuple) else (0, answer)
                 return CommandResult(command, code, out, "", 0.01)
         return CommandResult(command, 127, "", f"unscripted: {command[:60]}", 0.01)
@@ -65,18 +75,49 @@ def examine_loop(outputs: dict[str, str]) -> str:
     return "".join(f"@@ {path}\n{text}" for path, text in outputs.items())
 
 
+def device_probe(command: str, examine: dict[str, str]) -> str:
+    """What the facts stage's device loop prints for the paths it was given: nothing found by
+    blkid -p or wipefs, and the given mdadm --examine outputs."""
+    paths = shlex.split(command.split(";", 1)[0])[2:]
+    out = ""
+    for path in paths:
+        out += f"@@dev {path}\n@@examine\n{examine.get(path, '')}@@blkid\n@@rc 2\n"
+        out += '@@wipefs\n{"signatures": []}\n@@rc 0\n@@holders\n'
+    return out
+
+
+class RescueHost(ScriptedHost):
+    """A rescue system: the installed root's fstab is found on md127 (ROOT_UUID)."""
+
+    def __init__(self, answers: dict[str, str | tuple[int, str]], examine: dict[str, str]) -> None:
+        super().__init__(answers)
+        self.examine = examine
+
+    def __call__(self, command: str, timeout: float) -> CommandResult:
+        if "@@blkid" in command:
+            self.ran.append(command)
+            return CommandResult(command, 0, device_probe(command, self.examine), "", 0.01)
+        return super().__call__(command, timeout)
+
+
 def rescue_host(*hdds: dict[str, Any], examine: dict[str, str] | None = None,
                 mdstat: str = RESCUE_MDSTAT) -> ScriptedHost:  # fmt: skip
-    return ScriptedHost(
+    return RescueHost(
         {
             "hostname": "rescue12-customer-eu\n",
             "for t in ": "",
+            "udevadm settle": "",
             "lsblk -J -b": lsblk(*system(rescue=True), *hdds),
             "cat /proc/mdstat": mdstat,
             "mdadm --detail --scan": "",
+            "~debugfs": f"@@fstab /dev/md127\nUUID={ROOT_UUID} / ext4 defaults 0 1\n",
             "for d in ": examine_loop(examine or {}),
             "blkid -o export": (2, ""),
-        }
+            "cat /proc/swaps": "Filename\tType\tSize\tUsed\tPriority\n",
+            "findmnt -J -l": '{"filesystems": []}',
+            "pvs ": "",
+        },
+        examine or {},
     )
 
 
@@ -85,8 +126,10 @@ def test_facts_then_guard_on_blank_hdds() -> None:
     facts = hybrid_raid.gather(context(host))
     assert json.loads(json.dumps(facts)) == facts  # journaled as JSON
     assert len(facts["disks_seen"]) == 4
-    examine = next(c for c in host.ran if c.startswith("for d in "))
-    assert " /dev/sda " in examine and " /dev/nvme0n1p3 " in examine
+    probe = next(c for c in host.ran if "@@blkid" in c)
+    assert " /dev/sda " in probe and " /dev/nvme0n1p3 " in probe
+    assert "mdadm --examine" in probe and "blkid -p" in probe and "wipefs -n -J" in probe
+    assert facts["probe"]["installed"].startswith("@@fstab /dev/md127")
     chosen = hybrid_raid.select(context(host, facts=facts, level=0))
     assert chosen["disks"] == ["/dev/sda", "/dev/sdb"]
     assert chosen["disk_ids"] == ["/dev/sda=K4GH1AAA", "/dev/sdb=K4GH2BBB"]
@@ -96,10 +139,15 @@ def test_facts_then_guard_on_blank_hdds() -> None:
     assert chosen["create_flags"] == [] and chosen["format_over"] == "yes"
     assert chosen["root"] == "/mnt" and chosen["target_dir"] == "/mnt/opt"
     assert chosen["mkfs"] == ["mkfs.ext4", "-F", "-L", "data"]
+    assert chosen["root_uuid"] == ROOT_UUID and chosen["wipe_disks"] == []
+    assert chosen["homehost"].startswith("fleet-") and chosen["array_name"].endswith(":md4")
+    assert [d["serial"] for d in chosen["decisions"]["taken"]] == ["K4GH1AAA", "K4GH2BBB"]
+    assert len(chosen["digest"]) == 12
 
 
 def test_guard_refusal_names_the_disk() -> None:
-    host = rescue_host(hdd("sda", "K4GH1AAA", stub("sda")), hdd("sdb", "K4GH2BBB"))
+    used = stub("sda", fstype="ext4", label="old")
+    host = rescue_host(hdd("sda", "K4GH1AAA", used), hdd("sdb", "K4GH2BBB"))
     facts = hybrid_raid.gather(context(host))
     with pytest.raises(PayloadError) as info:
         hybrid_raid.select(context(host, facts=facts))
@@ -108,16 +156,19 @@ def test_guard_refusal_names_the_disk() -> None:
     )
     assert "OVH's 511 MiB stub partition" in info.value.message
     allowed = hybrid_raid.select(context(host, facts=facts, wipe=["K4GH1AAA"]))
-    assert allowed["wiped"] == ["K4GH1AAA"]
+    assert allowed["wiped"] == ["K4GH1AAA"] and allowed["wipe_disks"] == ["/dev/sda"]
 
 
 def test_guard_sees_an_earlier_superblock_through_examine() -> None:
     disks = hdd("sda", "K4GH1AAA", raid_part("sda")), hdd("sdb", "K4GH2BBB", raid_part("sdb"))
     host = rescue_host(*disks, examine={"/dev/sda1": EXAMINE_MD4, "/dev/sdb1": EXAMINE_MD4})
     facts = hybrid_raid.gather(context(host))
-    assert hybrid_raid.select(context(host, facts=facts))["existing_uuid"] == UUID
-    with pytest.raises(PayloadError, match="raid1, 2 devices"):
-        hybrid_raid.select(context(host, facts=facts, level="0"))
+    with pytest.raises(PayloadError, match="not created by fleet for this host"):
+        hybrid_raid.select(context(host, facts=facts))  # named md4, but not fleet's
+    owned = {**facts, "owned_arrays": [UUID]}
+    assert hybrid_raid.select(context(host, facts=owned))["existing_uuid"] == UUID
+    with pytest.raises(PayloadError, match="but it is raid1, the plan wants raid0"):
+        hybrid_raid.select(context(host, facts=owned, level="0"))
 
 
 def test_facts_refuses_the_wrong_mode_and_missing_tools() -> None:
@@ -333,12 +384,12 @@ def test_mount_point_step_never_hides_files(tmp_path: Path) -> None:
 
 def test_empty_lists_render_to_loops_that_do_nothing() -> None:
     plan = builtin_plan("hybrid-raid", {})
-    stage = next(s for s in plan.stages if s.name == "partition")
-    rendered, _ = render_stage(plan, stage, with_facts({}, {**our_facts(), "stop_arrays": []}))
+    stage = next(s for s in plan.stages if s.name == "wipe")
+    rendered, _ = render_stage(plan, stage, with_facts({}, {**our_facts(), "wipe_disks": []}))
     assert rendered is not None
-    stop = rendered.steps[0]
-    assert stop.check is not None and "for md in ; do" in stop.check
-    assert sh(stop.check) == 0  # nothing to stop: converged, the apply never runs
+    wipe = rendered.steps[0]
+    assert wipe.check is not None and "for d in ; do" in wipe.check
+    assert sh(wipe.check) == 0  # nothing to wipe: converged, the apply never runs
 
 
 # -- the shell checks, against stand-in tools (scripts printing recorded outputs) --------------
@@ -385,17 +436,21 @@ def test_array_exists_check_wants_one_array_with_our_name_level_and_count(fake_b
         (fake_bin / "examine.sdb1").write_text(sdb)
         return sh_with(fake_bin, check)
 
-    assert members(EXAMINE_MD4, EXAMINE_MD4) == 0
-    assert members(EXAMINE_MD4, EXAMINE_MD4.replace("MD_NAME=md4", "MD_NAME=ns1:md4")) == 0
-    assert members(EXAMINE_MD4, EXAMINE_MD4.replace(UUID, "ff:ff:ff:ff")) != 0
-    assert members(EXAMINE_MD4, EXAMINE_MD4.replace("raid1", "raid0")) != 0
-    assert members(EXAMINE_MD4, EXAMINE_MD4.replace("MD_DEVICES=2", "MD_DEVICES=3")) != 0
-    assert members(EXAMINE_MD4, EXAMINE_MD4.replace("MD_NAME=md4", "MD_NAME=rescue:0")) != 0
-    assert members(EXAMINE_MD4, "") != 0
+    marked = EXAMINE_MD4.replace("MD_NAME=md4", f"MD_NAME={located()['array_name']}")
+    assert members(marked, marked) == 0
+    assert members(EXAMINE_MD4, EXAMINE_MD4) != 0  # named md4 but not fleet's: not ours
+    assert members(EXAMINE_MD4.replace("MD_NAME=md4", "MD_NAME=ns1:md4"), marked) != 0
+    recorded = {**located(), "existing_uuid": UUID}  # recorded in the store for this host
+    assert sh_with(fake_bin, rendered_steps(recorded)["array/create"].check) == 0
+    assert members(marked, marked.replace(UUID, "ff:ff:ff:ff")) != 0
+    assert members(marked, marked.replace("raid1", "raid0")) != 0
+    assert members(marked, marked.replace("MD_DEVICES=2", "MD_DEVICES=3")) != 0
+    assert members(marked, EXAMINE_MD4.replace("MD_NAME=md4", "MD_NAME=rescue:0")) != 0
+    assert members(marked, "") != 0
 
 
 def test_layout_check_wants_one_raid_partition_on_gpt(fake_bin: Path) -> None:
-    step = rendered_steps(located())["partition/wipe and partition"]
+    step = rendered_steps(located())["partition/partition"]
     ours = "BYT;\n/dev/sdX:8388608s:scsi:512:512:gpt:ATA HGST HUS726040AL:;\n1:2048s:8386559s:8384512s::primary:raid;\n"
     stub = ours.replace(
         "1:2048s:8386559s:8384512s::primary:raid;",
@@ -415,7 +470,7 @@ def test_layout_check_wants_one_raid_partition_on_gpt(fake_bin: Path) -> None:
 
 
 def test_destructive_steps_first_prove_each_disk_serial(fake_bin: Path) -> None:
-    step = rendered_steps(located())["partition/wipe and partition"]
+    step = rendered_steps(located())["partition/partition"]
     identity = step.apply.split("\n", 1)[0]  # the serial check, before anything is wiped
     assert identity.startswith("set -e; for pair in /dev/sda=K4GH1AAA /dev/sdb=K4GH2BBB; do")
     tool(
