@@ -15,7 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-PLAN = Path(__file__).resolve().parent.parent / "examples" / "plans" / "rescue-rehearsal.yaml"
+from fleet.resources import shipped
+
 #: The hybrid servers, canary first, then a quarter, then the rest, spread across datacenters.
 SELECTION = ("--limit", "hybrid", "--batches", "1,25%,100%", "--by", "datacenter")
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", type=int, default=12)
     parser.add_argument("--state", type=Path, help="state directory (default: a temporary one)")
     args = parser.parse_args(argv)
+    plan = shipped("examples/plans/rescue-rehearsal.yaml")
     state = args.state or Path(tempfile.mkdtemp(prefix="fleet-demo-"))
     env = {**os.environ, "FLEET_STATE": str(state)}
     env.pop("FLEET_CONFIG", None)
@@ -40,11 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fleet("inventory", "list", env=env)
         fleet("ovh", "servers", env=env)
-        fleet("plan", str(PLAN), *SELECTION, env=env)
-        fleet("rollout", str(PLAN), *SELECTION, "--max-failures", "1", env=env)
+        fleet("plan", str(plan), *SELECTION, env=env)
+        fleet("rollout", str(plan), *SELECTION, "--max-failures", "1", env=env)
         fleet("status", env=env)
         print("\nA second rollout of the same plan finds every step converged:", flush=True)
-        fleet("rollout", str(PLAN), "--limit", "hybrid", "--batches", "100%", env=env)
+        fleet("rollout", str(plan), "--limit", "hybrid", "--batches", "100%", env=env)
     finally:
         fleet("sandbox", "down", env=env, check=False)
     print(f"\ndemo done; state (store, journal) kept in {state}")

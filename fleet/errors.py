@@ -24,7 +24,7 @@ provider query id, file and key) so that a one-line message tells the operator w
      │    └── CommandTimeout
      └── RolloutStopped       halted or aborted (exit 2)
 
-Failures are classified (see ``fleet.executor``): provider and transport errors are
+Failures are classified (see ``fleet.engine.pipeline``): provider and transport errors are
 *infrastructure*, a failing command is *payload*.
 """
 

@@ -45,7 +45,7 @@ from fleet import yamlsrc
 from fleet.errors import PlanError
 from fleet.inventory import Host
 
-#: Stage kinds run by the provider rather than a shell (see fleet.boot).
+#: Stage kinds run by the provider rather than a shell (see fleet.stages.boot).
 PROVIDER_KINDS = ("rescue", "disk", "reboot", "wait_ssh", "reinstall")
 StageKind = Literal["ssh", "python", "rescue", "disk", "reboot", "wait_ssh", "reinstall"]
 #: ``python`` stages may only call functions of fleet's built-in plans.

@@ -6,7 +6,7 @@ import click
 
 from fleet.inventory import Host
 from fleet.plan import HostPlan, Plan
-from fleet.reinstall import describe_stage
+from fleet.stages.reinstall.approval import describe_stage
 
 
 def print_plan(plan: Plan, rendered: list[HostPlan], batches: list[list[Host]]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 #: Task statuses that mean "still running".
@@ -64,14 +65,17 @@ class Boot:
 
 @dataclass(frozen=True)
 class Task:
-    """``GET .../task/{id}`` (or the short reply of POST .../reinstall)."""
+    """``GET .../task/{id}`` (or the short reply of POST .../reinstall).
+
+    Dates are timezone-aware UTC, as OVH stamped them (``startDate`` is the task's creation).
+    """
 
     id: int
     function: str
     status: str
     comment: str | None = None
-    start_date: str | None = None
-    done_date: str | None = None
+    start_date: datetime | None = None
+    done_date: datetime | None = None
     query_id: str | None = None
 
     @property
@@ -123,8 +127,21 @@ class Provider(Protocol):
 
     def set_boot(self, name: str, boot_id: int, rescue_ssh_key: str | None = None) -> None: ...
 
-    def reboot(self, name: str) -> Task:
-        """Hard reboot; adopts an in-flight reboot instead of starting a second one."""
+    def reboot(self, name: str, since: datetime | None = None) -> Task:
+        """Hard reboot; adopts a reboot task instead of starting a second one.
+
+        ``since`` (aware): adopt only a ``hardReboot`` task OVH created at or after it, in any
+        status (done: the reboot already happened; failed: it says so), and never one created
+        before it: a reboot asked before ``since`` may carry older boot settings, so one still
+        running is waited out, then a new reboot is asked. The task started here is created
+        after ``since`` by OVH's own clock, so :meth:`task_since` finds it later. ``None``:
+        adopt any reboot still running.
+        """
+        ...
+
+    def task_since(self, name: str, function: str, since: datetime) -> Task | None:
+        """The newest task of ``function`` whose own creation date is at or after ``since``
+        (any status), or None: tells "my request reached OVH" from "it never did"."""
         ...
 
     def tasks(
@@ -141,7 +158,9 @@ class Provider(Protocol):
 
     def compatible_templates(self, name: str) -> list[str]: ...
 
-    def reinstall(self, name: str, request: dict[str, Any]) -> Task: ...
+    def reinstall(self, name: str, request: dict[str, Any], since: datetime | None = None) -> Task:
+        """``POST .../reinstall``; ``since`` adopts as for :meth:`reboot` (``reinstallServer``)."""
+        ...
 
     def install_status(self, name: str) -> InstallStatus | None:
         """None when no installation runs (OVH answers 404)."""

@@ -1,4 +1,5 @@
-"""Pacing of OVH API calls: a token bucket shared by every thread, and ``Retry-After`` parsing.
+"""Pacing of OVH API calls: a token bucket shared by every thread, ``Retry-After`` parsing and
+the retry policy (bounds and backoff of retries on transient errors).
 
 OVH asks for fair use of about 60 requests a minute per consumer key, and answers 429 beyond it.
 One :class:`TokenBucket` per provider (hence per consumer key) keeps every thread of a rollout
@@ -10,14 +11,23 @@ Time is injected (``monotonic`` and ``sleep``) so that tests drive the bucket wi
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+from fleet.errors import ProviderTransient
+
 if TYPE_CHECKING:
+    import random
     from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 #: How many times :meth:`TokenBucket.acquire` may sleep before giving up (bounds the loop).
 MAX_ACQUIRE_ROUNDS = 10_000
@@ -112,3 +122,68 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         at = at.replace(tzinfo=UTC)
     reference = now if now is not None else datetime.now(UTC)
     return max(0.0, (at - reference).total_seconds())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds and pacing of retries on transient errors.
+
+    Waits grow as ``initial_wait * 2**(n-1)`` up to ``max_wait``, plus up to ``jitter`` seconds at
+    random so that many threads do not retry in step; a ``Retry-After`` is always honoured.
+    """
+
+    attempts: int = 8
+    total_seconds: float = 300.0
+    initial_wait: float = 1.0
+    max_wait: float = 60.0
+    jitter: float = 1.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Seconds before attempt ``attempt + 1`` after ``attempt`` failed (1-based)."""
+        base = min(self.max_wait, self.initial_wait * 2.0 ** max(0, attempt - 1))
+        return base + rng.uniform(0.0, self.jitter)
+
+    def wait_for(self, attempt: int, exc: BaseException | None, rng: random.Random) -> float:
+        """The backoff, but never less than the error's ``Retry-After``."""
+        retry_after = getattr(exc, "retry_after", None) or 0.0
+        return max(self.backoff(attempt, rng), float(retry_after))
+
+    def retrying(
+        self,
+        label: str,
+        monotonic: Callable[[], float],
+        sleep: Callable[[float], None],
+        rng: random.Random,
+    ) -> Retrying:
+        """A tenacity ``Retrying`` on :class:`~fleet.errors.ProviderTransient` within this
+        policy's attempts and total time; each retry is logged with ``label``."""
+        start = monotonic()
+
+        def stop(state: RetryCallState) -> bool:
+            elapsed = monotonic() - start
+            too_late = elapsed + (state.upcoming_sleep or 0.0) > self.total_seconds
+            return state.attempt_number >= self.attempts or too_late
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            return self.wait_for(state.attempt_number, exc, rng)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "%s failed (attempt %d/%d), retrying in %.1fs: %s",
+                label,
+                state.attempt_number,
+                self.attempts,
+                state.upcoming_sleep,
+                exc,
+            )
+
+        return Retrying(
+            sleep=sleep,
+            stop=stop,
+            wait=wait,
+            retry=retry_if_exception_type(ProviderTransient),
+            before_sleep=before_sleep,
+            reraise=True,
+        )

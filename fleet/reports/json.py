@@ -69,7 +69,7 @@ def _run(run: RunRecord) -> dict[str, Any]:
 
 
 def _summary(run: RunRecord, p: RunProgress) -> dict[str, Any]:
-    from fleet.rollout import Budget
+    from fleet.engine.rollout import Budget
 
     opts = run.options
     budget = Budget(opts.get("max_failures"), opts.get("max_ratio"))

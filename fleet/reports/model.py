@@ -361,7 +361,7 @@ class BudgetView:
 
 
 def budget_view(options: dict[str, Any], progress: RunProgress) -> BudgetView:
-    from fleet.rollout import Budget
+    from fleet.engine.rollout import Budget
 
     max_failures = options.get("max_failures")
     max_ratio = options.get("max_ratio")

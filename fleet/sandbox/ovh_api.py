@@ -157,7 +157,14 @@ def error_body(
 
 
 def _http_code(status: int) -> str:
-    return f"{status} {HTTPStatus(status).phrase}"
+    return f"{status} {_phrase(status)}"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 @dataclass
@@ -574,11 +581,13 @@ class FakeOvhApi:
                 return self._failure(failure) or _json_response(200, self._now())
             url = self._origin + raw_path
             consumer = self._keyring.verify(method, url, body, headers, self._now(), self._skew)
-            return (
-                self._throttled(consumer)
-                or self._failure(failure)
-                or self._route(method, path, query, body)
-            )
+            refused = self._throttled(consumer) or self._failure(failure)
+            if refused is not None:
+                return refused
+            answer = self._route(method, path, query, body)
+            if failure is not None and failure.kind == "lost":
+                return self._error(OvhApiError(500, "Internal server error"))
+            return answer
         except _AuthError as exc:
             return exc.response()
         except OvhApiError as exc:
@@ -606,8 +615,13 @@ class FakeOvhApi:
         return response
 
     def _failure(self, rule: ChaosRule | None) -> _Response | None:
-        if rule is None:
+        """The answer a chaos rule puts in place of the request's (None: carry it out)."""
+        if rule is None or rule.kind == "lost":
             return None
+        if rule.kind == "error":
+            status = rule.http_status or 500
+            message = rule.message or _phrase(status)
+            return self._error(OvhApiError(status, message, error_class=rule.error_class))
         if rule.kind == "429":
             response = self._error(OvhApiError(429, "Too many requests"))
             if rule.retry_after is not None:

@@ -1,9 +1,11 @@
 """Chaos knobs of the fake OVH API: the failures the real API inflicts, on demand.
 
 OVH answers 500s and HTML 502 pages from its proxies, throttles with 429, is sometimes slow,
-answers 404 for a task it has just created, and some tasks end in ``ovhError``. The provider
-must survive all of these, so the sandbox can produce each one, per route, by probability or
-by count, from a seeded :class:`random.Random` so a failing run can be replayed.
+answers 404 for a task it has just created, loses the answer of a request it carried out, and
+some tasks end in ``ovhError``; it also refuses for good what a server cannot do (a 403
+"not supported for this server", a 501). The provider must survive the first kind and report
+the second once, so the sandbox can produce each one, per route, by probability or by count,
+from a seeded :class:`random.Random` so a failing run can be replayed.
 
 A route pattern is ``"*"`` (every route) or ``"METHOD /path/glob"``: the method may be ``*``,
 each path segment is an :mod:`fnmatch` glob (``*`` never crosses a ``/``) and a final ``**``
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Callable, Mapping
 
-ChaosKind = Literal["500", "502", "429", "latency"]
+ChaosKind = Literal["500", "502", "429", "latency", "lost", "error"]
 FailureStatus = Literal["ovhError", "customerError"]
 
 #: Requests a rate-limited consumer key may send in this many seconds.
@@ -76,13 +78,20 @@ class ChaosRule(_Budget):
     """One request-level failure: ``kind`` on requests matching ``route``.
 
     ``retry_after`` (seconds) adds a ``Retry-After`` header to a 429; ``seconds`` is the delay
-    of a ``latency`` rule (latency is added, then the request goes on).
+    of a ``latency`` rule (latency is added, then the request goes on). ``lost`` carries the
+    request out, then answers a 500 in place of its answer (a POST that started a task whose
+    answer never came back). ``error`` answers ``http_status`` with OVH's ``error_class`` and
+    ``message``, in the fake's error shape (e.g. 403 ``Client::Forbidden`` "This operation is
+    not supported for this server", 501 ``Server::NotImplemented``).
     """
 
     kind: ChaosKind = "500"
     route: str = "*"
     retry_after: int | None = None
     seconds: float = 0.0
+    http_status: int | None = None
+    error_class: str | None = None
+    message: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -131,6 +140,9 @@ class Chaos:
         """Add a request-level failure (500, HTML 502, 429) or latency."""
         if rule.kind not in get_args(ChaosKind):
             raise ChaosConfigError(f"unknown chaos kind {rule.kind!r}")
+        status = rule.http_status
+        if rule.kind == "error" and (status is None or not 400 <= status <= 599):
+            raise ChaosConfigError("an error rule needs an http_status between 400 and 599")
         with self._lock:
             self._knobs.rules.append(rule)
 
@@ -261,6 +273,7 @@ _NUMBERS: dict[str, tuple[type, ...]] = {
     "seconds": (int, float),
     "count": (int,),
     "retry_after": (int,),
+    "http_status": (int,),
     "gets": (int,),
 }
 
@@ -280,6 +293,9 @@ def _build(cls: type[_KnobT], item: Any) -> _KnobT:
             continue
         if isinstance(value, bool) or not isinstance(value, kinds):
             raise ChaosConfigError(f"{cls.__name__}.{key} must be a number, got {value!r}")
+    for key in ("route", "error_class", "message", "function"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            raise ChaosConfigError(f"{cls.__name__}.{key} must be text, got {item[key]!r}")
     probability = item.get("probability")
     if probability is not None and not 0.0 <= float(probability) <= 1.0:
         raise ChaosConfigError(f"probability {probability!r} is not within [0, 1]")

@@ -18,6 +18,7 @@ import threading
 import uuid
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol
+from zoneinfo import ZoneInfo
 
 from fleet.clock import Clock, SystemClock
 
@@ -323,8 +324,13 @@ class _Task:
         return {key: full[key] for key in keys}
 
 
+#: OVH's European API writes dates in Paris time with their offset, to the second.
+_OVH_ZONE = ZoneInfo("Europe/Paris")
+
+
 def _iso(at: datetime | None) -> str | None:
-    return None if at is None else at.isoformat(timespec="seconds")
+    """A date as OVH writes it: ``2024-03-01T01:00:00+01:00``."""
+    return None if at is None else at.astimezone(_OVH_ZONE).isoformat(timespec="seconds")
 
 
 def _region(datacenter: str) -> str:

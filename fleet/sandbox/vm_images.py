@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleet.errors import ConfigError, FleetError
+from fleet.resources import shipped
 
 log = logging.getLogger(__name__)
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "vm-images.sh"
+SCRIPT = shipped("scripts/vm-images.sh")
 SECTOR = 512
 MD_MAGIC = 0xA92B4EFC
 _BUILD_TIMEOUT = 3600.0

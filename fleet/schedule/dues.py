@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from croniter import CroniterBadDateError, croniter
-
 from fleet.clock import utc_iso
+from fleet.schedule.cron import parse_cron
 from fleet.schedule.timeutil import (
     _DST_SLACK,
     MAX_CRON_STEPS,
@@ -45,12 +44,9 @@ def next_due(expr: str, zone: str, after: datetime) -> datetime | None:
 def last_due(expr: str, zone: str, until: datetime) -> datetime | None:
     """The latest due instant at or before ``until``."""
     tz = load_zone(zone)
-    it = croniter(expr, wall_time(until, tz) + _DST_SLACK)
-    for _ in range(MAX_CRON_STEPS):
-        try:
-            at = resolve_local(it.get_prev(datetime), tz)
-        except CroniterBadDateError:
-            return None
+    walk = parse_cron(expr).walk(wall_time(until, tz) + _DST_SLACK, backwards=True)
+    for _, wall in zip(range(MAX_CRON_STEPS), walk, strict=False):
+        at = resolve_local(wall, tz)
         if at <= until:
             return at
     return None

@@ -17,10 +17,10 @@ from fleet.schedule.windows import Window, load_windows, parse_window
 from fleet.store.base import Event, RunRecord, Store
 
 if TYPE_CHECKING:
+    from fleet.engine.journal import Journal
+    from fleet.engine.leases import StopSignal
+    from fleet.engine.rollout import Rollout
     from fleet.inventory import Host
-    from fleet.journal import Journal
-    from fleet.leases import StopSignal
-    from fleet.rollout import Rollout
 
 
 @dataclass(frozen=True)

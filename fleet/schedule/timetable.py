@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
-from functools import reduce
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache, reduce
 from typing import TYPE_CHECKING
 
 from fleet.schedule.periods import Period, clip, intersect, merge, subtract
@@ -14,6 +15,13 @@ from fleet.schedule.windows import Window
 
 if TYPE_CHECKING:
     from fleet.inventory import Host
+
+#: Open periods are computed and kept by blocks of this length, aligned on the epoch.
+_BLOCK = timedelta(days=8)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Blocks kept per timetable (about eleven years of 8-day blocks: a whole horizon).
+_KEPT_BLOCKS = 512
+_BLOCKS_LOCK = threading.RLock()
 
 
 class Timetable(ABC):
@@ -24,14 +32,18 @@ class Timetable(ABC):
         """The open periods within [start, end): sorted, merged, clipped to the range."""
 
     def periods_from(self, at: datetime, horizon: timedelta) -> Iterator[Period]:
-        """Open periods from ``at`` to ``at + horizon``, merged across the chunks computed
-        (a period cut by the horizon ends exactly at ``at + horizon``)."""
+        """Open periods from ``at`` to ``at + horizon``, merged across the blocks computed
+        (a period cut by the horizon ends exactly at ``at + horizon``).
+
+        Periods are computed by fixed blocks of :data:`_BLOCK` (aligned on the epoch) and each
+        block is kept, so a rollout asking again and again (before every batch, before every
+        host) computes each window's week once, not once per question."""
         end_all = _aware(at) + horizon
-        lo, chunk = at, timedelta(days=8)
+        index = (at - _EPOCH) // _BLOCK
         pending: Period | None = None
-        while lo < end_all:
-            hi = min(lo + chunk, end_all)
-            for p in self.open_periods(lo, hi):
+        while (lo := _EPOCH + index * _BLOCK) < end_all:
+            hi = min(lo + _BLOCK, end_all)
+            for p in clip(self._block(index), max(lo, at), hi):
                 if pending and p.start <= pending.end:
                     pending = Period(pending.start, max(pending.end, p.end))
                     continue
@@ -41,9 +53,20 @@ class Timetable(ABC):
             if pending and pending.end < hi:
                 yield pending
                 pending = None
-            lo, chunk = hi, chunk * 4
+            index += 1
         if pending:
             yield pending
+
+    def _block(self, index: int) -> list[Period]:
+        """The open periods of block ``index``, computed once (the last few hundred are kept)."""
+        with _BLOCKS_LOCK:  # rollouts ask from several threads
+            blocks: dict[int, list[Period]] = self.__dict__.setdefault("_blocks", {})
+            if index not in blocks:
+                if len(blocks) >= _KEPT_BLOCKS:
+                    blocks.pop(next(iter(blocks)))
+                lo = _EPOCH + index * _BLOCK
+                blocks[index] = self.open_periods(lo, lo + _BLOCK)
+            return blocks[index]
 
     def is_open(self, at: datetime) -> bool:
         """Whether something may start at ``at``."""
@@ -96,9 +119,22 @@ class AllOf(Timetable):
 
 
 def timetable_for(windows: Sequence[Window], hosts: Sequence[Host]) -> Timetable:
-    """When all of ``hosts`` may start: each host under the windows whose scope holds it."""
+    """When all of ``hosts`` may start: each host under the windows whose scope holds it.
+
+    Timetables are shared: the same windows give the same object, whose computed blocks are
+    reused by every later question."""
     groups = {tuple(w for w in windows if w.scope.matches(h)): None for h in hosts}
     if not hosts:
         groups = {tuple(w for w in windows if w.scope.kind == "fleet"): None}
-    parts: list[Timetable] = [WindowSet(ws) for ws in groups if ws]
+    return _shared(tuple(ws for ws in groups if ws))
+
+
+@lru_cache(maxsize=256)
+def _shared(groups: tuple[tuple[Window, ...], ...]) -> Timetable:
+    parts: list[Timetable] = [_window_set(ws) for ws in groups]
     return parts[0] if len(parts) == 1 else AllOf(parts)
+
+
+@lru_cache(maxsize=1024)
+def _window_set(windows: tuple[Window, ...]) -> WindowSet:
+    return WindowSet(windows)

@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, CroniterBadDateError, croniter
-
 from fleet.clock import Clock, SystemClock
 from fleet.errors import UsageError
+from fleet.schedule.cron import parse_cron
 
 #: The largest UTC offset change at a DST transition (a few zones shift by two hours).
 _DST_SLACK = timedelta(hours=3)
@@ -130,33 +129,27 @@ def format_duration(span: timedelta) -> str:
 
 
 def check_cron(expr: str) -> None:
-    """Refuse an invalid cron expression, or one that never matches (``0 0 30 2 *``)."""
-    try:
-        it = croniter(expr.strip(), datetime(2000, 1, 1))  # noqa: DTZ001 (wall-clock time)
-        it.get_next(datetime)
-    except (CroniterBadCronError, CroniterBadDateError, ValueError, KeyError) as exc:
+    """Refuse an expression outside fleet's cron grammar (see :mod:`fleet.schedule.cron`), or
+    one that never matches (``0 0 30 2 *``)."""
+    start = datetime(2000, 1, 1)  # noqa: DTZ001 (a wall-clock time)
+    if next(parse_cron(expr).walk(start), None) is None:
         raise UsageError(
-            f"bad cron expression {expr!r}: {exc}",
-            hint="five fields: minute hour day month weekday",
-        ) from exc
+            f"bad cron expression {expr!r}: it never matches a date", hint="check the day and month"
+        )
 
 
 def cron_starts(expr: str, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
     """UTC instants of ``expr`` in ``tz``'s wall clock, ascending, from about ``after`` on
     (callers filter the first few). Starts that resolve to one instant (several in a skipped
     hour) are given once."""
-    it = croniter(expr, wall_time(after, tz) - _DST_SLACK)
     last: datetime | None = None
-    for _ in range(MAX_CRON_STEPS):
-        try:
-            wall = it.get_next(datetime)
-        except CroniterBadDateError:
-            return
+    for count, wall in enumerate(parse_cron(expr).walk(wall_time(after, tz) - _DST_SLACK)):
+        if count >= MAX_CRON_STEPS:
+            raise UsageError(f"cron {expr!r}: more than {MAX_CRON_STEPS} starts in one computation")
         at = resolve_local(wall, tz)
         if at != last:
             last = at
             yield at
-    raise UsageError(f"cron {expr!r}: more than {MAX_CRON_STEPS} starts in one computation")
 
 
 def _waiter(clock: Clock, event: threading.Event) -> Callable[[float], object]:

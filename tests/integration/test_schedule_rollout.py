@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from fleet.cli import App, execute
+from fleet.cli.app import App
+from fleet.cli.options import load_plan
+from fleet.cli.wiring import execute
 from fleet.clock import FakeClock
-from fleet.commands import load_plan
-from fleet.rollout import Rollout, RolloutOptions, RolloutResult
-from fleet.runs import create_run
+from fleet.engine.rollout import Rollout, RolloutOptions, RolloutResult
+from fleet.engine.runs import create_run
 from fleet.sandbox.sandbox import Sandbox
 from fleet.schedule import Launch, Scheduler, attach_windows, parse_window
 from fleet.store.base import Event, ScheduleRecord

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet.batching import batch_sizes, cut, label_value, make_batches, parse_sizes, spread
+from fleet.engine.batching import batch_sizes, cut, label_value, make_batches, parse_sizes, spread
 from fleet.errors import UsageError
 from fleet.inventory import Host
 

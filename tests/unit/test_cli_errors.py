@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.cli import fail
+from fleet.cli.root import fail
 from fleet.errors import LeaseHeld, UsageError
 
 

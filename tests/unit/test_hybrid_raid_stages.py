@@ -21,7 +21,7 @@ from fleet.errors import PayloadError
 from fleet.inventory import Host
 from fleet.plan import render_stage, with_facts
 from fleet.plans import builtin_plan, hybrid_raid
-from fleet.stagecall import StageContext
+from fleet.stages.call import StageContext
 from fleet.transport.base import CommandResult
 from tests.unit.hybrid_raid_layouts import (
     HDD_BYTES,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fleet.journal import progress_of
+from fleet.engine.journal import progress_of
 from fleet.store.base import Event
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

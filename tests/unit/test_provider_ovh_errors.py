@@ -15,7 +15,7 @@ from fleet.errors import (
     ProviderNotFound,
     ProviderTransient,
 )
-from fleet.provider.ovh import (
+from fleet.provider.ovh_errors import (
     ApiTransient,
     body_message,
     error_from_exception,

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import ovh.client
 import pytest
 
 from fleet.errors import ConfigError, ProviderError
 from fleet.provider.base import Boot
-from fleet.provider.ovh import (
-    RetryPolicy,
-    build_client,
+from fleet.provider.ovh_client import build_client
+from fleet.provider.ovh_records import (
     choose_disk_boot,
     choose_rescue_boot,
+    date_from,
     hardware_from,
     install_status_from,
     server_from,
     size_in_gb,
     task_from,
 )
+from fleet.provider.ratelimit import RetryPolicy
 
 
 @pytest.mark.parametrize(
@@ -148,6 +150,8 @@ def test_task_from_full_and_short_replies() -> None:
     )
     assert (full.id, full.function, full.status, full.query_id) == (42, "hardReboot", "doing", "Q1")
     assert full.pending
+    assert full.start_date == datetime(2024, 2, 29, 11, 0, tzinfo=UTC)
+    assert full.done_date is None
     short = task_from(
         {
             "taskId": 7,
@@ -159,8 +163,38 @@ def test_task_from_full_and_short_replies() -> None:
         }
     )
     assert short.comment == "Start bare metal OS installation"
+    assert short.start_date == datetime(2024, 11, 20, 15, 22, 14, 449000, tzinfo=UTC)
+    assert short.start_date.tzinfo is UTC
     with pytest.raises(ProviderError, match="ns1: task without taskId"):
         task_from({"function": "hardReboot"}, server="ns1")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-01-26T17:57:10+01:00", datetime(2024, 1, 26, 16, 57, 10, tzinfo=UTC)),
+        ("2024-07-01T02:00:00+02:00", datetime(2024, 7, 1, 0, 0, tzinfo=UTC)),
+        ("2024-11-20T15:22:14.449Z", datetime(2024, 11, 20, 15, 22, 14, 449000, tzinfo=UTC)),
+        ("2024-02-29T23:59:59-05:00", datetime(2024, 3, 1, 4, 59, 59, tzinfo=UTC)),
+        (None, None),
+    ],
+)
+def test_task_dates_are_aware_utc(text: str | None, expected: datetime | None) -> None:
+    assert date_from(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("2024-01-26T17:57:10", "without a time zone"),  # Paris or UTC? hours apart
+        ("yesterday", "unreadable"),
+        (1706288230, "unreadable"),
+        ("", "unreadable"),
+    ],
+)
+def test_unreadable_task_dates_are_refused_naming_the_field(value: object, reason: str) -> None:
+    with pytest.raises(ProviderError, match=f"ns1: startDate .* is {reason}"):
+        task_from({"taskId": 1, "status": "done", "startDate": value}, server="ns1")
 
 
 def test_install_status() -> None:

@@ -15,27 +15,22 @@ from fleet.errors import TaskFailed, UsageError
 from fleet.inventory import Host
 from fleet.plan import parse_plan
 from fleet.provider.base import DiskGroup, Hardware, InstallStatus, InstallStep, Task
-from fleet.reinstall import (
+from fleet.stages.reinstall.approval import (
     APPROVAL_OPTION,
-    Earlier,
-    ReinstallRefused,
-    ReinstallSpec,
-    Target,
     approval,
-    build_request,
     check_approved,
     check_confirmation,
     describe_stage,
+)
+from fleet.stages.reinstall.identity import installed_identity, key_id, same_key
+from fleet.stages.reinstall.request import Target, build_request, read_script, system_group
+from fleet.stages.reinstall.spec import ReinstallRefused, ReinstallSpec, parse_params
+from fleet.stages.reinstall.task import (
+    Earlier,
     earlier_attempt,
     in_flight,
-    installed_identity,
-    key_id,
-    parse_params,
     progress_text,
-    read_script,
     resume_task,
-    same_key,
-    system_group,
 )
 from fleet.store.base import Event
 from fleet.transport.base import CommandResult
@@ -467,7 +462,7 @@ def test_progress_journals_each_new_step_once() -> None:
     from types import SimpleNamespace
 
     from fleet.plan import RenderedStage
-    from fleet.reinstall import InstallProgress
+    from fleet.stages.reinstall.task import InstallProgress
 
     def at(index: int) -> InstallStatus:
         names = ("Preparing", "Partitioning", "Deploying")
@@ -476,9 +471,12 @@ def test_progress_journals_each_new_step_once() -> None:
 
     journal = Journal()
     provider = Statuses(at(0), at(0), None, at(1), at(2))
-    p: Any = SimpleNamespace(journal=journal, host=Host("srv-001", "127.0.0.1"))
-    p.svc = SimpleNamespace(provider=provider)
-    progress = InstallProgress(p, RenderedStage("wipe", "reinstall", None), "ns1")
+    ctx: Any = SimpleNamespace(
+        emit=lambda kind, **fields: journal.emit(kind, host="srv-001", **fields),
+        host=Host("srv-001", "127.0.0.1"),
+        provider=provider,
+    )
+    progress = InstallProgress(ctx, RenderedStage("wipe", "reinstall", None), "ns1")
     for status in ("doing", "doing", "doing", "doing", "doing", "done"):
         progress(reinstall_task(11, status), 0.0)
     steps = [(e["data"]["status"], e["data"]["install_step"]) for e in journal.events]

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from fleet.engine.pipeline import HostResult
+from fleet.engine.rollout import Budget, Resumption, RolloutOptions, RolloutResult, read_resumption
 from fleet.errors import UsageError
-from fleet.executor import HostResult
-from fleet.rollout import Budget, Resumption, RolloutOptions, RolloutResult, read_resumption
 from fleet.store.base import Event
 
 AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

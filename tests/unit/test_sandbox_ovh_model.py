@@ -100,7 +100,7 @@ def test_a_late_tick_runs_every_due_step_and_keeps_the_event_order() -> None:
     events = model.tick()
     assert [e.kind for _, e in events] == ["off", "on"]
     task = model.task_json(name, task_id, api_get=False)
-    assert (task["status"], task["doneDate"]) == ("done", "2024-03-01T00:00:00+00:00")
+    assert (task["status"], task["doneDate"]) == ("done", "2024-03-01T01:00:00+01:00")
 
 
 def test_the_boot_and_key_are_those_of_when_the_reboot_was_asked() -> None:

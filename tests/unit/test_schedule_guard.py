@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from fleet.clock import FakeClock, SystemClock, parse_utc
+from fleet.engine.journal import Journal, Observer
+from fleet.engine.leases import StopSignal
 from fleet.inventory import Host
-from fleet.journal import Journal, Observer
-from fleet.leases import StopSignal
 from fleet.schedule import DurationEstimate, WindowGuard, host_durations, parse_window
 from fleet.store.base import Event, Owner, RunRecord
 from fleet.store.sqlite import SqliteStore

@@ -378,3 +378,36 @@ def test_durations() -> None:
 def test_periods_are_half_open() -> None:
     p = Period(utc(2026, 1, 1), utc(2026, 1, 2))
     assert p.contains(utc(2026, 1, 1)) and not p.contains(utc(2026, 1, 2))
+
+
+def test_window_queries_compute_each_window_block_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollout asks before every host: 1,000 questions over a week compute each window's
+    blocks once, and answer what a fresh computation answers."""
+    from fleet.schedule import CronRule, WeeklyRule
+
+    specs = (
+        "cron 0 2 * * 6 3h Europe/Paris",
+        "deny Sat 03:00-03:30 Europe/Paris",
+        "Sun 01:00-04:00 UTC",
+    )
+    windows = [parse_window(s) for s in specs]
+    need = timedelta(minutes=20)
+    moments = [utc(2026, 1, 1) + timedelta(minutes=10 * i) for i in range(1000)]
+    expected = {at: plan_start(WindowSet(windows), at, need) for at in moments[::20]}
+    calls = 0
+
+    def counting(original):  # type: ignore[no-untyped-def]
+        def periods(self, tz, start, end):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += 1
+            return original(self, tz, start, end)
+
+        return periods
+
+    monkeypatch.setattr(CronRule, "periods", counting(CronRule.periods))
+    monkeypatch.setattr(WeeklyRule, "periods", counting(WeeklyRule.periods))
+    for i, at in enumerate(moments):
+        plan = plan_start(timetable_for(windows, [host(f"h{i}")]), at, need)
+        if at in expected:
+            assert plan == expected[at]
+    assert calls <= 3 * 4, calls  # three windows, at most four 8-day blocks each

@@ -32,7 +32,7 @@ from fleet.inventory import Host
 from fleet.plans.hybrid_raid.facts import read_probe
 from fleet.sandbox.vm import VmFleet, VmSpec, free_port
 from fleet.sandbox.vm_images import ensure_images
-from fleet.stagecall import StageContext
+from fleet.stages.call import StageContext
 from fleet.transport.base import CommandResult
 from tests.vm.conftest import KeyPair, Ssh, make_key
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from fleet.plans import disks
 from fleet.plans.hybrid_raid.params import Settings, host_settings
-from fleet.stagecall import StageContext
+from fleet.stages.call import StageContext
 
 _TOOLS = ("lsblk", "blkid", "mdadm", "parted", "wipefs", "findmnt", "mountpoint", "udevadm")
 _RESCUE_TOOLS = ("debugfs", "findfs")

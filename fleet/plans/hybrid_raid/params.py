@@ -9,7 +9,7 @@ from typing import Any
 
 from fleet.errors import UsageError
 from fleet.plans import disks
-from fleet.stagecall import StageContext
+from fleet.stages.call import StageContext
 
 PARAMS = (
     "level", "mount", "fs", "label", "md_name", "mode", "reboot", "assume_clean", "wipe",

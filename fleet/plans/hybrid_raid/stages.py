@@ -12,7 +12,7 @@ from typing import Any
 from fleet.plans import disks
 from fleet.plans.hybrid_raid.facts import examine_all
 from fleet.plans.hybrid_raid.params import Settings, host_settings
-from fleet.stagecall import StageContext
+from fleet.stages.call import StageContext
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from fleet.cli import App, cli, pass_app
+from fleet.cli.app import App, pass_app
+from fleet.engine.runs import pid_alive
 from fleet.errors import FleetError
-from fleet.runs import pid_alive
 
 
 def sandbox_dir(app: App) -> Path:
@@ -33,7 +33,7 @@ def _daemon_state(directory: Path) -> dict[str, object] | None:
     return data
 
 
-@cli.group("sandbox")
+@click.group("sandbox")
 def sandbox_group() -> None:
     """A local fleet: fake OVH API on 127.0.0.1 and one real sshd per server.
 

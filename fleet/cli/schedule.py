@@ -1,7 +1,6 @@
 """fleet schedule and fleet scheduler: rollouts started at cron times, inside maintenance windows.
 
-Registered on the CLI by being imported from :mod:`fleet.cli`. The logic lives in
-:mod:`fleet.schedule`; this module parses flags, validates everything before storing a schedule,
+The logic lives in :mod:`fleet.schedule`; this module parses flags, validates everything before storing a schedule,
 and prints.
 """
 
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fleet.cli import App, cli, pass_app
+from fleet.cli.app import App, pass_app
 from fleet.clock import SystemClock, utc_iso
 from fleet.errors import UsageError
 from fleet.store.base import MISSED_POLICIES, ScheduleRecord
@@ -29,7 +28,7 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-@cli.group("schedule")
+@click.group("schedule")
 def schedule_group() -> None:
     """Rollouts that start by themselves at cron times (started by `fleet scheduler run`).
 
@@ -68,7 +67,7 @@ def _rollout_args(kw: dict[str, Any]) -> list[str]:
 
 def _validate(app: App, plan_ref: str, kw: dict[str, Any]) -> str:
     """Refuse now what would fail at every fire; returns the plan reference to store."""
-    from fleet.commands import load_plan, parse_duration, rollout_options
+    from fleet.cli.options import load_plan, parse_duration, rollout_options
     from fleet.schedule import window_hooks
 
     rollout_options(
@@ -111,7 +110,12 @@ def _expiry(now: datetime, tz: str, for_: str | None, until: str | None) -> date
 @click.option(
     "--plan", "plan_ref", required=True, metavar="PLAN", help="Plan file or builtin:NAME."
 )
-@click.option("--cron", required=True, metavar="EXPR", help="When: 'M H DOM MON DOW'.")
+@click.option(
+    "--cron",
+    required=True,
+    metavar="EXPR",
+    help="When: five fields 'M H DOM MON DOW' as in crontab(5), e.g. '30 2 * * 6'.",
+)
 @click.option("--tz", default="UTC", show_default=True, help="IANA zone the cron is read in.")
 @click.option("--limit", "-l", help="Hosts (see `fleet rollout --help`).")
 @click.option("--batches", default=None, help="Batch sizes (default 1,100%).")
@@ -155,7 +159,7 @@ def schedule_add(
         --cron '30 2 * * *' --tz Europe/Paris --window 'daily 02:00-05:00 Europe/Paris'
       fleet schedule add weekly --plan builtin:hybrid-raid --cron '0 2 * * 6' --missed once
     """
-    from fleet.runs import current_owner
+    from fleet.engine.runs import current_owner
     from fleet.schedule import check_cron, load_zone, next_due
 
     if not _NAME.fullmatch(name):
@@ -187,7 +191,7 @@ def _when(at: datetime | None, tz: str) -> str:
     if at is None:
         return "-"
     local = at.astimezone(load_zone(tz))
-    return f"{utc_iso(at)} ({local:%Y-%m-%d %H:%M %Z})"
+    return f"{utc_iso(at)} ({local:%a %Y-%m-%d %H:%M %Z})"
 
 
 def _summary(app: App, s: ScheduleRecord, now: datetime) -> dict[str, Any]:
@@ -268,7 +272,7 @@ def schedule_show(app: App, name: str, count: int) -> None:
 @pass_app
 def schedule_remove(app: App, name: str) -> None:
     """Remove a schedule (runs it started are kept)."""
-    from fleet.runs import current_owner
+    from fleet.engine.runs import current_owner
 
     if not app.store.remove_schedule(name, str(current_owner())):
         raise UsageError(f"no schedule {name!r}", hint="`fleet schedule list` lists them")
@@ -280,7 +284,7 @@ def schedule_remove(app: App, name: str) -> None:
 @pass_app
 def schedule_pause(app: App, name: str) -> None:
     """Pause a schedule: it starts nothing until `fleet schedule resume`."""
-    from fleet.runs import current_owner
+    from fleet.engine.runs import current_owner
 
     app.store.set_schedule_paused(name, True, str(current_owner()))
     click.echo(f"schedule {name} paused")
@@ -291,7 +295,7 @@ def schedule_pause(app: App, name: str) -> None:
 @pass_app
 def schedule_resume(app: App, name: str) -> None:
     """Resume a paused schedule; due times passed while it was paused are not run."""
-    from fleet.runs import current_owner
+    from fleet.engine.runs import current_owner
     from fleet.schedule import next_due
 
     s = app.store.set_schedule_paused(name, False, str(current_owner()))
@@ -299,7 +303,7 @@ def schedule_resume(app: App, name: str) -> None:
     click.echo(f"schedule {name} resumed; next due {_when(due, s.tz)}")
 
 
-@cli.group("scheduler")
+@click.group("scheduler")
 def scheduler_group() -> None:
     """The daemon that starts due schedules' rollouts."""
 

@@ -1,7 +1,7 @@
 """``fleet reinstall``: reinstall servers' OS through the OVH API, in rolling batches.
 
-Registered on the CLI by being imported from :mod:`fleet.cli`. The command builds a one-stage
-plan (``kind: reinstall``, see :mod:`fleet.reinstall`) and runs it like ``fleet rollout``:
+Like every command it is listed in :mod:`fleet.cli.registry`. The command builds a one-stage
+plan (``kind: reinstall``, see :mod:`fleet.stages.reinstall`) and runs it like ``fleet rollout``:
 leases, journal, batches, failure budget, ``fleet resume``.
 """
 
@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fleet.cli import App, cli, execute, finish, pass_app
+from fleet.cli.app import App, pass_app
+from fleet.cli.wiring import execute, finish
 from fleet.errors import UsageError
 
 if TYPE_CHECKING:
     from fleet.inventory import Host
     from fleet.plan import Plan
-    from fleet.reinstall import ReinstallSpec
+    from fleet.stages.reinstall.spec import ReinstallSpec
 
 
 #: The command's options: the request, then the rollout's batches and budget.
@@ -76,7 +77,7 @@ def _options(f: Any) -> Any:
     return f
 
 
-@cli.command("reinstall")
+@click.command("reinstall")
 @click.argument("targets", nargs=-1, required=True, metavar="HOSTS...")
 @_options
 @pass_app
@@ -112,9 +113,9 @@ def reinstall_cmd(
       fleet reinstall dc:gra3 --os debian12_64 --confirm srv-001,srv-004 \\
           --partition /boot:ext4:1024 --partition /:ext4:0 --raid 1 --batches 1,50%
     """
-    from fleet.commands import parse_duration, rollout_options
-    from fleet.reinstall import APPROVAL_OPTION, check_confirmation
-    from fleet.runs import create_run
+    from fleet.cli.options import parse_duration, rollout_options
+    from fleet.engine.runs import create_run
+    from fleet.stages.reinstall.approval import APPROVAL_OPTION, check_confirmation
 
     hosts = app.hosts(",".join(targets))
     approved = check_confirmation(hosts, confirm, "--confirm")
@@ -135,7 +136,7 @@ _SPEC_FLAGS = ("os_name", "hostname", "ssh_key", "script", "disk_group", "disks"
 
 def _spec(app: App, kw: dict[str, Any]) -> ReinstallSpec:
     """The request's params from the flags (removed from ``kw``), checked without any API."""
-    from fleet.reinstall import ReinstallRefused, parse_params
+    from fleet.stages.reinstall.spec import ReinstallRefused, parse_params
 
     flags = {name: kw.pop(name) for name in (*_SPEC_FLAGS, "layout", "scheme")}
     key_file = flags["ssh_key"] or app.settings.path("rescue.ssh_public_key")
@@ -174,7 +175,8 @@ def _read(path: Path, flag: str) -> str:
 def _precheck(app: App, hosts: list[Host], spec: ReinstallSpec) -> None:
     """Build every server's request from the API (GETs only); refuse them all at once if any
     cannot work, before the run exists."""
-    from fleet.reinstall import ReinstallRefused, prepare_request
+    from fleet.stages.reinstall.request import prepare_request
+    from fleet.stages.reinstall.spec import ReinstallRefused
 
     provider = app.provider()
     problems: list[ReinstallRefused] = []

@@ -1,4 +1,4 @@
-"""fleet report commands (registered on the CLI by being imported from fleet.cli)."""
+"""``fleet report``: a run's report as JSON, one self-contained HTML page, or JUnit XML."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from fleet.cli import App, cli, pass_app
+from fleet.cli.app import App, pass_app
 from fleet.errors import StoreError, UsageError
 from fleet.reports import FORMATS
 
 
-@cli.command("report")
+@click.command("report")
 @click.argument("run_id", metavar="RUN")
 @click.option(
     "--format",

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from fleet.engine.journal import Journal
+from fleet.engine.leases import LeaseKeeper, LeaseLost, StopSignal
 from fleet.errors import (
     FleetError,
     HostKeyMismatch,
@@ -31,35 +33,15 @@ from fleet.errors import (
     TransportError,
 )
 from fleet.inventory import Host
-from fleet.journal import Journal
-from fleet.leases import LeaseKeeper, LeaseLost, StopSignal
-from fleet.plan import (
-    Plan,
-    RenderedStep,
-    host_context,
-    render,
-    render_stage,
-    with_facts,
-)
+from fleet.plan import Plan, host_context, render, render_stage, with_facts
 from fleet.provider.base import Provider
-from fleet.store.base import Lease, Owner, Store
+from fleet.stages.context import Connector, ExecSettings
+from fleet.stages.registry import STAGES
+from fleet.stages.ssh import StepFailed
+from fleet.store.base import Event, Lease, Owner, Store
 from fleet.transport.base import CommandResult, Endpoint, KeyExpectation, Transport
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ExecSettings:
-    """Settings a pipeline needs, as plain data."""
-
-    lease_ttl: float = 300.0
-    reboot_timeout: float = 900.0
-    ssh_poll: float = 5.0
-    rescue_public_key: str | None = None
-    infra_retries: int = 2
-    infra_retry_delay: float = 5.0
-    wait_for_leases: float = 0.0
-    key_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,23 +75,6 @@ class HostResult:
         return self.outcome == "failed"
 
 
-class Connector(Protocol):
-    """Opens SSH sessions (``fleet.transport.ssh.SshConnector``)."""
-
-    def open(self, endpoint: Endpoint, expect: KeyExpectation) -> Transport: ...
-
-    def wait_for_ssh(
-        self,
-        endpoint: Endpoint,
-        expect: KeyExpectation = ...,
-        *,
-        timeout: float,
-        poll_interval: float = ...,
-        identity_check: Callable[[Any], bool] | None = None,
-        progress: Callable[[str], None] | None = None,
-    ) -> Transport: ...
-
-
 @dataclass
 class Services:
     """Process-wide services shared by pipelines (each is thread-safe)."""
@@ -132,16 +97,6 @@ class Services:
                     )
                 self._provider = self.provider_factory()
             return self._provider
-
-
-class StepFailed(FleetError):
-    """A step's apply or verify failed: a payload failure."""
-
-    def __init__(self, step: RenderedStep, part: str, result: CommandResult) -> None:
-        super().__init__(f"{step.key}: {part} exited {result.exit_code}")
-        self.step = step
-        self.part = part
-        self.result = result
 
 
 class Stopped(FleetError):
@@ -263,8 +218,6 @@ class Pipeline:
         return True
 
     def _stages(self) -> None:
-        from fleet import boot  # provider stages; imported here to keep the import graph flat
-
         if self._plan_converged():
             return
         plan = self.job.plan
@@ -273,102 +226,54 @@ class Pipeline:
             stage, _ = render_stage(plan, spec, with_facts(self.base_ctx, self.facts))
             if stage is None:
                 continue
-            if stage.kind == "ssh":
-                for step in stage.steps:
-                    self._step(step)
+            kind = STAGES[stage.kind]
+            if kind.per_step:
+                kind.run(self, stage)
                 continue
             key = f"{stage.name}/{stage.kind}"
             if key in self.done:
                 continue
-            self._check_stop()
-            if stage.kind == "python":
-                from fleet.stagecall import run_python_stage
-
-                self.facts.update(run_python_stage(self, stage))
-            else:
+            self.check_stop()
+            if kind.fresh_session:
                 self._close()
-                self.mode = boot.run_stage(self, stage)
+            outcome = kind.run(self, stage)
+            self.facts.update(outcome.facts)
+            if outcome.mode is not None:
+                self.mode = outcome.mode
             self.done.add(key)
 
-    def _check_stop(self) -> None:
-        if self.svc.stop.soft.is_set():
-            raise Stopped(
-                f"{self.host.name}: stopped before {self.position[0]}: {self.svc.stop.reason}"
-            )
+    # -- the stage context (fleet.stages.context.Context) ---------------------------------
+    @property
+    def run_id(self) -> str:
+        return self.job.run_id
 
-    def _step(self, step: RenderedStep) -> None:
-        if step.key in self.done:
-            return
-        self.position = (step.stage, step.name)
-        self._check_stop()
-        self.journal.emit("step.start", host=self.host.name, stage=step.stage, step=step.name)
-        if step.check is not None:
-            checked = self.run_command(step.check, step.timeout)
-            if checked.ok:
-                self._step_end(step, "converged", checked)
-                return
-        if step.destructive and self.svc.leases:
-            self.svc.leases.ensure(self.host.name)  # fencing: still ours right before we destroy
-        result = self._apply(step)
-        if step.verify is not None:
-            verified = self.run_command(step.verify, step.timeout)
-            if not verified.ok:
-                self._step_end(step, "failed", verified, part="verify")
-                raise StepFailed(step, "verify", verified)
-        self.applied += 1
-        self._step_end(step, "applied", result)
+    @property
+    def settings(self) -> ExecSettings:
+        return self.job.settings
 
-    def _apply(self, step: RenderedStep) -> CommandResult:
-        for attempt in range(step.retries + 1):
-            result = self.run_command(step.apply, step.timeout)
-            self.journal.output(self.host.name, step.key, result)
-            if result.ok:
-                return result
-            if attempt < step.retries:
-                self.journal.emit(
-                    "step.retry",
-                    host=self.host.name,
-                    stage=step.stage,
-                    step=step.name,
-                    exit_code=result.exit_code,
-                    excerpt=result.excerpt(),
-                )
-                if self.svc.stop.soft.wait(step.retry_delay):
-                    break
-        self._step_end(step, "failed", result, part="apply")
-        raise StepFailed(step, "apply", result)
+    @property
+    def vars(self) -> Mapping[str, Any]:
+        return self.job.plan.vars
 
-    def _step_end(
-        self, step: RenderedStep, outcome: str, result: CommandResult, part: str = ""
-    ) -> None:
-        data: dict[str, Any] = {"duration": round(result.duration, 3)}
-        if part:
-            data["part"] = part
-        self.journal.emit(
-            "step.end",
-            host=self.host.name,
-            stage=step.stage,
-            step=step.name,
-            outcome=outcome,
-            exit_code=result.exit_code,
-            excerpt=result.excerpt() if not result.ok else None,
-            data=data,
-        )
-        if outcome in ("converged", "applied"):
-            self.done.add(step.key)
+    @property
+    def provider(self) -> Provider:
+        return self.svc.provider
 
-    # -- SSH -------------------------------------------------------------------------------
+    @property
+    def connector(self) -> Connector:
+        return self.svc.connector
+
+    @property
+    def endpoint(self) -> Endpoint:
+        h = self.host
+        return Endpoint(h.name, h.address, h.port, h.user, h.key_file or self.job.settings.key_file)
+
     def session(self) -> Transport:
         if self.transport is None:
             expect = KeyExpectation(role=self.mode)
             self.transport = self.svc.connector.open(self.endpoint, expect)
             self.svc.stop.track(self.transport)
         return self.transport
-
-    @property
-    def endpoint(self) -> Endpoint:
-        h = self.host
-        return Endpoint(h.name, h.address, h.port, h.user, h.key_file or self.job.settings.key_file)
 
     def run_command(self, command: str, timeout: float) -> CommandResult:
         return self.session().run(command, timeout=timeout)
@@ -378,6 +283,45 @@ class Pipeline:
         self._close()
         self.transport = transport
         self.svc.stop.track(transport)
+
+    def pinned_key(self, role: str) -> tuple[str, str] | None:
+        return self.svc.store.pinned_key(self.host.name, role)
+
+    def emit(self, kind: str, **fields: Any) -> Event:
+        return self.journal.emit(kind, host=self.host.name, **fields)
+
+    def output(self, step: str, result: CommandResult) -> None:
+        self.journal.output(self.host.name, step, result)
+
+    def run_options(self) -> Mapping[str, Any]:
+        return self.svc.store.get_run(self.job.run_id).options
+
+    def host_events(self) -> list[Event]:
+        return self.svc.store.events(self.job.run_id, self.host.name)
+
+    def fence(self) -> None:
+        if self.svc.leases:
+            self.svc.leases.ensure(self.host.name)
+
+    def check_stop(self) -> None:
+        if self.svc.stop.soft.is_set():
+            raise Stopped(
+                f"{self.host.name}: stopped before {self.position[0]}: {self.svc.stop.reason}"
+            )
+
+    def pause(self, seconds: float) -> bool:
+        return self.svc.stop.soft.wait(seconds)
+
+    def at(self, stage: str, step: str | None) -> None:
+        self.position = (stage, step)
+
+    def is_done(self, key: str) -> bool:
+        return key in self.done
+
+    def mark_done(self, key: str, *, applied: bool) -> None:
+        self.done.add(key)
+        if applied:
+            self.applied += 1
 
     def _close(self) -> None:
         if self.transport is not None:

@@ -1,7 +1,7 @@
 """The rollout controller: batches, the fleet-wide failure budget, gates, halt and resume.
 
 The controller is the one place that decides which host starts when. Pipelines
-(:mod:`fleet.executor`) run in a bounded thread pool and report through the journal; the
+(:mod:`fleet.engine.pipeline`) run in a bounded thread pool and report through the journal; the
 controller counts their failures against the budget and stops starting hosts when it is spent.
 
 A halted rollout stays halted until a person acts (``fleet resume RUN`` or ``fleet abort RUN``).
@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from fleet.batching import make_batches, parse_sizes
 from fleet.clock import Clock, SystemClock
+from fleet.engine.batching import make_batches, parse_sizes
+from fleet.engine.journal import Journal, progress_of
+from fleet.engine.pipeline import HostJob, HostResult, Services, run_host
 from fleet.errors import UsageError
-from fleet.executor import ExecSettings, HostJob, HostResult, Services, run_host
 from fleet.inventory import Host
-from fleet.journal import Journal, progress_of
 from fleet.plan import Plan, render_for_host
+from fleet.stages.context import ExecSettings
 from fleet.store.base import Event, RunRecord
 
 

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from fleet.errors import PayloadError, PlanError
 from fleet.inventory import Host
 from fleet.plan import PYTHON_CALL_PREFIX
+from fleet.stages.context import Context, Outcome
 from fleet.transport.base import CommandResult
 
 if TYPE_CHECKING:
-    from fleet.executor import Pipeline
     from fleet.plan import RenderedStage
 
 
@@ -72,18 +72,18 @@ def resolve(call: str) -> StageFunction:
     return function  # type: ignore[no-any-return]
 
 
-def call_stage(p: Pipeline, stage: RenderedStage) -> dict[str, Any]:
+def call_stage(ctx: Context, stage: RenderedStage) -> dict[str, Any]:
     assert stage.call is not None  # checked when the plan was loaded
     function = resolve(stage.call)
-    ctx = StageContext(
-        host=p.host,
-        vars={**p.job.plan.vars, **p.host.vars},
-        facts=dict(p.facts),
+    call = StageContext(
+        host=ctx.host,
+        vars={**ctx.vars, **ctx.host.vars},
+        facts=dict(ctx.facts),
         params=dict(stage.params),
-        mode=p.mode,
-        runner=p.run_command,
+        mode=ctx.mode,
+        runner=ctx.run_command,
     )
-    facts = function(ctx)
+    facts = function(call)
     try:
         json.dumps(facts)
     except (TypeError, ValueError) as exc:
@@ -91,28 +91,14 @@ def call_stage(p: Pipeline, stage: RenderedStage) -> dict[str, Any]:
     return facts
 
 
-def run_python_stage(p: Pipeline, stage: RenderedStage) -> dict[str, Any]:
-    """Call a built-in plan's function (see :mod:`fleet.stagecall`); journal the facts it
-    returns so that a resume restores them."""
-    p.journal.emit("step.start", host=p.host.name, stage=stage.name, step="python")
+def run(ctx: Context, stage: RenderedStage) -> Outcome:
+    """Call a built-in plan's function; journal the facts it returns so that a resume
+    restores them."""
+    ctx.emit("step.start", stage=stage.name, step="python")
     try:
-        facts = call_stage(p, stage)
+        facts = call_stage(ctx, stage)
     except PayloadError as exc:
-        p.journal.emit(
-            "step.end",
-            host=p.host.name,
-            stage=stage.name,
-            step="python",
-            outcome="failed",
-            excerpt=exc.message,
-        )
+        ctx.emit("step.end", stage=stage.name, step="python", outcome="failed", excerpt=exc.message)
         raise
-    p.journal.emit(
-        "step.end",
-        host=p.host.name,
-        stage=stage.name,
-        step="python",
-        outcome="applied",
-        data={"facts": facts},
-    )
-    return facts
+    ctx.emit("step.end", stage=stage.name, step="python", outcome="applied", data={"facts": facts})
+    return Outcome(facts=facts)

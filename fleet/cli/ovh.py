@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import click
 
-from fleet.cli import App, cli, pass_app
-from fleet.commands_admin import table
+from fleet.cli.app import App, pass_app
+from fleet.cli.output import table
 from fleet.errors import FleetError, UsageError
 
 
-@cli.group("ovh")
+@click.group("ovh")
 def ovh_group() -> None:
     """Look at and act on servers through the OVH API (credentials: ovh.conf / OVH_* env)."""
 
@@ -78,6 +79,7 @@ def ovh_boot(app: App, host: str, mode: str, reboot: bool, wait: bool, timeout: 
     """
     provider = app.provider()
     service = _service(app, host)
+    asked = datetime.now(UTC)  # a reboot asked before our boot change is not adopted
     boot = provider.rescue_boot(service) if mode == "rescue" else provider.disk_boot(service)
     key_path = app.settings.path("rescue.ssh_public_key")
     key = key_path.read_text().strip() if key_path and mode == "rescue" else None
@@ -85,7 +87,7 @@ def ovh_boot(app: App, host: str, mode: str, reboot: bool, wait: bool, timeout: 
     click.echo(f"{service}: boot set to {boot.kernel} (id {boot.id})")
     if not reboot:
         return
-    task = provider.reboot(service)
+    task = provider.reboot(service, since=asked)
     click.echo(f"{service}: reboot task {task.id} {task.status}")
     if wait:
 
@@ -118,8 +120,8 @@ def ovh_tasks(app: App, host: str, function: str | None, status: str | None) -> 
                 str(t.id),
                 t.function,
                 t.status,
-                t.start_date or "",
-                t.done_date or "",
+                _when(t.start_date),
+                _when(t.done_date),
                 t.comment or "",
             ]
             for t in tasks
@@ -128,4 +130,6 @@ def ovh_tasks(app: App, host: str, function: str | None, status: str | None) -> 
     )
 
 
-from fleet.sandbox import cli as _sandbox_cli  # noqa: E402,F401
+def _when(at: datetime | None) -> str:
+    """A task date for the table: UTC, to the second."""
+    return "" if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -1,0 +1,91 @@
+"""The per-invocation context every command receives: flags, then lazily the settings, the
+store, the inventory and the OVH provider. Commands get it with ``@pass_app``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from fleet.config import Settings
+from fleet.config import load as load_settings
+from fleet.errors import UsageError
+
+if TYPE_CHECKING:
+    from fleet.inventory import Host, Inventory
+    from fleet.provider.base import Provider
+    from fleet.store.base import Store
+
+
+@dataclass
+class App:
+    """Per-invocation context: flags, then lazily the settings, store and inventory."""
+
+    flags: dict[str, Any]
+    config_file: str | None
+    debug: bool
+    _settings: Settings | None = None
+    _store: Store | None = None
+    _closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.flags, config_file=self.config_file)
+        return self._settings
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from fleet.store import open_store
+
+            self._store = open_store(self.settings.store_url)
+            self._closers.append(self._store.close)
+        return self._store
+
+    def inventory(self) -> Inventory:
+        from fleet.inventory import load_inventory
+
+        paths = self.settings.inventory_paths
+        missing = [p for p in paths if not p.exists()]
+        if missing:
+            raise UsageError(
+                f"inventory {missing[0]} does not exist",
+                hint="pass -i FILE, set FLEET_INVENTORY, or run `fleet sandbox up`",
+            )
+        return load_inventory(paths)
+
+    def hosts(self, limit: str | None) -> list[Host]:
+        return self.inventory().select(limit)
+
+    def provider(self) -> Provider:
+        from fleet.provider.ovh import OvhProvider, RetryPolicy, build_client
+
+        s = self.settings
+        client = build_client(
+            s.get("ovh.endpoint"),
+            endpoint_url=s.get("ovh.endpoint_url"),
+            config_file=s.get("ovh.config_file"),
+        )
+        retry = RetryPolicy(
+            initial_wait=s.get("ovh.retry_wait"), max_wait=s.get("ovh.retry_max_wait")
+        )
+        return OvhProvider(
+            client,
+            rate_limit_per_minute=s.get("ovh.rate_limit"),
+            retry=retry,
+            poll_interval=s.get("ovh.poll_interval"),
+            max_poll_interval=s.get("ovh.max_poll_interval"),
+        )
+
+    def close(self) -> None:
+        for closer in reversed(self._closers):
+            closer()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+pass_app = click.make_pass_decorator(App)

@@ -1,0 +1,112 @@
+"""Flags and values shared by the commands that build or run a plan: plan loading with
+``--var``, the rollout flags, durations. Each refuses bad input with a one-line usage error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from fleet.errors import UsageError
+
+if TYPE_CHECKING:
+    from fleet.plan import Plan
+
+
+def load_plan(ref: str, variables: tuple[str, ...] = ()) -> Plan:
+    """A plan file path, or ``builtin:NAME`` for the plans shipped in fleet.plans."""
+    from fleet.plan import load_plan_file
+    from fleet.plans import builtin_plan
+
+    params = parse_vars(variables)
+    if ref.startswith("builtin:") or not ref.endswith((".yaml", ".yml")):
+        return builtin_plan(ref.removeprefix("builtin:"), params)
+    path = Path(ref)
+    if not path.is_file():
+        raise UsageError(f"plan file {ref} does not exist")
+    plan = load_plan_file(path)
+    if params:
+        plan = plan.model_copy(update={"vars": {**plan.vars, **params}})
+    return plan
+
+
+def parse_vars(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--var {item!r}: expected NAME=VALUE")
+        out[key] = value
+    return out
+
+
+def rollout_options(**kw: Any) -> Any:
+    from fleet.engine.rollout import RolloutOptions
+
+    if kw["max_failures"] is not None and kw["max_ratio"] is not None:
+        raise UsageError("give --max-failures or --max-failure-ratio, not both")
+    if kw["max_failures"] is None and kw["max_ratio"] is None:
+        kw["max_failures"] = 0
+    return RolloutOptions(**kw)
+
+
+def parse_duration(text: str, flag: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600}
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
+    try:
+        return float(number) * units[unit]
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: expected a duration like 30s, 5m, 1h") from None
+
+
+def rollout_flags(f: Any) -> Any:
+    options = [
+        click.option(
+            "--limit", "-l", help="Hosts: names, groups, globs, label:k=v, dc:NAME, hybrid, !x, &y."
+        ),
+        click.option(
+            "--batches",
+            default="1,100%",
+            show_default=True,
+            help="Batch sizes: counts or percentages; the last repeats.",
+        ),
+        click.option(
+            "--by", help="Spread batches across this label (datacenter, rack, or a label name)."
+        ),
+        click.option(
+            "--concurrency",
+            "-c",
+            type=int,
+            default=None,
+            help="Hosts at once (default: rollout.concurrency).",
+        ),
+        click.option(
+            "--max-failures", type=int, help="Halt when more hosts than this failed (default 0)."
+        ),
+        click.option(
+            "--max-failure-ratio",
+            "max_ratio",
+            type=float,
+            help="Halt when this share of started hosts failed.",
+        ),
+        click.option(
+            "--bake", default="0s", show_default=True, help="Wait between batches (30s, 5m)."
+        ),
+        click.option(
+            "--gate", metavar="CMD", help="Local command run between batches; non-zero halts."
+        ),
+        click.option(
+            "--wait-for-leases", default="0s", help="Wait this long for a host held by another run."
+        ),
+        click.option(
+            "--output",
+            "-o",
+            type=click.Choice(["plain", "json"]),
+            default="plain",
+            show_default=True,
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f

@@ -1,0 +1,58 @@
+"""``fleet run``: ad-hoc commands through the same engine as a rollout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fleet.cli.app import App, pass_app
+from fleet.cli.wiring import execute, finish
+from fleet.errors import UsageError
+
+
+@click.command("run")
+@click.argument("commands", nargs=-1)
+@click.option(
+    "--commands-file", type=click.Path(exists=True, dir_okay=False), help="One command a line."
+)
+@click.option("--limit", "-l", help="Hosts (see `fleet rollout --help`).")
+@click.option("--forks", "-f", "concurrency", type=int, default=None, help="Hosts at once.")
+@click.option("--batches", default="1,100%", show_default=True)
+@click.option("--max-failures", type=int, default=None)
+@pass_app
+def run_cmd(
+    app: App,
+    commands: tuple[str, ...],
+    commands_file: str | None,
+    limit: str | None,
+    concurrency: int | None,
+    batches: str,
+    max_failures: int | None,
+) -> None:
+    """Run ad-hoc commands on hosts, in order, through the same engine as a rollout
+    (journal, leases, batches), printing each output line prefixed by the host.
+
+    \b
+    Example:
+      fleet run -l 'web-*' 'uptime' 'df -h /'
+    """
+    from fleet.engine.rollout import RolloutOptions
+    from fleet.engine.runs import create_run
+    from fleet.plan import adhoc_plan
+    from fleet.report import OutputPrinter
+
+    lines = list(commands)
+    if commands_file:
+        lines += [x for x in Path(commands_file).read_text().splitlines() if x.strip()]
+    if not lines:
+        raise UsageError("no command given", hint="fleet run 'uptime' or --commands-file FILE")
+    plan = adhoc_plan(lines)
+    hosts = app.hosts(limit)
+    options = RolloutOptions(
+        batches=batches,
+        concurrency=concurrency or app.settings.get("rollout.concurrency"),
+        max_failures=max_failures,
+    )
+    run = create_run(app.store, plan, hosts, options.to_dict())
+    finish(execute(app, run, plan, hosts, options, "plain", extra=[OutputPrinter()]))

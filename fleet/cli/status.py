@@ -1,0 +1,75 @@
+"""``fleet status``: runs and their state; with a run, where every host stands."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from fleet.cli.app import App, pass_app
+from fleet.cli.output import table
+from fleet.clock import utc_iso
+
+
+@click.command("status")
+@click.argument("run_id", required=False, metavar="[RUN]")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", "count", type=int, default=20, show_default=True, help="Runs listed.")
+@pass_app
+def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
+    """Runs and their state; with RUN, where every host stands.
+
+    \b
+    Example:
+      fleet status r20261125-101500-ab12 --json
+    """
+    from fleet.status import run_status
+
+    if run_id is None:
+        runs = app.store.list_runs(count)
+        if as_json:
+            click.echo(
+                json.dumps(
+                    [
+                        {
+                            "id": r.id,
+                            "state": r.state,
+                            "reason": r.reason,
+                            "plan": r.plan_name,
+                            "hosts": len(r.hosts),
+                            "owner": str(r.owner),
+                            "created_at": utc_iso(r.created_at) if r.created_at else None,
+                        }
+                        for r in runs
+                    ],
+                    indent=2,
+                )
+            )
+            return
+        table(
+            [
+                [
+                    r.id,
+                    r.state,
+                    r.plan_name,
+                    str(len(r.hosts)),
+                    f"{r.created_at:%Y-%m-%d %H:%M}" if r.created_at else "",
+                    r.reason or "",
+                ]
+                for r in runs
+            ],
+            ["RUN", "STATE", "PLAN", "HOSTS", "STARTED (UTC)", "REASON"],
+        )
+        return
+    status = run_status(app.store, run_id)
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+        return
+    click.echo(
+        f"run {status['id']}: {status['state']}"
+        + (f" ({status['reason']})" if status["reason"] else "")
+    )
+    table(
+        [[h["host"], h["state"], h["where"] or "", h["message"] or ""] for h in status["hosts"]],
+        ["HOST", "STATE", "STAGE/STEP", "LAST MESSAGE"],
+    )

@@ -1,0 +1,178 @@
+"""Provider boot stages: rescue boot, back to disk, reboot, wait for SSH.
+
+Each stage is converging like an SSH step: it first checks whether the host is already where the
+stage would put it (boot setting in the API, SSH answering with the pinned key of that boot
+generation, identity), and only then sets the boot, reboots, waits for the task and for SSH.
+
+Host keys: after fleet itself reboots a host into rescue, the new rescue key is accepted and pinned
+for the "rescue" role; back on disk the installed system's pinned "disk" key must match again.
+After a reinstall the installed system's key is new: it is accepted and pinned for the "disk"
+role once the host proves to be the freshly installed server (see :mod:`fleet.stages.reinstall`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fleet.errors import FleetError, HostKeyMismatch, TransportError
+from fleet.provider.base import Task
+from fleet.stages.context import Context, Outcome
+from fleet.transport.base import KeyExpectation, Transport
+
+if TYPE_CHECKING:
+    from fleet.plan import RenderedStage
+
+#: A provider stage's work: returns the boot mode it leaves the host in and its outcome
+#: (``applied`` or ``converged``).
+Handler = Callable[[Context, "RenderedStage"], tuple[str, str]]
+
+
+class WrongServer(FleetError):
+    """The inventory and the provider disagree about a host: refuse to touch it."""
+
+
+def is_rescue(transport: Transport) -> bool:
+    """OVH's rescue systems name themselves rescue-customer / rescue12-customer-eu..."""
+    result = transport.run("hostname", timeout=30)
+    return result.ok and result.stdout.strip().startswith("rescue")
+
+
+def is_installed_system(transport: Transport) -> bool:
+    return not is_rescue(transport)
+
+
+def journaled(handler: Handler) -> Callable[[Context, RenderedStage], Outcome]:
+    """A provider stage as the pipeline runs it: one journaled step named for its kind, whose
+    end records the boot mode the host is left in (a resume starts from it)."""
+
+    def run(ctx: Context, stage: RenderedStage) -> Outcome:
+        ctx.emit("step.start", stage=stage.name, step=stage.kind)
+        mode, outcome = handler(ctx, stage)
+        ctx.emit(
+            "step.end", stage=stage.name, step=stage.kind, outcome=outcome, data={"mode": mode}
+        )
+        return Outcome(mode=mode)
+
+    return run
+
+
+def service_of(ctx: Context) -> str:
+    name = ctx.host.service_name
+    if not name:
+        raise WrongServer(
+            f"{ctx.host.name}: no `ovh_service` in the inventory; provider stages need it"
+        )
+    return name
+
+
+def timeout_of(ctx: Context, stage: RenderedStage) -> float:
+    return stage.timeout or ctx.settings.reboot_timeout
+
+
+def check_identity(ctx: Context, service: str) -> None:
+    server = ctx.provider.server(service)
+    if server.ip != ctx.host.address:
+        raise WrongServer(
+            f"{ctx.host.name}: inventory address {ctx.host.address} is not the OVH address {server.ip} "
+            f"of {service}; refusing to touch a server that may not be the one expected"
+        )
+
+
+def _already(ctx: Context, role: str, check: Callable[[Transport], bool]) -> bool:
+    """True when SSH answers with the pinned key of ``role`` and passes ``check``."""
+    if ctx.pinned_key(role) is None:
+        return False
+    try:
+        transport = ctx.connector.open(ctx.endpoint, KeyExpectation(role=role))
+    except (HostKeyMismatch, TransportError):
+        return False  # another boot generation answers: not converged
+    if check(transport):
+        ctx.adopt(transport)
+        return True
+    transport.close()
+    return False
+
+
+def _reboot_into(ctx: Context, service: str, boot_id: int | None, stage: RenderedStage) -> None:
+    prov = ctx.provider
+    if boot_id is not None:
+        key = ctx.settings.rescue_public_key if stage.kind == "rescue" else None
+        prov.set_boot(service, boot_id, rescue_ssh_key=key)
+    task = prov.reboot(service)
+    note_task(ctx, stage, task)
+    prov.wait_task(service, task.id, timeout_of(ctx, stage))
+
+
+def await_ssh(
+    ctx: Context,
+    stage: RenderedStage,
+    expect: KeyExpectation,
+    check: Callable[[Transport], bool],
+    timeout: float | None = None,
+) -> None:
+    ctx.emit(
+        "host.wait",
+        stage=stage.name,
+        step=stage.kind,
+        data={"what": f"SSH with the {expect.role} host key"},
+    )
+    transport = ctx.connector.wait_for_ssh(
+        ctx.endpoint,
+        expect,
+        timeout=timeout or timeout_of(ctx, stage),
+        poll_interval=ctx.settings.ssh_poll,
+        identity_check=check,
+    )
+    ctx.adopt(transport)
+
+
+def rescue(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
+    service = service_of(ctx)
+    check_identity(ctx, service)
+    rescue = ctx.provider.rescue_boot(service)
+    if ctx.provider.server(service).boot_id == rescue.id and _already(ctx, "rescue", is_rescue):
+        return "rescue", "converged"
+    _reboot_into(ctx, service, rescue.id, stage)
+    await_ssh(ctx, stage, KeyExpectation(role="rescue", accept_new=True), is_rescue)
+    return "rescue", "applied"
+
+
+def disk(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
+    service = service_of(ctx)
+    disk = ctx.provider.disk_boot(service)
+    if ctx.provider.server(service).boot_id == disk.id and _already(
+        ctx, "disk", is_installed_system
+    ):
+        return "disk", "converged"
+    _reboot_into(ctx, service, disk.id, stage)
+    await_ssh(ctx, stage, KeyExpectation(role="disk"), is_installed_system)
+    return "disk", "applied"
+
+
+def reboot(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
+    service = service_of(ctx)
+    _reboot_into(ctx, service, None, stage)
+    if ctx.mode == "rescue":  # a rescue reboot comes back with a fresh rescue key
+        await_ssh(ctx, stage, KeyExpectation(role="rescue", accept_new=True), is_rescue)
+    else:
+        await_ssh(ctx, stage, KeyExpectation(role="disk"), is_installed_system)
+    return ctx.mode, "applied"
+
+
+def wait_ssh(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
+    check = is_rescue if ctx.mode == "rescue" else is_installed_system
+    await_ssh(ctx, stage, KeyExpectation(role=ctx.mode), check)
+    return ctx.mode, "converged"
+
+
+def note_task(ctx: Context, stage: RenderedStage, task: Task, how: str = "", **extra: Any) -> None:
+    """Journal that the host now waits for an OVH task (``how``: adopting, started...)."""
+    detail = f"{task.function}, {how}" if how else task.function
+    ctx.emit(
+        "host.wait",
+        stage=stage.name,
+        step=stage.kind,
+        query_id=task.query_id,
+        data={"what": f"OVH task {task.id} ({detail})", "task": task.id, **extra},
+    )
