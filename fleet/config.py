@@ -71,6 +71,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rollout.concurrency", int, 20, "hosts worked on at once"),
     Setting("rollout.lease_ttl", float, 300.0, "seconds a host lease lasts between heartbeats"),
     Setting(
+        "rollout.require_preview",
+        bool,
+        False,
+        "a plan with destructive steps and preview stages runs only with --approve PREVIEW",
+    ),
+    Setting(
         "reboot.timeout", float, 900.0, "seconds to wait for a reboot task and SSH to come back"
     ),
     Setting("reboot.ssh_poll", float, 5.0, "seconds between SSH attempts while a host comes back"),

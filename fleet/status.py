@@ -43,3 +43,24 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
         "owner": str(run.owner),
         "hosts": _host_rows(run.hosts, events),
     }
+
+
+def host_status(store: Store, run_id: str, host: str) -> dict[str, Any]:
+    """One host of a run: where it stands, each step's outcome, and its record (the guard's
+    decisions, the identities its stages found or made)."""
+    from fleet.errors import UsageError
+    from fleet.reports.records import host_records
+
+    run = store.get_run(run_id)
+    if host not in run.hosts:
+        raise UsageError(
+            f"run {run_id} has no host {host!r}", hint="hosts: " + ", ".join(run.hosts)
+        )
+    events = store.events(run_id, host)
+    row = _host_rows((host,), events)[0]
+    steps = [
+        {"stage": e.stage, "step": e.step, "outcome": e.outcome, "excerpt": e.excerpt}
+        for e in events
+        if e.kind == "step.end"
+    ]
+    return {"run": run.id, **row, "steps": steps, "record": host_records(events).get(host, {})}

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.options import load_plan
+
+if TYPE_CHECKING:
+    from fleet.inventory import Host
+    from fleet.plan import Plan
 
 
 @click.command("plan")
@@ -19,6 +24,12 @@ from fleet.cli.options import load_plan
     "--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a plan variable."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Connect and run the plan's read-only stages (facts, guard): show per host the disks "
+    "taken and not taken and why, and record the preview for `fleet rollout --approve`.",
+)
 @pass_app
 def plan_cmd(
     app: App,
@@ -28,14 +39,18 @@ def plan_cmd(
     by: str | None,
     variables: tuple[str, ...],
     as_json: bool,
+    probe: bool,
 ) -> None:
     """Show what a rollout of PLAN would do, per host. Changes nothing anywhere.
 
-    PLAN is a YAML file or a built-in plan name (see docs/plans.md).
+    PLAN is a YAML file or a built-in plan name (see docs/plans.md). With --probe, fleet
+    connects to each host and runs only the plan's read-only stages on the system it runs
+    now, then prints what they decided; nothing is written on any host.
 
     \b
     Example:
       fleet plan plans/app.yaml --limit 'dc:gra3,&hybrid' --batches 1,10%,100%
+      fleet plan hybrid-raid --limit hybrid --probe
     """
     from fleet.engine.batching import make_batches
     from fleet.plan import render_for_host
@@ -43,6 +58,13 @@ def plan_cmd(
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
     rendered = [render_for_host(plan, h) for h in hosts]
+    from fleet.stages.boot import ovh_gaps
+
+    for gap in ovh_gaps(rendered, hosts):
+        click.echo(f"warning: no ovh_service, yet the plan goes through OVH's API: {gap}", err=True)
+    if probe:
+        _probe(app, plan, hosts, as_json)
+        return
     groups = make_batches(hosts, batches, by)
     if as_json:
         click.echo(
@@ -61,3 +83,22 @@ def plan_cmd(
     from fleet.render import print_plan
 
     print_plan(plan, rendered, groups)
+
+
+def _probe(app: App, plan: Plan, hosts: list[Host], as_json: bool) -> None:
+    import getpass
+
+    from fleet.cli.wiring import connector
+    from fleet.engine.preview import Previewer, record_preview, run_preview
+    from fleet.render import print_preview
+
+    previewer = Previewer(plan, connector(app), app.store, app.provider,
+                          app.settings.get("ssh.key_file"))  # fmt: skip
+    results = run_preview(previewer, hosts, app.settings.get("rollout.concurrency"))
+    preview = record_preview(app.store, plan, results, getpass.getuser())
+    if as_json:
+        payload = {"preview": preview.id, "plan": plan.name, "hash": plan.hash,
+                   "hosts": [r.to_dict() for r in results]}  # fmt: skip
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        print_preview(plan, results, preview)

@@ -13,16 +13,23 @@ from fleet.clock import utc_iso
 
 @click.command("status")
 @click.argument("run_id", required=False, metavar="[RUN]")
+@click.argument("host", required=False, metavar="[HOST]")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--limit", "count", type=int, default=20, show_default=True, help="Runs listed.")
 @pass_app
-def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
-    """Runs and their state; with RUN, where every host stands.
+def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, count: int) -> None:
+    """Runs and their state; with RUN, where every host stands; with RUN HOST, that host's
+    steps and record: what its guard decided (disks taken and not, why) and the identities
+    its stages found or made (array and filesystem UUIDs).
 
     \b
     Example:
       fleet status r20261125-101500-ab12 --json
+      fleet status r20261125-101500-ab12 srv-016
     """
+    if run_id is not None and host is not None:
+        _host_status(app, run_id, host, as_json)
+        return
     from fleet.status import run_status
 
     if run_id is None:
@@ -73,3 +80,23 @@ def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
         [[h["host"], h["state"], h["where"] or "", h["message"] or ""] for h in status["hosts"]],
         ["HOST", "STATE", "STAGE/STEP", "LAST MESSAGE"],
     )
+
+
+def _host_status(app: App, run_id: str, host: str, as_json: bool) -> None:
+    from fleet.reports.records import decision_lines
+    from fleet.status import host_status
+
+    status = host_status(app.store, run_id, host)
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+        return
+    click.echo(f"host {host} in run {run_id}: {status['state']}")
+    if status["message"]:
+        click.echo(f"  {status['where'] or ''} {status['message']}".rstrip())
+    table([[f"{s['stage']}/{s['step']}", s["outcome"] or ""] for s in status["steps"]],
+          ["STEP", "OUTCOME"])  # fmt: skip
+    record = dict(status["record"])
+    for line in decision_lines(record.pop("decisions", {})):
+        click.echo(line)
+    for key, value in record.items():
+        click.echo(f"{key}: {value}")

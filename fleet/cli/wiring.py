@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from fleet.plan import Plan
     from fleet.stages.context import ExecSettings
     from fleet.store.base import RunRecord
+    from fleet.transport.ssh import SshConnector
 
 
 def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
@@ -44,20 +45,25 @@ def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
     )
 
 
-def services(app: App) -> Services:
-    from fleet.engine.leases import LeaseKeeper
-    from fleet.engine.pipeline import Services
+def connector(app: App) -> SshConnector:
+    """SSH sessions with host keys pinned in the store."""
     from fleet.transport.ssh import SshConnector
 
     s = app.settings
-    connector = SshConnector(
+    return SshConnector(
         host_keys=app.store,
         connect_timeout=s.get("ssh.connect_timeout"),
         trust_on_first_use=s.get("ssh.trust_on_first_use"),
     )
-    keeper = LeaseKeeper(app.store, s.get("rollout.lease_ttl"))
+
+
+def services(app: App) -> Services:
+    from fleet.engine.leases import LeaseKeeper
+    from fleet.engine.pipeline import Services
+
+    keeper = LeaseKeeper(app.store, app.settings.get("rollout.lease_ttl"))
     app._closers.append(keeper.close)
-    return Services(app.store, connector, provider_factory=app.provider, leases=keeper)
+    return Services(app.store, connector(app), provider_factory=app.provider, leases=keeper)
 
 
 def observers(output: str, run: RunRecord | None = None) -> list[Observer]:

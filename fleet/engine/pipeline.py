@@ -23,6 +23,7 @@ from typing import Any
 from fleet.engine.journal import Journal
 from fleet.engine.leases import LeaseKeeper, LeaseLost, StopSignal
 from fleet.errors import (
+    ConfigError,
     FleetError,
     HostKeyMismatch,
     LeaseHeld,
@@ -34,11 +35,11 @@ from fleet.errors import (
 )
 from fleet.inventory import Host
 from fleet.plan import Plan, host_context, render, render_stage, with_facts
-from fleet.provider.base import Provider
+from fleet.provider.base import Hardware, Provider
 from fleet.stages.context import Connector, ExecSettings
 from fleet.stages.registry import STAGES
 from fleet.stages.ssh import StepFailed
-from fleet.store.base import Event, Lease, Owner, Store
+from fleet.store.base import Event, Lease, OwnedArray, Owner, Store
 from fleet.transport.base import CommandResult, Endpoint, KeyExpectation, Transport
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,10 @@ class Services:
     stop: StopSignal = field(default_factory=StopSignal)
     _provider: Provider | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def has_provider(self) -> bool:
+        return self._provider is not None or self.provider_factory is not None
 
     @property
     def provider(self) -> Provider:
@@ -189,6 +194,8 @@ class Pipeline:
                     return self._result("failed", "infrastructure", exc.message)
                 if self.svc.stop.soft.wait(s.infra_retry_delay * (2**attempt)):
                     return self._result("stopped", None, self.svc.stop.reason)
+            except FleetError as exc:  # settings and the like: the host ends, journaled
+                return self._result("failed", "infrastructure", exc.message)
         raise AssertionError("unreachable")
 
     def _result(self, outcome: str, failure: str | None, message: str) -> HostResult:
@@ -298,6 +305,22 @@ class Pipeline:
 
     def host_events(self) -> list[Event]:
         return self.svc.store.events(self.job.run_id, self.host.name)
+
+    def owned_arrays(self) -> list[OwnedArray]:
+        return self.svc.store.owned_arrays(self.host.name)
+
+    def record_array(self, array: OwnedArray) -> None:
+        self.svc.store.record_array(array)
+
+    def hardware(self) -> Hardware | None:
+        service = self.host.service_name
+        if not service or not self.svc.has_provider:
+            return None
+        try:
+            provider = self.svc.provider
+        except ConfigError:  # no OVH credentials here: the specification is not known
+            return None
+        return provider.hardware(service)
 
     def fence(self) -> None:
         if self.svc.leases:

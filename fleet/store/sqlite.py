@@ -31,14 +31,17 @@ from typing import TYPE_CHECKING, Any
 
 from fleet.clock import SystemClock, parse_utc, utc_iso
 from fleet.errors import ConfigError, LeaseHeld, StoreError
+from fleet.store import disk_records
 from fleet.store.base import (
     MISSED_POLICIES,
     RUN_STATES,
     Event,
     HaltState,
     Lease,
+    OwnedArray,
     Owner,
     PinnedKey,
+    Preview,
     QuarantineEntry,
     RunRecord,
     ScheduleFire,
@@ -52,8 +55,9 @@ if TYPE_CHECKING:
     from fleet.clock import Clock
 
 #: Bumped on every schema change; a newer file is refused rather than misread.
-#: Version 2 added the schedules and their fires (see :data:`_MIGRATIONS`).
-SCHEMA_VERSION = 2
+#: Version 2 added the schedules and their fires, 3 the arrays fleet created and the previews
+#: (see :data:`_MIGRATIONS`).
+SCHEMA_VERSION = 3
 
 #: How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 10_000
@@ -156,6 +160,7 @@ CREATE TABLE IF NOT EXISTS schedule_fires (
     PRIMARY KEY (schedule, due_at)
 );
 """,
+    3: disk_records.SCHEMA,
 }
 
 _INSERT_EVENT = (
@@ -674,6 +679,20 @@ class SqliteStore:
                     conn, "hostkey.forget", "-", host, {"who": who, "reason": reason, "role": role}
                 )
         return bool(gone)
+
+    # ------------------------------------------------------------- disk records
+
+    def record_array(self, array: OwnedArray) -> None:
+        disk_records.record_array(self._write, array, self._now())
+
+    def owned_arrays(self, host: str | None = None) -> list[OwnedArray]:
+        return disk_records.owned_arrays(self._read, host)
+
+    def save_preview(self, preview: Preview) -> None:
+        disk_records.save_preview(self._write, preview, self._now())
+
+    def get_preview(self, preview_id: str) -> Preview | None:
+        return disk_records.get_preview(self._read, preview_id)
 
     # ------------------------------------------------------------------ schedules
 

@@ -21,7 +21,9 @@ from fleet.errors import PayloadError
 from fleet.inventory import Host
 from fleet.plan import render_stage, with_facts
 from fleet.plans import builtin_plan, hybrid_raid
+from fleet.plans.disks import parse_lsblk
 from fleet.stages.call import StageContext
+from fleet.store.base import OwnedArray
 from fleet.transport.base import CommandResult
 from tests.unit.hybrid_raid_layouts import (
     HDD_BYTES,
@@ -75,14 +77,20 @@ def examine_loop(outputs: dict[str, str]) -> str:
     return "".join(f"@@ {path}\n{text}" for path, text in outputs.items())
 
 
-def device_probe(command: str, examine: dict[str, str]) -> str:
-    """What the facts stage's device loop prints for the paths it was given: nothing found by
-    blkid -p or wipefs, and the given mdadm --examine outputs."""
-    paths = shlex.split(command.split(";", 1)[0])[2:]
+def device_probe(command: str, examine: dict[str, str], layout: str) -> str:
+    """What the facts stage's device loop prints for the paths it was given: blkid -p and
+    wipefs see what lsblk shows (partition table, filesystem type), mdadm --examine prints the
+    given outputs."""
+    nodes = {n.path: n for d in parse_lsblk(layout) for n in d.walk()}
     out = ""
-    for path in paths:
-        out += f"@@dev {path}\n@@examine\n{examine.get(path, '')}@@blkid\n@@rc 2\n"
-        out += '@@wipefs\n{"signatures": []}\n@@rc 0\n@@holders\n'
+    for path in shlex.split(command.split(";", 1)[0])[2:]:
+        node = nodes[path]
+        kind = node.fstype or (node.pttype if node.type == "disk" else "")
+        sigs = [{"device": node.name, "offset": "0x0", "type": kind}] if kind else []
+        key = "TYPE" if node.fstype else "PTTYPE"
+        blkid = f"DEVNAME={path}\n{key}={kind}\n@@rc 0\n" if kind else "@@rc 2\n"
+        out += f"@@dev {path}\n@@examine\n{examine.get(path, '')}@@blkid\n{blkid}"
+        out += f"@@wipefs\n{json.dumps({'signatures': sigs})}\n@@rc 0\n@@holders\n"
     return out
 
 
@@ -96,7 +104,8 @@ class RescueHost(ScriptedHost):
     def __call__(self, command: str, timeout: float) -> CommandResult:
         if "@@blkid" in command:
             self.ran.append(command)
-            return CommandResult(command, 0, device_probe(command, self.examine), "", 0.01)
+            layout = str(self.answers["lsblk -J -b"])
+            return CommandResult(command, 0, device_probe(command, self.examine, layout), "", 0.01)
         return super().__call__(command, timeout)
 
 
@@ -160,15 +169,19 @@ def test_guard_refusal_names_the_disk() -> None:
 
 
 def test_guard_sees_an_earlier_superblock_through_examine() -> None:
-    disks = hdd("sda", "K4GH1AAA", raid_part("sda")), hdd("sdb", "K4GH2BBB", raid_part("sdb"))
+    member = {"fstype": "linux_raid_member"}
+    disks = (hdd("sda", "K4GH1AAA", raid_part("sda", **member)),
+             hdd("sdb", "K4GH2BBB", raid_part("sdb", **member)))  # fmt: skip
     host = rescue_host(*disks, examine={"/dev/sda1": EXAMINE_MD4, "/dev/sdb1": EXAMINE_MD4})
     facts = hybrid_raid.gather(context(host))
     with pytest.raises(PayloadError, match="not created by fleet for this host"):
         hybrid_raid.select(context(host, facts=facts))  # named md4, but not fleet's
-    owned = {**facts, "owned_arrays": [UUID]}
-    assert hybrid_raid.select(context(host, facts=owned))["existing_uuid"] == UUID
+    owned = context(host, facts=facts)
+    owned.owned = lambda: [OwnedArray("hyb-1", UUID, "md4", "raid1", ("K4GH1AAA",), "r1")]
+    assert hybrid_raid.select(owned)["existing_uuid"] == UUID
+    owned.vars["level"] = "0"
     with pytest.raises(PayloadError, match="but it is raid1, the plan wants raid0"):
-        hybrid_raid.select(context(host, facts=owned, level="0"))
+        hybrid_raid.select(owned)
 
 
 def test_facts_refuses_the_wrong_mode_and_missing_tools() -> None:
@@ -505,3 +518,40 @@ def test_mkfs_never_formats_over_a_filesystem_of_an_existing_array(fake_bin: Pat
     assert sh_with(fake_bin, existing.apply) != 0 and not (fake_bin / "formatted").exists()
     fresh = rendered_steps(located())["filesystem/mkfs"]
     assert sh_with(fake_bin, fresh.apply) == 0 and (fake_bin / "formatted").exists()
+
+
+def test_a_run_from_an_approved_preview_refuses_other_decisions() -> None:
+    host = rescue_host(hdd("sda", "K4GH1AAA"), hdd("sdb", "K4GH2BBB"))
+    facts = hybrid_raid.gather(context(host))
+    digest = hybrid_raid.select(context(host, facts=facts))["digest"]
+    approved = context(host, facts=facts)
+    approved.approved = digest
+    assert hybrid_raid.select(approved)["digest"] == digest
+    approved.approved = "0123456789ab"
+    with pytest.raises(PayloadError, match="the disks differ from the approved preview"):
+        hybrid_raid.select(approved)
+    approved.approved = ""
+    with pytest.raises(PayloadError, match="the approved preview refused this host"):
+        hybrid_raid.select(approved)
+    wiped = context(host, facts=facts, wipe=["K4GH1AAA"])  # another decision: another digest
+    assert hybrid_raid.select(wiped)["digest"] == digest  # blank disks: wipe destroys nothing
+
+
+def test_locate_records_the_array_as_fleets_own() -> None:
+    mdstat = "md127 : active raid1 sdb1[1] sda1[0]\n      3906885440 blocks super 1.2 [2/2] [UU]\n"
+    host = ScriptedHost(
+        {
+            "for d in ": examine_loop({"/dev/sda1": EXAMINE_MD4, "/dev/sdb1": EXAMINE_MD4}),
+            "cat /proc/mdstat": mdstat,
+            "blkid -p -o export /dev/md127": f"UUID={FS_UUID}\nLABEL=data\nTYPE=ext4\n",
+        }
+    )
+    recorded: list[OwnedArray] = []
+    ctx = context(host, facts=our_facts())
+    ctx.record, ctx.run_id = recorded.append, "r42"
+    hybrid_raid.locate(ctx)
+    (array,) = recorded
+    assert (array.uuid, array.serials, array.fs_uuid, array.run_id) == (
+        UUID, ("K4GH1AAA", "K4GH2BBB"), FS_UUID, "r42")  # fmt: skip
+    assert array.name.startswith("fleet-") and array.name.endswith(":md4")
+    assert array.level == "raid1" and array.host == "hyb-1"

@@ -21,6 +21,7 @@ from fleet.plans.disks.select import DiskRule, Refused, choose
 from fleet.plans.disks.signals import (
     Finding,
     content_findings,
+    disagreement,
     empty_raid_layout,
     empty_stub,
     mount_findings,
@@ -154,10 +155,11 @@ def _in_array(probe: Probe, disk: BlockDev, uuid: str) -> bool:
 
 
 def _our_content(probe: Probe, disk: BlockDev) -> list[Finding]:
-    """On a member of fleet's own array: anything besides the array is a finding."""
+    """On a member of fleet's own array: anything besides the array is a finding, and so is
+    a source that sees something else than the array."""
     if len(disk.partitions) != 1:
         return [Finding(f"has {len(disk.partitions)} partitions besides fleet's own array")]
-    return []
+    return [Finding(t) for n in (disk, *disk.partitions) if (t := disagreement(probe, n))]
 
 
 def _allowed(disk: BlockDev, findings: list[Finding], wipe: frozenset[str]) -> bool:

@@ -44,6 +44,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RESCUE = {"mode": "rescue"}
+#: Read-only stages that ``fleet plan --probe`` runs to show what the guard would decide.
+PREVIEW = {"preview": True}
 LIVE = {"mode": "live"}
 _CALL = "fleet.plans.hybrid_raid:"
 
@@ -106,13 +108,13 @@ def plan_data(settings: Settings) -> dict[str, Any]:
         "converged": shell.CONVERGED,
         "stages": [
             {"name": "rescue", "kind": "rescue", "when": RESCUE},
-            {"name": "facts", "kind": "python", "call": _CALL + "gather"},
-            {"name": "guard", "kind": "python", "call": _CALL + "select"},
+            {"name": "facts", "kind": "python", "call": _CALL + "gather", "params": PREVIEW},
+            {"name": "guard", "kind": "python", "call": _CALL + "select", "params": PREVIEW},
             *_disk_stages(),
             _persist_stage(),
             {"name": "disk", "kind": "disk", "when": RESCUE},
             {"name": "verify", "kind": "python", "call": _CALL + "verify"},
-            {"name": "reboot", "kind": "reboot"},
+            {"name": "reboot", "kind": "reboot", "params": {"how": settings.reboot}},
             {"name": "verify-again", "kind": "python", "call": _CALL + "verify"},
         ],
     }

@@ -10,11 +10,14 @@ installed system's own ``/etc/fstab`` in rescue.
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fleet.plans import disks
 from fleet.plans.hybrid_raid.params import Settings, host_settings
 from fleet.stages.call import StageContext
+
+if TYPE_CHECKING:
+    from fleet.provider.base import Hardware
 
 _TOOLS = ("lsblk", "blkid", "mdadm", "parted", "wipefs", "findmnt", "mountpoint", "udevadm")
 _RESCUE_TOOLS = ("debugfs", "findfs")
@@ -106,16 +109,45 @@ def read_probe(ctx: StageContext, live: bool) -> dict[str, Any]:
     }
 
 
+def _kind(disk_type: str) -> str:
+    """OVH's free-text ``diskType`` as NVME, SSD or HDD ("" when unknown)."""
+    text = disk_type.upper()
+    if "NVME" in text:
+        return "NVME"
+    if "SSD" in text:
+        return "SSD"
+    return "HDD" if any(t in text for t in ("HDD", "SATA", "SAS")) else ""
+
+
+def spec_from(hardware: Hardware | None) -> disks.SystemSpec | None:
+    """OVH's system disk group (``defaultDiskGroupId``) and the other groups."""
+    system = hardware.system_group if hardware else None
+    if hardware is None or system is None or not _kind(system.disk_type):
+        return None
+    others = tuple(
+        (_kind(g.disk_type), g.count, g.size_gb)
+        for g in hardware.disk_groups
+        if g.id != system.id and _kind(g.disk_type)
+    )
+    return disks.SystemSpec((_kind(system.disk_type), system.count, system.size_gb), others)
+
+
 def gather(ctx: StageContext) -> dict[str, Any]:
     """Stage ``facts``: prove the mode, check the tools, read every source read-only. Returns
-    the raw outputs and the disks seen."""
+    the raw outputs (with OVH's hardware specification when the host has an ``ovh_service``)
+    and the disks seen. Run by ``fleet plan --probe``, it reads whatever system the host runs."""
     settings = host_settings(ctx)
-    mode_check(ctx, settings)
+    in_rescue = ctx.must("hostname").stdout.strip().startswith("rescue")
+    if not ctx.preview:
+        mode_check(ctx, settings)
     missing = _missing_tools(ctx, settings)
     if missing:
         raise ctx.refuse(f"missing tools on the host: {', '.join(missing)}")
-    if settings.mode == "live":
+    if settings.mode == "live" and not in_rescue:
         _mount_point_free(ctx, settings.mount)
-    probe = read_probe(ctx, settings.mode == "live")
+    probe = read_probe(ctx, not in_rescue)
+    spec = spec_from(ctx.hardware())
+    if spec is not None:
+        probe["spec"] = spec.to_json()
     seen = [d.describe() for d in disks.parse_lsblk(probe["lsblk"]) if d.type == "disk"]
     return {"probe": probe, "disks_seen": seen}

@@ -13,6 +13,7 @@ from fleet.plans import disks
 from fleet.plans.hybrid_raid.facts import examine_all
 from fleet.plans.hybrid_raid.params import Settings, host_settings
 from fleet.stages.call import StageContext
+from fleet.store.base import OwnedArray
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,9 @@ def host_id(ctx: StageContext) -> str:
 
 def ownership(ctx: StageContext, settings: Settings) -> disks.Ownership:
     """UUIDs fleet recorded for this host, and the marker it stamps on this plan's array."""
-    recorded = ctx.facts.get("owned_arrays") or []
+    recorded = frozenset(a.uuid for a in ctx.owned())
     marker = disks.owner_marker(host_id(ctx), settings.md_name, settings.level)
-    return disks.Ownership(frozenset(str(u) for u in recorded), marker)
+    return disks.Ownership(recorded, marker)
 
 
 def decisions(sel: disks.Selection) -> dict[str, Any]:
@@ -93,12 +94,25 @@ def select(ctx: StageContext) -> dict[str, Any]:
         )
     except disks.Refused as exc:
         raise ctx.refuse(exc.message) from exc
-    if settings.mode == "rescue" and not selection.existing_uuid:
+    if settings.mode == "rescue" and not selection.existing_uuid and not ctx.preview:
         _need_installed_system(ctx, probe)
     facts = selection_facts(settings, selection, owner, probe)
+    _check_approved(ctx, facts["digest"])
     for note in facts["notes"]:
         log.warning("%s: hybrid-raid: %s", ctx.host.name, note)
     return facts
+
+
+def _check_approved(ctx: StageContext, digest: str) -> None:
+    """A run started from an approved preview does only what the preview showed."""
+    if ctx.approved is None or ctx.approved == digest:
+        return
+    if not ctx.approved:
+        raise ctx.refuse("the approved preview refused this host or did not include it")
+    raise ctx.refuse(
+        f"the disks differ from the approved preview (decision {digest}, preview showed "
+        f"{ctx.approved}): preview again with `fleet plan --probe` and approve what it shows"
+    )
 
 
 def _need_installed_system(ctx: StageContext, probe: disks.Probe) -> None:
@@ -139,6 +153,7 @@ def locate(ctx: StageContext) -> dict[str, Any]:
     if ctx.params.get("require_filesystem") and not fs_uuid:
         raise ctx.refuse(f"{device} carries no {ctx.facts['fs']} filesystem after mkfs: {fs}")
     pass_no = 2 if ctx.facts["fs"] == "ext4" else 0
+    _record(ctx, uuid, fs_uuid)
     return {
         "array_uuid": uuid,
         "md_device": device,
@@ -150,6 +165,23 @@ def locate(ctx: StageContext) -> dict[str, Any]:
             else ""
         ),
     }
+
+
+def _record(ctx: StageContext, uuid: str, fs_uuid: str) -> None:
+    """Keep the array's identity in fleet's store: later runs know it is fleet's own."""
+    if ctx.record is None:
+        return
+    ctx.record(
+        OwnedArray(
+            host=ctx.host.name,
+            uuid=uuid,
+            name=str(ctx.facts["array_name"]),
+            level=str(ctx.facts["raid_level"]),
+            serials=tuple(str(s) for s in ctx.facts["serials"]),
+            run_id=ctx.run_id,
+            fs_uuid=fs_uuid,
+        )
+    )
 
 
 def _check_array(ctx: StageContext) -> str:
