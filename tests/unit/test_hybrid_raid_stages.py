@@ -555,3 +555,23 @@ def test_locate_records_the_array_as_fleets_own() -> None:
         UUID, ("K4GH1AAA", "K4GH2BBB"), FS_UUID, "r42")  # fmt: skip
     assert array.name.startswith("fleet-") and array.name.endswith(":md4")
     assert array.level == "raid1" and array.host == "hyb-1"
+
+
+def test_mdadm_conf_loses_the_lines_of_arrays_the_wipe_destroyed(tmp_path: Path) -> None:
+    (tmp_path / "etc" / "mdadm").mkdir(parents=True)
+    conf = tmp_path / "etc" / "mdadm" / "mdadm.conf"
+    seed = "ARRAY /dev/md4 UUID=7d45838b:7886c766:5802452c:653f8cca"
+    conf.write_text(f"HOMEHOST <system>\n{seed}\nARRAY /dev/md/md3 UUID=aa:bb\n")
+    plan = builtin_plan("hybrid-raid", {"mode": "live"})
+    stage = next(s for s in plan.stages if s.name == "persist")
+    facts = {**located(), "root": str(tmp_path), "target_dir": f"{tmp_path}/opt",
+             "wiped_arrays": ["7d45838b:7886c766:5802452c:653f8cca"]}  # fmt: skip
+    rendered, _ = render_stage(plan, stage, with_facts({"mode": "live"}, facts))
+    assert rendered is not None
+    step = next(s for s in rendered.steps if s.name == "mdadm.conf ARRAY line")
+    assert sh(step.check or "false") != 0
+    assert sh(step.apply) == 0 and sh(step.check or "false") == 0
+    assert conf.read_text().splitlines() == [
+        "HOMEHOST <system>", "ARRAY /dev/md/md3 UUID=aa:bb",
+        f"ARRAY /dev/md/md4 metadata=1.2 UUID={UUID}",
+    ]  # fmt: skip

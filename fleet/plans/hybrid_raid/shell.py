@@ -146,13 +146,17 @@ MOUNT_ROOT = (
 CONF = "{{ facts.root }}/etc/mdadm/mdadm.conf"
 MDADM_CONF_OK = (
     f"grep -qxF {{{{ facts.mdadm_line }}}} {CONF} && "
-    f'[ "$(grep -cF UUID={{{{ facts.array_uuid }}}} {CONF})" -eq 1 ]'
+    f'[ "$(grep -cF UUID={{{{ facts.array_uuid }}}} {CONF})" -eq 1 ] && '
+    f'for u in {{{{ facts.wiped_arrays }}}}; do ! grep -qF "UUID=$u" {CONF} || exit 1; done'
 )
-#: Drop every line naming our UUID, then append ours: replaced, never duplicated.
+#: Drop every line naming our UUID or an array the wipe destroyed (its ARRAY line would have the
+#: boot wait for it), then append ours: replaced, never duplicated.
 MDADM_CONF = (
-    f'set -e; f={CONF}; mkdir -p "${{f%/*}}"; touch "$f"\n'
-    '{ grep -vF UUID={{ facts.array_uuid }} "$f" || true; echo {{ facts.mdadm_line }}; } > "$f.fleet-new"\n'
-    'cat "$f.fleet-new" > "$f"; rm -f "$f.fleet-new"'
+    f'set -e; f={CONF}; mkdir -p "${{f%/*}}"; touch "$f"; cp "$f" "$f.fleet-new"\n'
+    "for u in {{ facts.array_uuid }} {{ facts.wiped_arrays }}; do\n"
+    '  grep -vF "UUID=$u" "$f.fleet-new" > "$f.fleet-tmp" || true; mv "$f.fleet-tmp" "$f.fleet-new"\n'
+    "done\n"
+    'echo {{ facts.mdadm_line }} >> "$f.fleet-new"; cat "$f.fleet-new" > "$f"; rm -f "$f.fleet-new"'
 )
 FSTAB = "{{ facts.root }}/etc/fstab"
 _FSTAB_OURS = "'$1 !~ /^#/ && ($2 == m || $1 == u)'"

@@ -67,6 +67,7 @@ def selection_facts(
         if not sel.existing_uuid or all(d.serial in settings.wipe for d in sel.disks)
         else "no",
         "wipe_disks": list(sel.wipe_disks), "wiped": list(sel.wiped),
+        "wiped_arrays": list(sel.foreign_arrays) if sel.wipe_disks else [],
         "system_disks": list(sel.system), "not_chosen": list(sel.skipped),
         "system_arrays": disks.system_arrays(probe, system),
         "root_uuid": disks.installed_root(probe),
