@@ -54,15 +54,20 @@ LAYOUT = (
     'awk -F: \'NR==2 && $6!="gpt" {bad=1} NR>2 {n++; if ($7 !~ /raid/) bad=1} '
     "END {exit (bad || n!=1)}' || exit 1; done"
 )
+#: Partitioning cannot hold udev off (parted waits for it): instead the first and last 4 MiB of
+#: each disk are zeroed first, where the new partition's md superblock would sit (1.x at its
+#: start, 0.90/1.0 at its end), so that no old array's superblock shows through for udev.
 PARTITION = (
-    "set -e; " + IDENTITY + "\n" + _UDEV_PAUSE + "for d in {{ facts.disks }}; do\n"
+    "set -e; " + IDENTITY + "\nudevadm settle 2>/dev/null || true\nfor d in {{ facts.disks }}; do\n"
     '  for x in $(lsblk -lnpo NAME,TYPE "$d" | awk \'$2=="part" {print $1}\'); do wipefs -a "$x"; done\n'
-    '  wipefs -a "$d"\n'
+    '  wipefs -a "$d"; mib=$(( $(blockdev --getsize64 "$d") / 1048576 ))\n'
+    '  dd if=/dev/zero of="$d" bs=1M count=4 conv=fsync,notrunc status=none\n'
+    '  dd if=/dev/zero of="$d" bs=1M count=4 seek=$((mib - 4)) conv=fsync,notrunc status=none\n'
     '  parted -s -a optimal "$d" mklabel gpt mkpart primary 0% 100% set 1 raid on\n'
     "done\n"
-    # A new partition may expose an old superblock at its offset: erase it before udev sees it.
+    "udevadm settle 2>/dev/null || true\n"
     'for x in {{ facts.members }}; do i=0; while [ ! -b "$x" ] && [ $i -lt 40 ]; do sleep 0.5; '
-    "i=$((i+1)); done; " + _ZERO_MD + '  wipefs -a "$x"; done\n' + _UDEV_RESUME
+    "i=$((i+1)); done; " + _ZERO_MD + '  wipefs -a "$x"; done'
 )
 ALIGNED = 'for d in {{ facts.disks }}; do parted -s "$d" align-check optimal 1 || exit 1; done'
 #: Every member carries a superblock of one array fleet made here: its marker name (or the UUID
