@@ -121,7 +121,10 @@ def test_a_stub_partition_holding_anything_is_data() -> None:
     )
     text = refusal(probe(*disks))
     assert "/dev/sda (HGST HUS726040ALA610, serial K4GH2BBB, 4.0 TB)" in text
-    assert "has partition /dev/sda1 (OVH's 511 MiB stub partition, ext4 'OLD')" in text
+    assert (
+        "has partition /dev/sda1 (OVH's 511 MiB stub partition, ext4 'OLD': only an empty stub "
+        "is replaced without `wipe`)"
+    ) in text
     assert "list its serial in `wipe`" in text and "serial K4GH1AAA" not in text
     sel = run(probe(*disks), wipe="K4GH2BBB OTHER")
     assert sel.wiped == ("K4GH2BBB",) and sel.wipe_disks == ("/dev/sda",)

@@ -149,16 +149,18 @@ def content_findings(probe: Probe, disk: BlockDev, array_members: set[str]) -> l
         if node is disk and found and not (disk.pttype and not disk.fstype):
             out.append(Finding(f"carries {found} on the whole disk"))
         elif node is not disk:
-            size = (
-                "OVH's 511 MiB stub partition"
-                if node.size == STUB_PARTITION_BYTES
-                else human(node.size)
-            )
-            detail = f", {found}" if found else ""
-            out.append(Finding(f"has partition {node.path} ({size}{detail})"))
+            out.append(Finding(f"has partition {node.path} ({_partition_text(node, found)})"))
     if disk.pttype and not disk.partitions and _table_only(probe, disk):
         out.append(Finding(f"carries an empty {disk.pttype} partition table"))
     return out
+
+
+def _partition_text(node: BlockDev, found: str) -> str:
+    if node.size != STUB_PARTITION_BYTES:
+        return human(node.size) + (f", {found}" if found else "")
+    if found:  # say why this stub is data when an empty one is not
+        return f"OVH's 511 MiB stub partition, {found}: only an empty stub is replaced without `wipe`"
+    return "OVH's 511 MiB stub partition, beside other content"
 
 
 def _stacked(probe: Probe, node: BlockDev) -> list[Finding]:
