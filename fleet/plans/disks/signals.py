@@ -159,7 +159,9 @@ def _partition_text(node: BlockDev, found: str) -> str:
     if node.size != STUB_PARTITION_BYTES:
         return human(node.size) + (f", {found}" if found else "")
     if found:  # say why this stub is data when an empty one is not
-        return f"OVH's 511 MiB stub partition, {found}: only an empty stub is replaced without `wipe`"
+        return (
+            f"OVH's 511 MiB stub partition, {found}: only an empty stub is replaced without `wipe`"
+        )
     return "OVH's 511 MiB stub partition, beside other content"
 
 
