@@ -185,3 +185,27 @@ def test_rollout_refuses_them_before_any_run_exists(tmp_path: Path) -> None:
     plan = fleet("-i", str(inventory), "plan", "builtin:hybrid-raid")
     assert "warning: no ovh_service, yet the plan goes through OVH's API: bare (rescue, disk)" \
         in plan.stderr  # fmt: skip
+
+
+def test_the_preview_runs_only_read_only_stages_and_prints_per_host(
+    store: SqliteStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleet.engine.preview import Previewer, preview_stages, run_preview
+    from fleet.plan import parse_plan
+    from fleet.render import print_preview
+
+    plan = builtin_plan("hybrid-raid", {})
+    assert preview_stages(plan) == ["facts", "guard"]
+    bare = parse_plan(
+        {"name": "x", "stages": [{"name": "s", "steps": [{"name": "a", "apply": "true"}]}]},
+        "x.yaml",
+    )
+    with pytest.raises(UsageError, match="no read-only stages to preview"):
+        run_preview(Previewer(bare, connector=None, store=store), [Host("a", "127.0.0.1")], 1)
+    results = [HostPreview("vm-01", "d1gest", {"decisions": DECISIONS}),
+               HostPreview("vm-02", refused="vm-02: refused: RAID1 needs at least 2 disks")]  # fmt: skip
+    print_preview(plan, results, record_preview(store, plan, results, "ops"))
+    out = capsys.readouterr().out
+    assert "host vm-01: decision d1gest\n  take /dev/sda  HGST HUS726040AL  serial K7H1" in out
+    assert "host vm-02: refused\n  vm-02: refused: RAID1 needs at least 2 disks" in out
+    assert "roll out exactly this with: --approve " in out
