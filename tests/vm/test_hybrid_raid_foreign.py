@@ -7,10 +7,11 @@ Then, through rescue (whose udev assembles that array again, as OVH's does):
 
 * without ``wipe``, hybrid-raid refuses the host at its guard, naming the array (its name,
   UUID, level, members with serials, state), and the file is still there;
-* with ``wipe`` listing both HDDs' serials, the wipe stage stops the array, keeps udev from
-  assembling it again, erases it, and the plan builds fleet's own array in its place; the old
-  ARRAY line is gone from mdadm.conf, the /opt line now names fleet's filesystem by UUID, and
-  the server boots twice with it. A second rollout changes nothing.
+* with ``wipe`` listing both HDDs' serials (and the quarantine the refusal left cleared), the
+  wipe stage stops the array, keeps udev from assembling it again, erases it, and the plan
+  builds fleet's own array in its place; the old ARRAY line is gone from mdadm.conf, the /opt
+  line now names fleet's filesystem by UUID, and the server boots twice with it. A second
+  rollout changes nothing.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ class TestForeign:
         assert vms is not None
         before = vms.nvme_checksums("vm-01")
         wipe = ",".join(rig.spec("vm-01").hdd_serials)
+        cleared = rig.cli("quarantine", "clear", "vm-01")  # the refusal quarantined it
+        assert cleared.returncode == 0, cleared.stderr
         code, events, stderr = rig.rollout("--var", f"wipe={wipe}")
         assert code == 0, stderr[-3000:]
         assert ("vm-01", "wipe") in applied(events)
