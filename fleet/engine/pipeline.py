@@ -36,6 +36,7 @@ from fleet.errors import (
 from fleet.inventory import Host
 from fleet.plan import Plan, host_context, render, render_stage, with_facts
 from fleet.provider.base import Hardware, Provider
+from fleet.stages.boot import is_rescue
 from fleet.stages.context import Connector, ExecSettings
 from fleet.stages.registry import STAGES
 from fleet.stages.ssh import StepFailed
@@ -277,10 +278,40 @@ class Pipeline:
 
     def session(self) -> Transport:
         if self.transport is None:
-            expect = KeyExpectation(role=self.mode)
-            self.transport = self.svc.connector.open(self.endpoint, expect)
+            self.transport = self._open()
             self.svc.stop.track(self.transport)
         return self.transport
+
+    def _open(self) -> Transport:
+        """A session with the pinned key of the mode the host is in. A new run assumes the
+        installed system; a host an earlier run left in its rescue (a guard refused it there)
+        answers with the rescue key fleet pinned then: the run starts from rescue instead."""
+        transport = self.svc.connector.open(self.endpoint, KeyExpectation(role=self.mode))
+        if self.done or self.mode != "disk" or self.pinned_key("rescue") is None:
+            return transport  # (sessions connect lazily, at their first command)
+        try:
+            transport.run("true", timeout=30)  # connect now: which boot generation answers?
+        except HostKeyMismatch:
+            transport.close()
+            rescue = self._rescue_session()
+            if rescue is None:
+                raise  # neither key: the installed system's mismatch stands
+            self.mode = "rescue"
+            self.journal.emit("host.mode", host=self.host.name, data={
+                "mode": "rescue", "why": "the host answers with the rescue key fleet pinned"})  # fmt: skip
+            return rescue
+        return transport
+
+    def _rescue_session(self) -> Transport | None:
+        """A session to the rescue system fleet booted and pinned, None when it is not that."""
+        rescue = self.svc.connector.open(self.endpoint, KeyExpectation(role="rescue"))
+        try:
+            if is_rescue(rescue):
+                return rescue
+        except HostKeyMismatch:
+            pass
+        rescue.close()
+        return None
 
     def run_command(self, command: str, timeout: float) -> CommandResult:
         return self.session().run(command, timeout=timeout)
