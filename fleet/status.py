@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleet.errors import UsageError
+from fleet.inventory.select import _suggest
+from fleet.reports.records import host_records
 from fleet.store.base import Event, Store
 
 
@@ -45,22 +48,32 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
     }
 
 
-def host_status(store: Store, run_id: str, host: str) -> dict[str, Any]:
-    """One host of a run: where it stands, each step's outcome, and its record (the guard's
-    decisions, the identities its stages found or made)."""
-    from fleet.errors import UsageError
-    from fleet.reports.records import host_records
+def host_steps(store: Store, run_id: str, host: str) -> dict[str, Any]:
+    """One host of a run: every step it ran, in order, with its outcome and kept output, and
+    its record (:mod:`fleet.reports.records`: the guard's decisions, the identities found).
 
+    Raises:
+        UsageError: the run has no such host.
+    """
     run = store.get_run(run_id)
     if host not in run.hosts:
-        raise UsageError(
-            f"run {run_id} has no host {host!r}", hint="hosts: " + ", ".join(run.hosts)
-        )
+        raise UsageError(f"run {run_id} has no host {host!r}", hint=_suggest(host, run.hosts))
+    steps: list[dict[str, Any]] = []
+    state = "waiting"
     events = store.events(run_id, host)
-    row = _host_rows((host,), events)[0]
-    steps = [
-        {"stage": e.stage, "step": e.step, "outcome": e.outcome, "excerpt": e.excerpt}
-        for e in events
-        if e.kind == "step.end"
-    ]
-    return {"run": run.id, **row, "steps": steps, "record": host_records(events).get(host, {})}
+    for e in events:
+        if e.kind == "step.end":
+            step: dict[str, Any] = {"step": f"{e.stage}/{e.step}", "outcome": e.outcome}
+            if e.exit_code not in (None, 0):
+                step["exit_code"] = e.exit_code
+            if isinstance(e.data.get("duration"), int | float):
+                step["duration"] = e.data["duration"]
+            if e.excerpt:
+                step["excerpt"] = e.excerpt
+            if isinstance(e.data.get("output"), dict):
+                step["output"] = e.data["output"]
+            steps.append(step)
+        elif e.kind in ("host.end", "host.skip", "host.start"):
+            state = e.outcome or ("running" if e.kind == "host.start" else state)
+    record = host_records(events).get(host, {})
+    return {"run": run_id, "host": host, "state": state, "steps": steps, "record": record}

@@ -9,6 +9,7 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.output import table
+from fleet.cli.params import Duration, option
 from fleet.errors import FleetError, UsageError
 
 
@@ -26,7 +27,10 @@ def _service(app: App, host: str) -> str:
     if entry is None:
         return host
     if not entry.service_name:
-        raise UsageError(f"{host} has no `ovh_service` in the inventory")
+        raise UsageError(
+            f"{host} has no `ovh_service` in the inventory",
+            hint="give the host `fleet: {ovh_service: nsXXXX.ip-...}`",
+        )
     return entry.service_name
 
 
@@ -66,7 +70,13 @@ def ovh_servers(app: App, as_json: bool) -> None:
     "--reboot/--no-reboot", default=True, show_default=True, help="Reboot now to apply it."
 )
 @click.option("--wait", is_flag=True, help="Wait for the reboot task to end.")
-@click.option("--timeout", type=float, default=900, show_default=True)
+@option(
+    "--timeout",
+    type=Duration(positive=True),
+    default="15m",
+    show_default=True,
+    help="Longest wait for the reboot task",
+)
 @pass_app
 def ovh_boot(app: App, host: str, mode: str, reboot: bool, wait: bool, timeout: float) -> None:
     """Set HOST's boot to rescue or disk and (by default) hard-reboot it.

@@ -12,7 +12,7 @@ from fleet.cli.options import load_plan
 
 if TYPE_CHECKING:
     from fleet.inventory import Host
-    from fleet.plan import Plan
+    from fleet.plan import HostPlan, Plan
 
 
 @click.command("plan")
@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     "--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a plan variable."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--diff",
+    is_flag=True,
+    help="Also connect to each host (read-only) and show what its put and template steps "
+    "would change: a unified diff per template.",
+)
 @click.option(
     "--probe",
     is_flag=True,
@@ -39,17 +45,20 @@ def plan_cmd(
     by: str | None,
     variables: tuple[str, ...],
     as_json: bool,
+    diff: bool,
     probe: bool,
 ) -> None:
     """Show what a rollout of PLAN would do, per host. Changes nothing anywhere.
 
-    PLAN is a YAML file or a built-in plan name (see docs/plans.md). With --probe, fleet
-    connects to each host and runs only the plan's read-only stages on the system it runs
-    now, then prints what they decided; nothing is written on any host.
+    PLAN is a YAML file or a built-in plan name (see docs/plans.md). Without --diff or
+    --probe no host is contacted; with --diff, each host is read (checksums and current file
+    contents only); with --probe, fleet runs only the plan's read-only stages on the system
+    each host runs now and prints what they decided.
 
     \b
     Example:
       fleet plan plans/app.yaml --limit 'dc:gra3,&hybrid' --batches 1,10%,100%
+      fleet plan plans/app.yaml --limit web --diff
       fleet plan hybrid-raid --limit hybrid --probe
     """
     from fleet.engine.batching import make_batches
@@ -66,6 +75,7 @@ def plan_cmd(
         _probe(app, plan, hosts, as_json)
         return
     groups = make_batches(hosts, batches, by)
+    diffs = _diffs(app, plan, hosts, rendered) if diff else None
     if as_json:
         click.echo(
             json.dumps(
@@ -75,6 +85,7 @@ def plan_cmd(
                     "hosts": [r.to_dict() for r in rendered],
                     "batches": [[h.name for h in b] for b in groups],
                     "leases": [h.name for h in hosts],
+                    **({"diff": diffs} if diffs is not None else {}),
                 },
                 indent=2,
             )
@@ -83,6 +94,38 @@ def plan_cmd(
     from fleet.render import print_plan
 
     print_plan(plan, rendered, groups)
+    if diffs is not None:
+        click.echo("\nfile steps against the hosts (read-only):")
+        for name, lines in diffs.items():
+            click.echo(f"host {name}")
+            for line in lines or ["  no file steps"]:
+                click.echo(line)
+
+
+def _diffs(
+    app: App, plan: Plan, hosts: list[Host], rendered: list[HostPlan]
+) -> dict[str, list[str]]:
+    """Per host, what its file steps would change (hosts read in parallel, read-only)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fleet.cli.wiring import connector
+    from fleet.preview import safe_diff
+    from fleet.transport.base import KeyExpectation
+
+    ssh = connector(app)
+
+    def one(pair: tuple[Host, HostPlan]) -> list[str]:
+        host, hp = pair
+        return safe_diff(plan, host, hp, ssh.open(host.endpoint, KeyExpectation()))
+
+    with ThreadPoolExecutor(max(1, min(20, len(hosts)))) as pool:
+        return dict(
+            zip(
+                [h.name for h in hosts],
+                pool.map(one, zip(hosts, rendered, strict=True)),
+                strict=True,
+            )
+        )
 
 
 def _probe(app: App, plan: Plan, hosts: list[Host], as_json: bool) -> None:

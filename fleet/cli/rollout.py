@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.options import load_plan, parse_duration, rollout_flags, rollout_options
-from fleet.cli.wiring import execute, finish
+from fleet.cli.options import load_plan, rollout_flags, rollout_options
+from fleet.cli.wiring import execute, finish, live_output
 from fleet.errors import UsageError
 
 if TYPE_CHECKING:
@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 @click.option(
     "--window-hosts", is_flag=True, help="Also start no new host (not only batch) outside."
 )
+@click.option(
+    "--show-output",
+    is_flag=True,
+    help="Print every step's output as it ends, a line at a time prefixed by the host "
+    "(it is kept either way: `fleet status RUN HOST`).",
+)
 @pass_app
 def rollout_cmd(
     app: App,
@@ -53,12 +59,13 @@ def rollout_cmd(
     limit: str | None,
     variables: tuple[str, ...],
     output: str,
-    wait_for_leases: str,
+    wait_for_leases: float,
     approve_reinstall: str | None,
     approve_preview: str | None,
     windows: tuple[str, ...],
     windows_file: str | None,
     window_hosts: bool,
+    show_output: bool,
     **kw: Any,
 ) -> None:
     """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
@@ -81,9 +88,7 @@ def rollout_cmd(
     from fleet.engine.runs import create_run
     from fleet.schedule import window_hooks
 
-    kw["bake"] = parse_duration(kw["bake"], "--bake")
-    kw["concurrency"] = kw["concurrency"] or app.settings.get("rollout.concurrency")
-    options = rollout_options(**kw)
+    options = rollout_options(app.settings.get("rollout.concurrency"), **kw)
     in_windows = window_hooks(windows, [windows_file] if windows_file else [], window_hosts)
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
@@ -106,7 +111,8 @@ def rollout_cmd(
             hosts,
             options,
             output,
-            wait_for_leases=parse_duration(wait_for_leases, "--wait-for-leases"),
+            live_output(output, run, show_output),
+            wait_for_leases=wait_for_leases,
             configure=in_windows,
         )
     )
@@ -146,8 +152,9 @@ def preview_approval(
 @click.command("resume")
 @click.argument("run_id", metavar="RUN")
 @click.option("--output", "-o", type=click.Choice(["plain", "json"]), default="plain")
+@click.option("--show-output", is_flag=True, help="Print every step's output as it ends.")
 @pass_app
-def resume_cmd(app: App, run_id: str, output: str) -> None:
+def resume_cmd(app: App, run_id: str, output: str, show_output: bool) -> None:
     """Continue a halted, failed or crashed run: finished steps are skipped, an interrupted
     step is re-checked before anything is re-applied, hosts never reached are run.
 
@@ -180,7 +187,17 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
         )
     store.set_run_state(run.id, "running", None)
     finish(
-        execute(app, run, plan, hosts_of(run), options, output, resuming=True, configure=in_windows)
+        execute(
+            app,
+            run,
+            plan,
+            hosts_of(run),
+            options,
+            output,
+            live_output(output, run, show_output),
+            resuming=True,
+            configure=in_windows,
+        )
     )
 
 

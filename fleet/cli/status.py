@@ -8,6 +8,7 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.output import table
+from fleet.cli.params import Count, option
 from fleet.clock import utc_iso
 
 
@@ -15,17 +16,18 @@ from fleet.clock import utc_iso
 @click.argument("run_id", required=False, metavar="[RUN]")
 @click.argument("host", required=False, metavar="[HOST]")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", "count", type=int, default=20, show_default=True, help="Runs listed.")
+@option("--limit", "count", type=Count(1), default=20, show_default=True, help="Runs listed")
 @pass_app
 def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, count: int) -> None:
-    """Runs and their state; with RUN, where every host stands; with RUN HOST, that host's
-    steps and record: what its guard decided (disks taken and not, why) and the identities
-    its stages found or made (array and filesystem UUIDs).
+    """Runs and their state; with RUN, where every host stands; with RUN HOST, every step
+    of that host with what it printed (the tail of each stream, control characters escaped),
+    then its record: what its guard decided (disks taken and not, why) and the identities its
+    stages found or made (array and filesystem UUIDs).
 
     \b
     Example:
       fleet status r20261125-101500-ab12 --json
-      fleet status r20261125-101500-ab12 srv-016
+      fleet status r20261125-101500-ab12 web-07
     """
     if run_id is not None and host is not None:
         _host_status(app, run_id, host, as_json)
@@ -83,20 +85,33 @@ def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, co
 
 
 def _host_status(app: App, run_id: str, host: str, as_json: bool) -> None:
+    from fleet.report import escape_control
     from fleet.reports.records import decision_lines
-    from fleet.status import host_status
+    from fleet.status import host_steps
 
-    status = host_status(app.store, run_id, host)
+    steps = host_steps(app.store, run_id, host)
     if as_json:
-        click.echo(json.dumps(status, indent=2))
+        click.echo(json.dumps(steps, indent=2))
         return
-    click.echo(f"host {host} in run {run_id}: {status['state']}")
-    if status["message"]:
-        click.echo(f"  {status['where'] or ''} {status['message']}".rstrip())
-    table([[f"{s['stage']}/{s['step']}", s["outcome"] or ""] for s in status["steps"]],
-          ["STEP", "OUTCOME"])  # fmt: skip
-    record = dict(status["record"])
-    for line in decision_lines(record.pop("decisions", {})):
+    click.echo(f"run {run_id}, host {host}: {steps['state']}")
+    for step in steps["steps"]:
+        took = f" in {step['duration']:.2f} s" if "duration" in step else ""
+        code = f" (exit {step['exit_code']})" if "exit_code" in step else ""
+        click.echo(f"\n{step['step']}: {step['outcome']}{code}{took}")
+        output = step.get("output", {})
+        for stream in ("stdout", "stderr"):
+            for line in output.get(stream, "").splitlines():
+                mark = "  | " if stream == "stdout" else "  ! "
+                click.echo(mark + escape_control(line))
+        if output.get("truncated"):
+            click.echo("  (output truncated: the tail is kept)")
+        if step.get("excerpt") and not output:
+            click.echo("  " + escape_control(step["excerpt"]))
+    record = dict(steps["record"])
+    lines = decision_lines(record.pop("decisions", {}))
+    if lines or record:
+        click.echo("")
+    for line in lines:
         click.echo(line)
     for key, value in record.items():
         click.echo(f"{key}: {value}")

@@ -46,15 +46,21 @@ def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
 
 
 def connector(app: App) -> SshConnector:
-    """SSH sessions with host keys pinned in the store."""
+    """The SSH connector of this process, from the settings (closed with the app)."""
     from fleet.transport.ssh import SshConnector
 
     s = app.settings
-    return SshConnector(
+    made = SshConnector(
         host_keys=app.store,
+        default_key_file=s.get("ssh.key_file"),
+        key_passphrase=s.get("ssh.key_passphrase"),
+        agent=s.get("ssh.agent"),
+        ssh_config=s.get("ssh.config_file"),
         connect_timeout=s.get("ssh.connect_timeout"),
         trust_on_first_use=s.get("ssh.trust_on_first_use"),
     )
+    app._closers.append(made.close)
+    return made
 
 
 def services(app: App) -> Services:
@@ -78,6 +84,17 @@ def observers(output: str, run: RunRecord | None = None) -> list[Observer]:
 
         return [LiveView(run)]
     return [PlainPrinter()]
+
+
+def live_output(output: str, run: RunRecord, show: bool) -> list[Observer] | None:
+    """The observers of a run whose steps' output is printed as they end (``--show-output``):
+    plain lines (or JSON events) and the output, prefixed by host; None: the usual ones."""
+    if not show:
+        return None
+    from fleet.report import JsonPrinter, OutputPrinter, PlainPrinter
+
+    printer: Observer = JsonPrinter() if output == "json" else PlainPrinter()
+    return [printer, OutputPrinter(sys.stderr if output == "json" else None)]
 
 
 @contextmanager

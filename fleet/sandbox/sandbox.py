@@ -97,6 +97,7 @@ class Sandbox:
         runtime_root: Path | None = None,
         vms: int = 0,
         vm_shapes: Mapping[str, Mapping[str, Any]] | None = None,
+        jump_host: bool = False,
     ) -> None:
         """``vm_shapes``: per VM name (``vm-01``...), :class:`VmSpec` fields other than the
         default hybrid server's (``hdd_count``, ``hdd_ports``, ``usb_stick_mib``...)."""
@@ -112,6 +113,8 @@ class Sandbox:
         self.seed = seed
         self.timings = timings
         self.runtime_root = runtime_root
+        self.jump_host = jump_host  # the servers are reachable only through a jump host
+        self.jump_address: str | None = None
         self.id = secrets.token_hex(4)
         self.credentials = Credentials.generate()
         self.control_token = secrets.token_hex(16)
@@ -129,7 +132,8 @@ class Sandbox:
         key.write_text(private)
         key.chmod(0o600)
         (self.dir / "id_ed25519.pub").write_text(public + "\n")
-        addresses = allocate_addresses(self.count + self.vm_count, self.port)
+        addresses = allocate_addresses(self.count + self.vm_count + 1, self.port)
+        self.jump_address = addresses.pop() if self.jump_host else None
         self.servers = plan_servers(self.count, addresses)
         self.servers += plan_vms(self.vm_count, addresses[self.count :])
         try:
@@ -155,6 +159,7 @@ class Sandbox:
             runtime_root=self.runtime_root,
             operator_public_key=public_key,
             sandbox_id=self.id,
+            jump=HostSpec("jump", self.jump_address, self.port) if self.jump_address else None,
         )
         self.hosts.start()
 
@@ -264,38 +269,47 @@ class Sandbox:
         )
 
     def inventory_yaml(self) -> str:
+        """An Ansible inventory of the sandbox's servers, grouped by datacenter. Which are hybrid
+        is for OVH's data to say (``--limit hw:hybrid``), not for a hand-kept group."""
         user = self.hosts.login_user if self.hosts else "root"
         lines = [
             "# Written by `fleet sandbox up`: the sandbox's servers, by datacenter.",
             "all:",
             "  vars:",
-            f"    user: {user}",
-            f"    port: {self.port}",
-            "    labels: {env: sandbox}",
+            f"    ansible_user: {user}",
+            f"    ansible_port: {self.port}",
+            "    fleet: {labels: {env: sandbox}}",
             "  children:",
         ]
         for dc in DATACENTERS:
             members = [s for s in self.servers if s.datacenter == dc]
             if not members:
                 continue
-            lines += [f"    {dc}:", "      vars:", f"        datacenter: {dc}", "      hosts:"]
+            lines += [f"    {dc}:", "      vars:", f"        fleet: {{datacenter: {dc}}}"]
+            lines += ["      hosts:"]
             for s in members:
                 role = "storage" if s.hybrid else "web"
                 lines += [
                     f"        {s.name}:",
-                    f"          address: {s.address}",
-                    f"          ovh_service: {s.service}",
-                    f"          rack: {s.rack}",
-                    f"          labels: {{role: {role}}}",
+                    f"          ansible_host: {s.address}",
+                    f"          fleet: {{ovh_service: {s.service}, rack: {s.rack}, "
+                    f"labels: {{role: {role}}}}}",
                 ]
                 if s.vm:  # a VM's sshd is the real one: root logs in, as on OVH
-                    lines += ["          user: root"]
-        hybrid = [s for s in self.servers if s.hybrid]
-        if hybrid:  # also a group, so `--limit hybrid` works without asking OVH
-            lines += ["    hybrid:", "      hosts:"] + [f"        {s.name}: {{}}" for s in hybrid]
+                    lines += ["          ansible_user: root"]
         vms = [s for s in self.servers if s.vm]
         if vms:
             lines += ["    vms:", "      hosts:"] + [f"        {s.name}: {{}}" for s in vms]
+        if self.jump_address:  # the sshd servers, reachable only through the jump host
+            bastion = f"{user}@{self.jump_address}:{self.port}"
+            lines += [
+                "    behind_jump:",
+                "      vars:",
+                "        fleet:",
+                f"          bastion: {bastion}",
+                "      hosts:",
+            ]
+            lines += [f"        {s.name}: {{}}" for s in self.servers if not s.vm]
         return "\n".join(lines) + "\n"
 
     def describe(self) -> dict[str, Any]:
@@ -304,6 +318,7 @@ class Sandbox:
             "pid": os.getpid(),
             "api": self.url,
             "port": self.port,
+            "jump": f"{self.jump_address}:{self.port}" if self.jump_address else None,
             "servers": [s.__dict__ for s in self.servers],
             "host_pids": {
                 **(self.hosts.pids() if self.hosts else {}),

@@ -23,7 +23,7 @@ from fleet.reports.html import render as render_html
 from fleet.reports.records import decision_lines, host_records
 from fleet.stages.boot import needs_ovh, ovh_gaps, reboots_over_ssh
 from fleet.stages.call import approved_digest
-from fleet.status import host_status
+from fleet.status import host_steps
 from fleet.store.base import Event, OwnedArray, Owner, RunRecord
 from fleet.store.sqlite import SqliteStore
 from tests.conftest import FleetCli
@@ -125,11 +125,15 @@ def test_status_of_one_host_and_the_html_report_show_the_record(store: SqliteSto
     store.create_run(run)
     for event in journal():
         store.record(event)
-    status = host_status(store, "r1", "vm-01")
+    status = host_steps(store, "r1", "vm-01")
     assert status["state"] == "ok" and status["record"]["fs_uuid"] == "6e1f"
-    assert [s["stage"] for s in status["steps"]] == ["facts", "guard", "identify"]
+    assert [s["step"] for s in status["steps"]] == [
+        "facts/python",
+        "guard/python",
+        "identify/python",
+    ]
     with pytest.raises(UsageError, match="no host 'vm-09'"):
-        host_status(store, "r1", "vm-09")
+        host_steps(store, "r1", "vm-09")
     page = render_html(store.get_run("r1"), store.events("r1"))
     assert '<section id="records"><h2>Disks and identities</h2>' in page
     assert "removable USB medium (lsblk RM=1): never taken" in page and UUID in page
@@ -170,7 +174,7 @@ def test_rollout_refuses_them_before_any_run_exists(tmp_path: Path) -> None:
     inventory.write_text(textwrap.dedent("""
         all:
           hosts:
-            bare: {address: 127.0.0.1}
+            bare: {ansible_host: 127.0.0.1}
     """))  # fmt: skip
     fleet = FleetCli(tmp_path / "state", None)
     out = fleet("-i", str(inventory), "rollout", "builtin:hybrid-raid")

@@ -72,6 +72,8 @@ def test_inventory_values_keep_their_types() -> None:
         ({"reboot": "ipmi"}, "expected auto or ovh or ssh"),
         ({"transport": "usb,floppy"}, "transport='usb,floppy': expected transports among"),
         ({"transport": ","}, "expected transports among"),
+        ({"label": "-x"}, "(not first: -)"),  # it would reach mkfs -L and blkid as an option
+        ({"md_name": "--run"}, "(not first: -)"),
         ({"mode": "chroot"}, "expected rescue or live"),
         ({"assume_clean": "maybe"}, "expected true or false"),
         ({"min_size": "big"}, "expected a size"),
@@ -161,8 +163,8 @@ def test_fleet_plan_command_shows_destructive_steps_and_placeholders(tmp_path: P
             """
             all:
               hosts:
-                hyb-1: {address: 127.0.0.1, ovh_service: ns1.ip-203-0-113.eu}
-                hyb-2: {address: 127.0.0.2, ovh_service: ns2.ip-203-0-113.eu, vars: {level: 1}}
+                hyb-1: {ansible_host: 127.0.0.1, fleet: {ovh_service: ns1.ip-203-0-113.eu}}
+                hyb-2: {ansible_host: 127.0.0.2, fleet: {ovh_service: ns2.ip-203-0-113.eu}, level: 1}
             """
         ),
         encoding="utf-8",

@@ -147,7 +147,7 @@ def test_facts_then_guard_on_blank_hdds() -> None:
     assert chosen["expected_bytes"] == 2 * HDD_BYTES
     assert chosen["create_flags"] == [] and chosen["format_over"] == "yes"
     assert chosen["root"] == "/mnt" and chosen["target_dir"] == "/mnt/opt"
-    assert chosen["mkfs"] == ["mkfs.ext4", "-F", "-L", "data"]
+    assert chosen["mkfs"] == ["mkfs.ext4", "-F"]
     assert chosen["root_uuid"] == ROOT_UUID and chosen["wipe_disks"] == []
     assert chosen["homehost"].startswith("fleet-") and chosen["array_name"].endswith(":md4")
     assert [d["serial"] for d in chosen["decisions"]["taken"]] == ["K4GH1AAA", "K4GH2BBB"]

@@ -77,13 +77,13 @@ def vm_sandbox(directory: Path, shapes: Mapping[str, Mapping[str, Any]]) -> Iter
 def write_inventory(box: Sandbox, host_vars: Mapping[str, Mapping[str, Any]],
                     without_service: tuple[str, ...] = ()) -> Path:  # fmt: skip
     """The sandbox's VM servers, with per-host vars; ``without_service`` get no ovh_service."""
-    lines = ["all:", f"  vars: {{user: root, port: {box.port}}}", "  hosts:"]
+    lines = ["all:", f"  vars: {{ansible_user: root, ansible_port: {box.port}}}", "  hosts:"]
     for s in box.servers:
-        entry = f"address: {s.address}"
+        entry = [f"ansible_host: {s.address}"]
         if s.name not in without_service:
-            entry += f", ovh_service: {s.service}"
-        entry += f", vars: {json.dumps(dict(host_vars.get(s.name, {})))}"
-        lines.append(f"    {s.name}: {{{entry}}}")
+            entry.append(f"fleet: {{ovh_service: {s.service}}}")
+        entry += [f"{k}: {json.dumps(v)}" for k, v in host_vars.get(s.name, {}).items()]
+        lines.append(f"    {s.name}: {{{', '.join(entry)}}}")
     path = box.dir / "hybrid-inventory.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

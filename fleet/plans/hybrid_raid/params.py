@@ -23,7 +23,7 @@ TRANSPORTS = ("sata", "sas", "nvme", "usb", "iscsi", "fc", "ata", "scsi", "virti
 #: The md superblock name is 32 bytes: fleet's marker (15 with its colon) and the name.
 MD_NAME_MAX = 16
 _SIZE = re.compile(r"^\s*([\d.]+)\s*([KMGTP]?)(i?)(B?)\s*$", re.IGNORECASE)
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}$")  # never a leading '-' (an option)
 _MOUNT = re.compile(r"^(/[A-Za-z0-9_.@+-]+)+$")
 _FORBIDDEN_MOUNTS = ("/boot", "/dev", "/etc", "/proc", "/run", "/sys", "/usr", "/var", "/tmp")
 
@@ -168,11 +168,14 @@ def _text_params(values: Mapping[str, Any], fs: str) -> dict[str, Any]:
     label = str(values.get("label", "data"))
     if not _NAME.match(label) or len(label) > FILESYSTEMS[fs]:
         raise UsageError(
-            f"label={label!r}: at most {FILESYSTEMS[fs]} characters for {fs}, letters, digits, _.-"
+            f"label={label!r}: at most {FILESYSTEMS[fs]} characters for {fs}, letters, digits, "
+            "_.- (not first: -)"
         )
     md_name = str(values.get("md_name", "md4"))
     if not _NAME.match(md_name) or len(md_name) > MD_NAME_MAX:
-        raise UsageError(f"md_name={md_name!r}: 1-{MD_NAME_MAX} letters, digits and _.-")
+        raise UsageError(
+            f"md_name={md_name!r}: 1-{MD_NAME_MAX} letters, digits and _.- (not first: -)"
+        )
     model = values.get("model")
     return {"label": label, "md_name": md_name,
             "mode": _choice(values, "mode", "rescue", ("rescue", "live")),

@@ -86,7 +86,7 @@ ARRAY_EXISTS = (
 CREATE = (
     "set -e; " + IDENTITY + "\nmdadm --create {{ facts.md_path }} --run --metadata=1.2 "
     "--homehost={{ facts.homehost }} --name={{ facts.md_name }} --level={{ facts.level }} "
-    "--raid-devices={{ facts.member_count }} {{ facts.create_flags }} {{ facts.members }}"
+    "--raid-devices={{ facts.member_count }} {{ facts.create_flags | option }} {{ facts.members }}"
 )
 #: Every member is in an active array in /proc/mdstat.
 ASSEMBLED = (
@@ -113,7 +113,7 @@ MKFS = (
     '  echo {{ facts.md_device }} "already carries $t: not formatting over it '
     "(list the member disks' serials in wipe to allow it)\" >&2; exit 1\n"
     "fi\n"
-    "{{ facts.mkfs }} {{ facts.md_device }}"
+    "{{ facts.mkfs | option }} -L {{ facts.label }} {{ facts.md_device }}"
 )
 MOUNT_ROOT_OK = (
     'R={{ facts.root }}; mountpoint -q "$R" && [ -f "$R/etc/os-release" ] && '
