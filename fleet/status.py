@@ -13,6 +13,7 @@ from typing import Any
 from fleet.engine.owners import dead_because
 from fleet.errors import UsageError
 from fleet.inventory.select import _suggest
+from fleet.reports.records import host_records
 from fleet.store.base import Event, RunLease, RunRecord, Store
 
 
@@ -80,7 +81,8 @@ def run_status(store: Store, run_id: str, now: datetime) -> dict[str, Any]:
 
 
 def host_steps(store: Store, run_id: str, host: str) -> dict[str, Any]:
-    """One host of a run: every step it ran, in order, with its outcome and kept output.
+    """One host of a run: every step it ran, in order, with its outcome and kept output, and
+    its record (:mod:`fleet.reports.records`: the guard's decisions, the identities found).
 
     Raises:
         UsageError: the run has no such host.
@@ -90,7 +92,8 @@ def host_steps(store: Store, run_id: str, host: str) -> dict[str, Any]:
         raise UsageError(f"run {run_id} has no host {host!r}", hint=_suggest(host, run.hosts))
     steps: list[dict[str, Any]] = []
     state = "waiting"
-    for e in store.events(run_id, host):
+    events = store.events(run_id, host)
+    for e in events:
         if e.kind == "step.end":
             step: dict[str, Any] = {"step": f"{e.stage}/{e.step}", "outcome": e.outcome}
             if e.exit_code not in (None, 0):
@@ -104,4 +107,5 @@ def host_steps(store: Store, run_id: str, host: str) -> dict[str, Any]:
             steps.append(step)
         elif e.kind in ("host.end", "host.skip", "host.start"):
             state = e.outcome or ("running" if e.kind == "host.start" else state)
-    return {"run": run_id, "host": host, "state": state, "steps": steps}
+    record = host_records(events).get(host, {})
+    return {"run": run_id, "host": host, "state": state, "steps": steps, "record": record}

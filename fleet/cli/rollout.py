@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -10,6 +10,10 @@ from fleet.cli.app import App, pass_app
 from fleet.cli.options import load_plan, parse_vars, rollout_flags, rollout_options
 from fleet.cli.wiring import claim, execute, finish, live_output
 from fleet.errors import UsageError
+
+if TYPE_CHECKING:
+    from fleet.inventory import Host
+    from fleet.plan import HostPlan, Plan
 
 
 @click.command("rollout")
@@ -22,6 +26,13 @@ from fleet.errors import UsageError
     "--approve-reinstall",
     metavar="HOSTS|all",
     help="Let the plan's reinstall stages wipe exactly these hosts (comma-separated), or all.",
+)
+@click.option(
+    "--approve",
+    "approve_preview",
+    metavar="PREVIEW",
+    help="Run only what `fleet plan PLAN --probe` showed: a host whose guard decides anything "
+    "else is refused.",
 )
 @click.option(
     "--window",
@@ -50,6 +61,7 @@ def rollout_cmd(
     output: str,
     wait_for_leases: float,
     approve_reinstall: str | None,
+    approve_preview: str | None,
     windows: tuple[str, ...],
     windows_file: str | None,
     window_hosts: bool,
@@ -65,6 +77,10 @@ def rollout_cmd(
     A plan with a `kind: reinstall` stage (destructive) is refused unless --approve-reinstall
     names exactly the selected hosts, or says `all`; the approval is kept with the run.
 
+    --approve PREVIEW holds the run to what `fleet plan PLAN --probe` showed (same plan and
+    parameters, every selected host previewed); with `rollout.require_preview` set, a
+    destructive plan that can be previewed runs only so.
+
     \b
     Example:
       fleet rollout plans/app.yaml -l hybrid --batches 1,10%,100% --by datacenter --max-failures 2
@@ -79,9 +95,10 @@ def rollout_cmd(
     from fleet.plan import render_for_host
     from fleet.stages.reinstall.approval import approval
 
-    for host in hosts:  # every undefined variable is refused before any host is contacted
-        render_for_host(plan, host)
+    rendered = [render_for_host(plan, h) for h in hosts]  # undefined variables refused first
+    check_provider_stages(rendered, hosts)
     approved = approval(plan, hosts, approve_reinstall)
+    approved |= preview_approval(app, plan, hosts, rendered, approve_preview)
     # windows and every input are kept with the run, so that `fleet resume` uses them as well
     kept = {
         "windows": list(windows),
@@ -105,6 +122,37 @@ def rollout_cmd(
             configure=in_windows,
         )
     )
+
+
+def check_provider_stages(rendered: list[HostPlan], hosts: list[Host]) -> None:
+    """Refuse, before any run exists, hosts whose plan needs OVH's API but that have no
+    ``ovh_service`` (rescue, disk and reinstall stages; a reboot through the API)."""
+    from fleet.stages.boot import ovh_gaps
+
+    lacking = ovh_gaps(rendered, hosts)
+    if lacking:
+        raise UsageError(
+            f"no ovh_service for hosts whose plan goes through OVH's API: {'; '.join(lacking)}",
+            hint="add ovh_service to these hosts, or use a mode that stays on the installed "
+            "system (hybrid-raid: --var mode=live reboots over SSH)",
+        )
+
+
+def preview_approval(
+    app: App, plan: Plan, hosts: list[Host], rendered: list[HostPlan], preview: str | None
+) -> dict[str, Any]:
+    from fleet.engine.preview import approved_preview, preview_stages
+
+    if preview is not None:
+        return approved_preview(app.store, preview, plan, hosts)
+    destructive = any(hp.destructive_steps for hp in rendered)
+    if destructive and preview_stages(plan) and app.settings.get("rollout.require_preview"):
+        raise UsageError(
+            f"plan {plan.name} destroys data and rollout.require_preview is set",
+            hint=f"preview first: fleet plan {plan.source} --probe (with the same --var and "
+            "--limit), then roll out with --approve PREVIEW",
+        )
+    return {}
 
 
 @click.command("resume")

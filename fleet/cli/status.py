@@ -20,7 +20,9 @@ from fleet.clock import utc_iso
 @pass_app
 def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, count: int) -> None:
     """Runs and their state; with RUN, where every host stands; with RUN HOST, every step
-    of that host with what it printed (the tail of each stream, control characters escaped).
+    of that host with what it printed (the tail of each stream, control characters escaped),
+    then its record: what its guard decided (disks taken and not, why) and the identities its
+    stages found or made (array and filesystem UUIDs).
 
     \b
     Example:
@@ -87,6 +89,7 @@ def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, co
 
 def _host_status(app: App, run_id: str, host: str, as_json: bool) -> None:
     from fleet.report import escape_control
+    from fleet.reports.records import decision_lines
     from fleet.status import host_steps
 
     steps = host_steps(app.store, run_id, host)
@@ -107,3 +110,11 @@ def _host_status(app: App, run_id: str, host: str, as_json: bool) -> None:
             click.echo("  (output truncated: the tail is kept)")
         if step.get("excerpt") and not output:
             click.echo("  " + escape_control(step["excerpt"]))
+    record = dict(steps["record"])
+    lines = decision_lines(record.pop("decisions", {}))
+    if lines or record:
+        click.echo("")
+    for line in lines:
+        click.echo(line)
+    for key, value in record.items():
+        click.echo(f"{key}: {value}")

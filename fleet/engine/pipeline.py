@@ -24,6 +24,7 @@ from fleet.engine.journal import Journal
 from fleet.engine.leases import LeaseKeeper, StopSignal
 from fleet.errors import (
     CommandTimeout,
+    ConfigError,
     FleetError,
     HostKeyMismatch,
     LeaseHeld,
@@ -37,13 +38,13 @@ from fleet.errors import (
 )
 from fleet.inventory import Host
 from fleet.plan import Plan, host_context, render, render_stage, with_facts
-from fleet.provider.base import Provider
+from fleet.provider.base import Hardware, Provider
 from fleet.stages import remote
-from fleet.stages.boot import open_intent
+from fleet.stages.boot import is_rescue, open_intent
 from fleet.stages.context import Connector, ExecSettings
 from fleet.stages.registry import STAGES
 from fleet.stages.ssh import StepFailed, StepLocked
-from fleet.store.base import Event, Lease, Owner, Store
+from fleet.store.base import Event, Lease, OwnedArray, Owner, Store
 from fleet.transport.base import CommandResult, Endpoint, KeyExpectation, Transport
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,10 @@ class Services:
     stop: StopSignal = field(default_factory=StopSignal)
     _provider: Provider | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def has_provider(self) -> bool:
+        return self._provider is not None or self.provider_factory is not None
 
     @property
     def provider(self) -> Provider:
@@ -222,6 +227,8 @@ class Pipeline:
                     return self._result("failed", "infrastructure", exc.message)
                 if self.svc.stop.soft.wait(s.infra_retry_delay * (2**attempt)):
                     return self._result("stopped", None, self.svc.stop.reason)
+            except FleetError as exc:  # settings and the like: the host ends, journaled
+                return self._result("failed", "infrastructure", exc.message)
         raise AssertionError("unreachable")
 
     def _result(self, outcome: str, failure: str | None, message: str) -> HostResult:
@@ -309,10 +316,40 @@ class Pipeline:
 
     def session(self) -> Transport:
         if self.transport is None:
-            expect = KeyExpectation(role=self.mode)
-            self.transport = self.svc.connector.open(self.endpoint, expect)
+            self.transport = self._open()
             self.svc.stop.track(self.transport)
         return self.transport
+
+    def _open(self) -> Transport:
+        """A session with the pinned key of the mode the host is in. A new run assumes the
+        installed system; a host an earlier run left in its rescue (a guard refused it there)
+        answers with the rescue key fleet pinned then: the run starts from rescue instead."""
+        transport = self.svc.connector.open(self.endpoint, KeyExpectation(role=self.mode))
+        if self.done or self.mode != "disk" or self.pinned_key("rescue") is None:
+            return transport  # (sessions connect lazily, at their first command)
+        try:
+            transport.run("true", timeout=30)  # connect now: which boot generation answers?
+        except HostKeyMismatch:
+            transport.close()
+            rescue = self._rescue_session()
+            if rescue is None:
+                raise  # neither key: the installed system's mismatch stands
+            self.mode = "rescue"
+            self.journal.emit("host.mode", host=self.host.name, data={
+                "mode": "rescue", "why": "the host answers with the rescue key fleet pinned"})  # fmt: skip
+            return rescue
+        return transport
+
+    def _rescue_session(self) -> Transport | None:
+        """A session to the rescue system fleet booted and pinned, None when it is not that."""
+        rescue = self.svc.connector.open(self.endpoint, KeyExpectation(role="rescue"))
+        try:
+            if is_rescue(rescue):
+                return rescue
+        except HostKeyMismatch:
+            pass
+        rescue.close()
+        return None
 
     def run_command(self, command: str, timeout: float, *, sudo: bool = False) -> CommandResult:
         if self.host.command_timeout is not None:  # the host's own bound on every command
@@ -384,6 +421,22 @@ class Pipeline:
 
     def host_events(self) -> list[Event]:
         return self.svc.store.events(self.job.run_id, self.host.name)
+
+    def owned_arrays(self) -> list[OwnedArray]:
+        return self.svc.store.owned_arrays(self.host.name)
+
+    def record_array(self, array: OwnedArray) -> None:
+        self.svc.store.record_array(array)
+
+    def hardware(self) -> Hardware | None:
+        service = self.host.service_name
+        if not service or not self.svc.has_provider:
+            return None
+        try:
+            provider = self.svc.provider
+        except ConfigError:  # no OVH credentials here: the specification is not known
+            return None
+        return provider.hardware(service)
 
     def fence(self) -> None:
         if self.svc.leases:

@@ -125,7 +125,7 @@ def read_resumption(events: list[Event]) -> Resumption:
     modes: dict[str, str] = {}
     facts: dict[str, dict[str, Any]] = {}
     for e in events:
-        if e.kind == "step.end" and e.host and "mode" in e.data:
+        if e.kind in ("step.end", "host.mode") and e.host and "mode" in e.data:
             modes[e.host] = str(e.data["mode"])
         if e.kind == "step.end" and e.host and isinstance(e.data.get("facts"), dict):
             facts.setdefault(e.host, {}).update(e.data["facts"])

@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from fleet.errors import FleetError, HostKeyMismatch, TransportError
+from fleet.errors import HostKeyMismatch, PayloadError, TransportError
 from fleet.provider.base import Task
 from fleet.stages.context import Context, Outcome
 from fleet.transport.base import KeyExpectation, Transport
 
 if TYPE_CHECKING:
-    from fleet.plan import RenderedStage
+    from fleet.inventory import Host
+    from fleet.plan import HostPlan, RenderedStage
     from fleet.store.base import Event
 
 #: OVH's task function of a hard reboot.
@@ -43,8 +44,9 @@ REBOOT_TASK = "hardReboot"
 Handler = Callable[[Context, "RenderedStage"], tuple[str, str]]
 
 
-class WrongServer(FleetError):
-    """The inventory and the provider disagree about a host: refuse to touch it."""
+class WrongServer(PayloadError):
+    """The inventory and the provider disagree about a host, or the inventory lacks what a
+    provider stage needs: refuse to touch it (a payload failure, never retried)."""
 
 
 def is_rescue(transport: Transport) -> bool:
@@ -222,7 +224,43 @@ def disk(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
     return "disk", "applied"
 
 
+#: How a ``reboot`` stage reboots (its ``how`` param): through OVH's API, with ``systemctl
+#: reboot`` over SSH, or ``auto``: the API when the host has an ``ovh_service``, else SSH.
+REBOOT_WAYS = ("auto", "ovh", "ssh")
+#: Detached so that the command returns before the system goes down.
+_SSH_REBOOT = "sync; nohup sh -c 'sleep 2; systemctl reboot' </dev/null >/dev/null 2>&1 &"
+_BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
+
+
+def reboots_over_ssh(stage: RenderedStage, has_service: bool) -> bool:
+    """Whether a ``reboot`` stage reboots over SSH rather than through OVH's API."""
+    how = str(stage.params.get("how") or "auto")
+    if how not in REBOOT_WAYS:
+        raise PayloadError(f"stage {stage.name}: how={how!r}, expected one of {REBOOT_WAYS}")
+    return how == "ssh" or (how == "auto" and not has_service)
+
+
+def needs_ovh(stage: RenderedStage, has_service: bool) -> bool:
+    """Whether a stage can only run through OVH's API (it then needs ``ovh_service``)."""
+    if stage.kind == "reboot":
+        return not reboots_over_ssh(stage, has_service)
+    return stage.kind in ("rescue", "disk", "reinstall")
+
+
+def ovh_gaps(rendered: list[HostPlan], hosts: list[Host]) -> list[str]:
+    """``host (stages)`` for each host whose plan goes through OVH's API without an
+    ``ovh_service`` to do it with."""
+    out = []
+    for hp, host in zip(rendered, hosts, strict=True):
+        names = [s.name for s in hp.stages if needs_ovh(s, bool(host.service_name))]
+        if names and not host.service_name:
+            out.append(f"{hp.host} ({', '.join(names)})")
+    return out
+
+
 def reboot(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
+    if reboots_over_ssh(stage, bool(ctx.host.service_name)):
+        return _reboot_over_ssh(ctx, stage)
     service = service_of(ctx)
     _reboot_into(ctx, service, None, stage, ctx.mode)
     if ctx.mode == "rescue":  # a rescue reboot comes back with a fresh rescue key
@@ -230,6 +268,29 @@ def reboot(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
     else:
         await_ssh(ctx, stage, KeyExpectation(role="disk"), is_installed_system)
     return ctx.mode, "applied"
+
+
+def _reboot_over_ssh(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
+    """``systemctl reboot`` on the installed system, then wait for it to come back: same pinned
+    host key, a new boot id (so the system that was going down never passes for it)."""
+    if ctx.mode != "disk":
+        raise PayloadError(
+            f"{ctx.host.name}: a reboot over SSH needs the installed system; the host is in "
+            f"{ctx.mode}, which only OVH's API can leave (add ovh_service)"
+        )
+    before = ctx.run_command(_BOOT_ID, 30).stdout.strip()
+    ctx.emit("host.wait", stage=stage.name, step=stage.kind,
+             data={"what": "the installed system to reboot (systemctl reboot over SSH)",
+                   "boot_id": before})  # fmt: skip
+    ctx.fence()
+    ctx.run_command(_SSH_REBOOT, 30)
+
+    def rebooted(transport: Transport) -> bool:
+        now = transport.run(_BOOT_ID, timeout=30).stdout.strip()
+        return bool(now) and now != before and is_installed_system(transport)
+
+    await_ssh(ctx, stage, KeyExpectation(role="disk"), rebooted)
+    return "disk", "applied"
 
 
 def wait_ssh(ctx: Context, stage: RenderedStage) -> tuple[str, str]:

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # annotations only: plans import this package's call context cheaply
     from fleet.inventory import Host
-    from fleet.provider.base import Provider
+    from fleet.provider.base import Hardware, Provider
     from fleet.stages.remote import Record
-    from fleet.store.base import Event
+    from fleet.store.base import Event, OwnedArray
     from fleet.transport.base import CommandResult, Endpoint, KeyExpectation, Transport
 
 
@@ -126,6 +126,16 @@ class Context(Protocol):
     def run_options(self) -> Mapping[str, Any]: ...
     def host_events(self) -> list[Event]:
         """This host's journal events of this run, oldest first."""
+        ...
+
+    # -- what fleet recorded and knows about the host's disks ----------------------------
+    def owned_arrays(self) -> list[OwnedArray]:
+        """The md arrays fleet recorded creating on this host."""
+        ...
+
+    def record_array(self, array: OwnedArray) -> None: ...
+    def hardware(self) -> Hardware | None:
+        """OVH's hardware specification of the host; None when it has no ``ovh_service``."""
         ...
 
     # -- control -------------------------------------------------------------------------

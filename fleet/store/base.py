@@ -193,6 +193,33 @@ class ScheduleFire:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class OwnedArray:
+    """An md array fleet created on a host: its identity, recorded so that a later run knows
+    the array is fleet's own (see :mod:`fleet.plans.disks.arrays`)."""
+
+    host: str
+    uuid: str
+    name: str  # as in the superblock, with fleet's marker: fleet-1a2b3c4d:md4
+    level: str
+    serials: tuple[str, ...]  # of the member disks
+    run_id: str  # the run that created it
+    fs_uuid: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A read-only preview of a destructive plan (``fleet plan --probe``): per host, the digest
+    of what its guard decided. ``fleet rollout --approve ID`` runs only what it shows."""
+
+    id: str
+    plan_hash: str
+    hosts: dict[str, str]  # host -> decision digest ("" when the guard refused the host)
+    created_by: str = ""
+    created_at: datetime | None = None
+
+
 class Store(Protocol):
     """Every backend implements this. Methods are safe to call from several threads."""
 
@@ -302,5 +329,11 @@ class Store(Protocol):
     def schedule_fires(self, name: str, limit: int = 20) -> list[ScheduleFire]:
         """The newest fires of a schedule, newest first."""
         ...
+
+    # what fleet did to disks (see fleet.store.disk_records)
+    def record_array(self, array: OwnedArray) -> None: ...
+    def owned_arrays(self, host: str | None = None) -> list[OwnedArray]: ...
+    def save_preview(self, preview: Preview) -> None: ...
+    def get_preview(self, preview_id: str) -> Preview | None: ...
 
     def close(self) -> None: ...

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleet.clock import SystemClock, parse_utc, utc_iso
 from fleet.errors import ConfigError, LeaseLost, StoreError
+from fleet.store import disk_records
 from fleet.store import sqlite_leases as leases
 from fleet.store.base import (
     MISSED_POLICIES,
@@ -38,8 +39,10 @@ from fleet.store.base import (
     Fence,
     HaltState,
     Lease,
+    OwnedArray,
     Owner,
     PinnedKey,
+    Preview,
     QuarantineEntry,
     RunLease,
     RunRecord,
@@ -56,8 +59,8 @@ if TYPE_CHECKING:
 
 #: Bumped on every schema change; a newer file is refused rather than misread.
 #: Version 2 added the schedules and their fires, version 3 the run's lease and the owners'
-#: process identity (see :data:`_MIGRATIONS`).
-SCHEMA_VERSION = 3
+#: process identity, 4 the arrays fleet created and the previews (see :data:`_MIGRATIONS`).
+SCHEMA_VERSION = 4
 
 #: How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 10_000
@@ -168,6 +171,7 @@ ALTER TABLE runs ADD COLUMN lease_expires_at TEXT;
 ALTER TABLE leases ADD COLUMN owner_started REAL;
 ALTER TABLE leases ADD COLUMN owner_nonce TEXT;
 """,
+    4: disk_records.SCHEMA,
 }
 
 _INSERT_EVENT = (
@@ -720,6 +724,20 @@ class SqliteStore:
                     conn, "hostkey.forget", "-", host, {"who": who, "reason": reason, "role": role}
                 )
         return bool(gone)
+
+    # ------------------------------------------------------------- disk records
+
+    def record_array(self, array: OwnedArray) -> None:
+        disk_records.record_array(self._write, array, self._now())
+
+    def owned_arrays(self, host: str | None = None) -> list[OwnedArray]:
+        return disk_records.owned_arrays(self._read, host)
+
+    def save_preview(self, preview: Preview) -> None:
+        disk_records.save_preview(self._write, preview, self._now())
+
+    def get_preview(self, preview_id: str) -> Preview | None:
+        return disk_records.get_preview(self._read, preview_id)
 
     # ------------------------------------------------------------------ schedules
 
