@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fleet.clock import Clock, SystemClock
+from fleet.report import pacing_text
 from fleet.reports.model import (
     HostTrack,
     RunProgress,
@@ -63,6 +65,7 @@ class Frame:
     progress: RunProgress
     now: datetime
     height: int
+    ovh: dict[str, Any] | None = None  # OVH calls and rate limit waits so far
 
 
 class LiveView:
@@ -94,6 +97,8 @@ class LiveView:
             redirect_stderr=True,
         )
         self._started = False
+        #: The rollout's OVH calls and rate-limit waits so far (None: no provider used yet).
+        self.pacing: Callable[[], dict[str, float] | None] | None = None
 
     # -- observer --------------------------------------------------------------------------
     def event(self, event: Event) -> None:
@@ -130,7 +135,8 @@ class LiveView:
     def snapshot(self) -> Frame:
         with self._lock:
             progress = self.progress.snapshot()
-        return Frame(self.run, progress, self.clock.now(), self.console.size.height)
+        ovh = self.pacing() if self.pacing is not None else None
+        return Frame(self.run, progress, self.clock.now(), self.console.size.height, ovh)
 
     def _render(self) -> RenderableType:
         return render_frame(self.snapshot())
@@ -143,6 +149,8 @@ def render_frame(frame: Frame) -> RenderableType:
     p = frame.progress
     parts: list[RenderableType] = [_header(frame), _batch_line(p), _states_line(p)]
     parts.append(_budget_line(frame))
+    if frame.ovh is not None:
+        parts.append(Text(f"OVH API: {pacing_text(frame.ovh)}"))
     room = max(4, frame.height - 12)
     active = _active_table(frame, room // 2)
     if active is not None:

@@ -31,11 +31,12 @@ def describe(e: Event) -> str:
     if e.kind.startswith("batch."):
         hosts = e.data.get("hosts")
         extra = f" ({len(hosts)} hosts)" if isinstance(hosts, list) else ""
-        return f"batch {e.data.get('index')} {e.kind.split('.')[1]}{extra}"
+        return f"batch {e.data.get('index')} {e.kind.split('.')[1]}{extra}{ovh_note(e)}"
     if e.kind.startswith("run."):
         tail = f": {e.excerpt}" if e.excerpt else ""
         counts = " ".join(f"{k}={v}" for k, v in e.data.items() if isinstance(v, int))
-        return f"run {e.run_id} {e.kind.split('.')[1]} {e.outcome or ''} {counts}{tail}".rstrip()
+        line = f"run {e.run_id} {e.kind.split('.')[1]} {e.outcome or ''} {counts}".rstrip()
+        return f"{line}{ovh_note(e)}{tail}"
     text = f"{who} {e.kind.split('.')[-1] if e.kind != 'host.wait' else 'waiting for'}"
     if e.kind == "host.wait":
         text += f" {e.data.get('what')}"
@@ -49,6 +50,22 @@ def describe(e: Event) -> str:
     if last and e.outcome not in ("ok", "applied", "converged"):
         text += ": " + last[0][:200]
     return text
+
+
+def ovh_note(e: Event) -> str:
+    """``; OVH API: N calls, S s waited on the rate limit`` from an event's ``ovh`` data."""
+    ovh = e.data.get("ovh")
+    if not isinstance(ovh, dict):
+        return ""
+    return f"; OVH API: {pacing_text(ovh)}"
+
+
+def pacing_text(ovh: dict[str, Any]) -> str:
+    """``N calls, S s waited on the rate limit (R/min)`` (the waits of all hosts summed)."""
+    return (
+        f"{ovh.get('requests', 0)} calls, {float(ovh.get('rate_limit_wait', 0)):.0f} s waited "
+        f"on the rate limit ({float(ovh.get('per_minute', 0)):g}/min)"
+    )
 
 
 class PlainPrinter:

@@ -37,6 +37,7 @@ def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
         lease_ttl=s.get("rollout.lease_ttl"),
         reboot_timeout=s.get("reboot.timeout"),
         ssh_poll=s.get("reboot.ssh_poll"),
+        task_poll=s.get("reboot.task_poll"),
         infra_retries=s.get("rollout.infra_retries"),
         infra_retry_delay=s.get("rollout.infra_retry_delay"),
         rescue_public_key=rescue_key,
@@ -158,7 +159,11 @@ def execute(
     svc.leases.hold_run(
         lease, lambda why: svc.stop.request(f"this process lost run {run.id}: {why}", hard=True)
     )
-    journal = Journal(app.store, run.id, (extra if extra is not None else observers(output, run)))
+    watchers = extra if extra is not None else observers(output, run)
+    for watcher in watchers:  # the live view shows the rate limit's waits as they grow
+        if hasattr(watcher, "pacing"):
+            watcher.pacing = svc.pacing
+    journal = Journal(app.store, run.id, watchers)
     journal.fence = Fence(run.id, lease.token)
     if inputs_change:
         journal.emit("run.inputs", excerpt=inputs_change, data={"accepted_by": str(run.owner)})

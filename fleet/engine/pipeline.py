@@ -94,6 +94,13 @@ class Services:
     _provider: Provider | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def pacing(self) -> dict[str, float] | None:
+        """The provider's calls so far and its rate limit's waits (None before any call):
+        one provider serves every host of the rollout, so these are the rollout's."""
+        with self._lock:
+            provider = self._provider
+        return provider.pacing().to_json() if provider is not None else None
+
     @property
     def has_provider(self) -> bool:
         return self._provider is not None or self.provider_factory is not None

@@ -264,7 +264,7 @@ class Rollout:
             for f in done:
                 r = f.result()
                 self.result.results[r.host] = r
-        self.journal.emit("batch.end", data={"index": index})
+        self.journal.emit("batch.end", data={"index": index, **self._pacing()})
 
     def _between_batches(self, index: int) -> None:
         if self.options.bake and self.svc.stop.soft.wait(self.options.bake):
@@ -331,11 +331,17 @@ class Rollout:
         counts = {o: self.result.count(o) for o in ("ok", "failed", "stopped", "skipped")}
         try:
             self.svc.store.set_run_state(self.run.id, state, reason, fence=self.journal.fence)
-            self.journal.emit("run.end", outcome=state, excerpt=reason, data=counts)
+            data = {**counts, **self._pacing()}
+            self.journal.emit("run.end", outcome=state, excerpt=reason, data=data)
         except LeaseLost as exc:  # another process owns the run now: leave its record alone
             state, reason = "lost", exc.message
         self.result.state, self.result.reason = state, reason
         return self.result
+
+    def _pacing(self) -> dict[str, Any]:
+        """``{"ovh": ...}``: the OVH calls so far and the rate limit's waits, when any."""
+        pacing = self.svc.pacing()
+        return {"ovh": pacing} if pacing is not None else {}
 
     def _outcome(self) -> tuple[str, str | None]:
         stop, results = self.svc.stop, self.result.results.values()

@@ -108,6 +108,23 @@ class InstallStatus:
     steps: tuple[InstallStep, ...] = field(default_factory=tuple)
 
 
+@dataclass(frozen=True)
+class Pacing:
+    """What a :class:`TokenBucket` let through: requests, and the seconds threads waited in
+    all (summed over threads: 10 threads waiting 6 s each make 60 s) at ``per_minute``."""
+
+    requests: int
+    waited: float
+    per_minute: float
+
+    def to_json(self) -> dict[str, float]:
+        return {
+            "requests": self.requests,
+            "rate_limit_wait": round(self.waited, 1),
+            "per_minute": self.per_minute,
+        }
+
+
 #: Called while waiting for a task: (task, seconds waited so far).
 TaskProgress = Callable[[Task, float], None]
 
@@ -133,7 +150,7 @@ class Provider(Protocol):
 
     def set_boot(self, name: str, boot_id: int, rescue_ssh_key: str | None = None) -> None: ...
 
-    def reboot(self, name: str, since: datetime | None = None) -> Task:
+    def reboot(self, name: str, since: datetime | None = None, *, fresh: bool = False) -> Task:
         """Hard reboot; adopts a reboot task instead of starting a second one.
 
         ``since`` (aware): adopt only a ``hardReboot`` task OVH created at or after it, in any
@@ -141,7 +158,8 @@ class Provider(Protocol):
         before it: a reboot asked before ``since`` may carry older boot settings, so one still
         running is waited out, then a new reboot is asked. The task started here is created
         after ``since`` by OVH's own clock, so :meth:`task_since` finds it later. ``None``:
-        adopt any reboot still running.
+        adopt any reboot still running. ``fresh``: ``since`` was journaled just now as the intent
+        of this very request (no earlier task to adopt): the first POST looks nothing up.
         """
         ...
 
@@ -155,6 +173,19 @@ class Provider(Protocol):
     ) -> list[int]: ...
 
     def task(self, name: str, task_id: int) -> Task: ...
+
+    def peek_task(self, name: str, task_id: int) -> Task | None:
+        """One read of the task, never retried: None while OVH does not answer it."""
+        ...
+
+    def task_outcome(self, name: str, task_id: int) -> Task | None:
+        """The task as OVH reports it now (through a fresh task's 404s and transient errors);
+        None when it never answers."""
+        ...
+
+    def pacing(self) -> Pacing:
+        """Calls made so far and the time threads waited on the rate limit."""
+        ...
 
     def wait_task(
         self, name: str, task_id: int, timeout: float, progress: TaskProgress | None = None

@@ -4,7 +4,9 @@ What it adds to python-ovh, which signs requests but never retries and hides res
 
 - **Classification** at the boundary (:mod:`fleet.provider.ovh_errors`): every error becomes a
   :mod:`fleet.errors` class that names the server, the HTTP status and OVH's query id.
-- **Pacing**: one token bucket per provider (one consumer key), shared by every thread.
+- **Pacing**: one token bucket per provider (one consumer key), shared by every thread, and
+  lookups (server records, hardware, boot ids and details) kept for the provider's life
+  (:mod:`fleet.provider.ovh_memo`), so that a rescue round trip costs about 12 calls a host.
 - **Retries** with tenacity: reads and the idempotent PUT of boot settings are retried on
   transient errors, with exponential backoff, jitter and ``Retry-After``. The POSTs that start
   work (reboot, reinstall) are never retried blindly: an in-flight task of the same function is
@@ -35,7 +37,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import ovh.exceptions
 
@@ -56,15 +58,11 @@ from fleet.provider.ovh_errors import (
     error_from_response,
     non_json_summary,
 )
+from fleet.provider.ovh_lookups import Lookups, server_path
 from fleet.provider.ovh_records import (
-    boot_from,
-    choose_disk_boot,
-    choose_rescue_boot,
     expect_dict,
     expect_list,
-    hardware_from,
     install_status_from,
-    server_from,
     task_from,
 )
 from fleet.provider.ovh_tasks import (
@@ -80,7 +78,15 @@ if TYPE_CHECKING:
 
     from tenacity import Retrying
 
-    from fleet.provider.base import Boot, Hardware, InstallStatus, Server, Task, TaskProgress
+    from fleet.provider.base import (
+        Boot,
+        Hardware,
+        InstallStatus,
+        Pacing,
+        Server,
+        Task,
+        TaskProgress,
+    )
 
 __all__ = ["SANDBOX_ENDPOINT", "OvhProvider", "RetryPolicy", "build_client"]
 
@@ -98,8 +104,9 @@ class _Reply:
 class OvhProvider:
     """:class:`fleet.provider.base.Provider` over one ``ovh.Client`` (one consumer key).
 
-    Safe to share between threads: the rate limit, the hardware cache and the client's time
-    offset are guarded by locks.
+    Safe to share between threads: the rate limit, the memo of lookups and the client's time
+    offset are guarded by locks. One provider serves a whole rollout (every host's thread), so
+    its token bucket paces them all together.
     """
 
     def __init__(
@@ -134,8 +141,7 @@ class OvhProvider:
         )
         self._time_lock = threading.Lock()
         self._time_ready = False
-        self._hardware: dict[str, Hardware] = {}
-        self._hardware_lock = threading.Lock()
+        self._lookups = Lookups(self._get_value)
 
     # ---- requests ------------------------------------------------------------------------
 
@@ -202,6 +208,9 @@ class OvhProvider:
             f"{server or '-'}: {action}", self._clock.monotonic, self._clock.sleep, self._rng
         )
 
+    def _get_value(self, path: str, server: str, query: Mapping[str, str] | None) -> Any:
+        return self._get(path, server=server, query=query).value
+
     def _get(
         self, path: str, *, server: str | None, query: Mapping[str, str] | None = None
     ) -> _Reply:
@@ -216,60 +225,31 @@ class OvhProvider:
         return [str(name) for name in expect_list(reply.value, server=None, what="servers")]
 
     def server(self, name: str) -> Server:
-        return server_from(name, self._get(_server_path(name), server=name).value)
+        return self._lookups.server(name)
 
     def hardware(self, name: str) -> Hardware:
-        """Cached for the provider's life: the hardware of a server does not change under us."""
-        with self._hardware_lock:
-            cached = self._hardware.get(name)
-        if cached is not None:
-            return cached
-        reply = self._get(f"{_server_path(name)}/specifications/hardware", server=name)
-        hardware = hardware_from(name, reply.value)
-        with self._hardware_lock:
-            return self._hardware.setdefault(name, hardware)
+        return self._lookups.hardware(name)
 
     def boots(self, name: str, boot_type: str | None = None) -> list[Boot]:
-        query = {"bootType": boot_type} if boot_type else None
-        reply = self._get(f"{_server_path(name)}/boot", server=name, query=query)
-        ids = expect_list(reply.value, server=name, what="boot ids")
-        return [self._boot(name, int(boot_id)) for boot_id in ids]
-
-    def _boot(self, name: str, boot_id: int) -> Boot:
-        reply = self._get(f"{_server_path(name)}/boot/{boot_id}", server=name)
-        return boot_from(reply.value, server=name)
+        return self._lookups.boots(name, boot_type)
 
     def rescue_boot(self, name: str) -> Boot:
-        boots = self.boots(name, "rescue")
-        chosen = choose_rescue_boot(boots)
-        if chosen is None:
-            kernels = ", ".join(sorted(boot.kernel for boot in boots)) or "none"
-            raise ProviderError(
-                f"no customer rescue kernel among the rescue boots (kernels: {kernels})",
-                server=name,
-                hint="expected rescue12-customer or rescue-customer; check the server's offer",
-            )
-        return chosen
+        return self._lookups.rescue_boot(name)
 
     def disk_boot(self, name: str) -> Boot:
-        boots = self.boots(name, "harddisk")
-        chosen = choose_disk_boot(boots)
-        if chosen is None:
-            kernels = ", ".join(sorted(boot.kernel for boot in boots)) or "none"
-            raise ProviderError(f"no single harddisk boot (kernels: {kernels})", server=name)
-        return chosen
+        return self._lookups.disk_boot(name)
 
     def tasks(self, name: str, function: str | None = None, status: str | None = None) -> list[int]:
         query = {key: value for key, value in (("function", function), ("status", status)) if value}
-        reply = self._get(f"{_server_path(name)}/task", server=name, query=query or None)
+        reply = self._get(f"{server_path(name)}/task", server=name, query=query or None)
         return [int(task_id) for task_id in expect_list(reply.value, server=name, what="task ids")]
 
     def task(self, name: str, task_id: int) -> Task:
-        reply = self._get(f"{_server_path(name)}/task/{task_id}", server=name)
+        reply = self._get(f"{server_path(name)}/task/{task_id}", server=name)
         return task_from(reply.value, server=name, query_id=reply.query_id)
 
     def compatible_templates(self, name: str) -> list[str]:
-        reply = self._get(f"{_server_path(name)}/install/compatibleTemplates", server=name)
+        reply = self._get(f"{server_path(name)}/install/compatibleTemplates", server=name)
         templates = expect_dict(reply.value, server=name, what="compatible templates")
         names = expect_list(templates.get("ovh") or [], server=name, what="templates")
         return [str(template) for template in names]
@@ -277,7 +257,7 @@ class OvhProvider:
     def install_status(self, name: str) -> InstallStatus | None:
         """None when no installation runs (OVH answers 404)."""
         try:
-            reply = self._get(f"{_server_path(name)}/install/status", server=name)
+            reply = self._get(f"{server_path(name)}/install/status", server=name)
         except ProviderNotFound:
             return None
         return install_status_from(reply.value, server=name)
@@ -290,17 +270,28 @@ class OvhProvider:
         body: dict[str, Any] = {"bootId": boot_id}
         if rescue_ssh_key is not None:
             body["rescueSshKey"] = rescue_ssh_key or None
-        path = _server_path(name)
+        path = server_path(name)
         retrying = self._retrying(name, f"PUT {path}")
-        retrying(self._request, "PUT", path, server=name, body=body)
+        try:
+            retrying(self._request, "PUT", path, server=name, body=body)
+        except ProviderError:
+            self._lookups.forget_server(name)  # the PUT may or may not have landed
+            raise
+        self._lookups.note_boot(name, boot_id, rescue_ssh_key)
         log.info("%s: boot set to %d%s", name, boot_id, _key_note(rescue_ssh_key))
 
-    def reboot(self, name: str, since: datetime | None = None) -> Task:
+    def pacing(self) -> Pacing:
+        """Calls made through this provider and the time threads waited on its rate limit."""
+        return self._bucket.usage()
+
+    def reboot(self, name: str, since: datetime | None = None, *, fresh: bool = False) -> Task:
         """Hard reboot; adopts a ``hardReboot`` task instead of starting a second one.
 
         ``since``: adopt only a task OVH created at or after it (see :meth:`_start_task`).
+        ``fresh``: ``since`` is the moment the caller journaled this very request, having found
+        no task of an earlier one: nothing is looked up before the first POST (one call less).
         """
-        return self._start_task(name, "reboot", "hardReboot", None, since)
+        return self._start_task(name, "reboot", "hardReboot", None, since, fresh=fresh)
 
     def reinstall(self, name: str, request: dict[str, Any], since: datetime | None = None) -> Task:
         """``POST .../reinstall``; adopts a ``reinstallServer`` task as :meth:`reboot` does. The
@@ -342,7 +333,14 @@ class OvhProvider:
         return rescue_ssh_key is None or (server.rescue_ssh_key or "") == rescue_ssh_key
 
     def _start_task(
-        self, name: str, verb: str, function: str, body: Any, since: datetime | None
+        self,
+        name: str,
+        verb: str,
+        function: str,
+        body: Any,
+        since: datetime | None,
+        *,
+        fresh: bool = False,
     ) -> Task:
         """POST a task-starting route at most a bounded number of times, adopting before each.
 
@@ -354,14 +352,16 @@ class OvhProvider:
         sent once OVH's clock is past ``since``'s second (OVH dates tasks to the second), so
         the task it starts is always recognised as created since.
         """
-        path = f"{_server_path(name)}/{verb}"
+        path = f"{server_path(name)}/{verb}"
         after = self._api_time(name, since) if since is not None else None
         start = self._clock.monotonic()
         last: ProviderError | None = None
         for attempt in range(1, self.retry.attempts + 1):
             if last is not None and not self._sleep_before_retry(attempt - 1, last, start):
                 break
-            adopted = self._adopt(name, function, after)
+            # A fresh ``since``: only this request could have created a task since (one running
+            # from before is OVH's 409, handled below), so the first POST adopts nothing.
+            adopted = None if fresh and attempt == 1 else self._adopt(name, function, after)
             if adopted is not None:
                 return adopted
             if after is not None:
@@ -447,17 +447,31 @@ class OvhProvider:
 
         Each poll is one request (the loop is the retry): 404 is tolerated for
         ``task_grace_seconds`` (a fresh task may not be visible yet), transient errors until the
-        timeout, with the poll interval doubling while errors last.
+        timeout; the poll interval doubles after every poll, up to ``max_poll_interval``.
         """
         return self._waits.wait(name, task_id, timeout, progress)
 
+    def peek_task(self, name: str, task_id: int) -> Task | None:
+        """One read of the task, never retried: None while OVH does not answer it (the 404 of a
+        fresh task, a transient error)."""
+        try:
+            return self._poll_task(name, task_id)
+        except (ProviderNotFound, ProviderTransient) as exc:
+            log.info("%s: task %d not readable now: %s", name, task_id, exc)
+            return None
+
+    def task_outcome(self, name: str, task_id: int) -> Task | None:
+        """The task as OVH reports it now, read again through its 404s for the grace period
+        and through transient errors by the retry policy; None when it never answers."""
+        try:
+            return self._waits.readable(self.task, name, task_id)
+        except ProviderError as exc:
+            log.warning("%s: task %d: no status read: %s", name, task_id, exc)
+            return None
+
     def _poll_task(self, name: str, task_id: int) -> Task:
-        reply = self._request("GET", f"{_server_path(name)}/task/{task_id}", server=name)
+        reply = self._request("GET", f"{server_path(name)}/task/{task_id}", server=name)
         return task_from(reply.value, server=name, query_id=reply.query_id)
-
-
-def _server_path(name: str) -> str:
-    return f"/dedicated/server/{quote(name, safe='')}"
 
 
 def _key_note(rescue_ssh_key: str | None) -> str:

@@ -2,7 +2,8 @@
 
 :class:`TaskWaits` polls one task with single requests (the loop is the retry): a 404 is
 tolerated for a grace period (OVH's task details lag its task list), transient errors until the
-timeout, and the poll interval doubles while errors last.
+timeout, and the poll interval doubles after every poll, up to its cap: OVH's calls are few
+(about 60 a minute per consumer key) and a task that did not end in seconds will take minutes.
 
 Adoption by time: OVH dates a task's creation (``startDate``) to the second, on its own clock.
 A task counts as created since an instant only when its date is at or after that instant, so a
@@ -56,8 +57,8 @@ class TaskWaits:
         read: ``(server, task id) -> Task``, one request, errors classified.
         clock: monotonic time and sleep.
         grace_seconds: how long a task may answer 404 before the 404 is believed.
-        poll_interval: seconds between polls while the task runs.
-        max_poll_interval: the cap of the interval while errors double it.
+        poll_interval: seconds before the second poll; each later interval doubles.
+        max_poll_interval: the cap of the interval.
     """
 
     def __init__(
@@ -81,17 +82,15 @@ class TaskWaits:
         """Poll until the task ends; raise TaskFailed if it ends badly, ProviderError on timeout."""
         start = self._clock.monotonic()
         last: Task | None = None
-        errors = 0
-        for _ in range(MAX_POLLS):
+        for polls in range(MAX_POLLS):
             waited = self._clock.monotonic() - start
             try:
                 task = self._read(name, task_id)
             except (ProviderNotFound, ProviderTransient) as exc:
                 self._tolerate(name, task_id, exc, waited)
-                errors += 1
                 pause = getattr(exc, "retry_after", None) or 0.0
             else:
-                errors, pause, last = 0, 0.0, task
+                pause, last = 0.0, task
                 if progress is not None:
                     progress(task, waited)
                 if not task.pending:
@@ -99,7 +98,7 @@ class TaskWaits:
             remaining = timeout - (self._clock.monotonic() - start)
             if remaining <= 0:
                 break
-            delay = min(self.max_poll_interval, self.poll_interval * 2.0**errors)
+            delay = min(self.max_poll_interval, self.poll_interval * 2.0 ** min(polls, 30))
             self._clock.sleep(min(remaining, max(delay, pause)))
         raise timed_out(name, task_id, timeout, last)
 

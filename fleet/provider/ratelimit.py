@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from fleet.errors import ProviderTransient
+from fleet.provider.base import Pacing
 
 if TYPE_CHECKING:
     import random
@@ -64,6 +65,8 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated = monotonic()
         self._paused_until = float("-inf")
+        self._taken = 0
+        self._waited = 0.0
 
     def acquire(self) -> float:
         """Take one token, sleeping until one is available. Returns the seconds slept."""
@@ -71,10 +74,22 @@ class TokenBucket:
         for _ in range(MAX_ACQUIRE_ROUNDS):
             wait = self._try_take()
             if wait <= 0:
+                self._count(slept)
                 return slept
             self._sleep(wait)
             slept += wait
+        self._count(slept)
         raise RuntimeError(f"no token after {MAX_ACQUIRE_ROUNDS} rounds ({slept:.1f}s slept)")
+
+    def usage(self) -> Pacing:
+        """Tokens taken so far and the seconds every thread spent waiting for them."""
+        with self._lock:
+            return Pacing(self._taken, self._waited, self.rate_per_second * 60.0)
+
+    def _count(self, slept: float) -> None:
+        with self._lock:
+            self._taken += 1
+            self._waited += slept
 
     def pause(self, seconds: float) -> None:
         """Hold every acquisition for ``seconds`` (the server said ``Retry-After``)."""

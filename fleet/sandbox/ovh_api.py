@@ -17,7 +17,8 @@ Chaos (``fleet.sandbox.ovh_chaos``) is set in process through :attr:`FakeOvhApi.
 HTTP under ``/_sandbox/`` with the ``X-Sandbox-Token`` header, for a test that talks to a
 sandbox running in another process:
 
-- ``GET /_sandbox/state``: chaos knobs, error shape, servers' modes, running tasks, timings
+- ``GET /_sandbox/state``: chaos knobs, error shape, servers' modes, running tasks, timings,
+  and the calls answered so far per server and route (:mod:`~fleet.sandbox.ovh_calls`)
 - ``POST /_sandbox/chaos``: add knobs (JSON as in the state's ``chaos``; ``error_shape`` too)
 - ``POST /_sandbox/chaos/reset``: remove every knob, restore the initial error shape
 - ``POST /_sandbox/timings``: task timings for new tasks (fields of ``TaskTimings``)
@@ -46,6 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from fleet.clock import Clock, SystemClock
 from fleet.sandbox.ovh_auth import AuthError, Credentials, Keyring, signature
+from fleet.sandbox.ovh_calls import CallCounter
 from fleet.sandbox.ovh_catalogue import Mode, ServerSpec
 from fleet.sandbox.ovh_chaos import Chaos, ChaosConfigError, ChaosRule, ceil_seconds
 from fleet.sandbox.ovh_checks import Json, OvhApiError, bad_request
@@ -140,6 +142,8 @@ class FakeOvhApi:
         self._sleep = sleep
         self._router = Router(self.model)
         self._query_ids = _QueryIds(random.Random(rng.getrandbits(64)))
+        #: Every API call answered, per server and route (:mod:`~fleet.sandbox.ovh_calls`).
+        self.calls = CallCounter()
         self._http: HttpServer | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -283,15 +287,21 @@ class FakeOvhApi:
             response = self._control(method, split.path, headers, body)
         elif split.path == BASE_PATH or split.path.startswith(BASE_PATH + "/"):
             path = split.path[len(BASE_PATH) :]
-            response = self._api(method, raw_path, path, split.query, headers, body)
+            response = self._api(method, raw_path, path, headers, body)
         else:
             response = self._error(OvhApiError(404, f"Got an invalid (or empty) URL: {split.path}"))
         response.headers["X-Ovh-QueryId"] = self._query_ids.next(self._clock)
         return response
 
-    def _api(
-        self, method: str, raw_path: str, path: str, query: str, headers: Message, body: str
+    def _api(self, method: str, raw_path: str, path: str, headers: Message, body: str) -> Response:
+        response = self._answer(method, raw_path, path, headers, body)
+        self.calls.count(method, path, response.status)
+        return response
+
+    def _answer(
+        self, method: str, raw_path: str, path: str, headers: Message, body: str
     ) -> Response:
+        query = urlsplit(raw_path).query
         effects = self.chaos.for_request(method, path)
         if effects.latency > 0:
             self._sleep(effects.latency)
@@ -395,6 +405,7 @@ class FakeOvhApi:
         return {
             "chaos": self.chaos.snapshot(),
             "error_shape": self._error_shape,
+            "calls": self.calls.snapshot().to_json(),
             **self.model.state_json(),
         }
 

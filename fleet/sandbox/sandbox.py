@@ -264,7 +264,7 @@ class Sandbox:
             f'[ssh]\nkey_file = "{d / "id_ed25519"}"\n\n'
             f'[rescue]\nssh_public_key = "{d / "id_ed25519.pub"}"\n\n'
             # VMs boot under emulation: a reboot there takes minutes, not seconds.
-            f"[reboot]\ntimeout = {900.0 if self.vm_count else 120.0}\nssh_poll = 0.5\n\n"
+            f"[reboot]\ntimeout = {900.0 if self.vm_count else 120.0}\nssh_poll = 0.5\ntask_poll = 10.0\n\n"
             "[rollout]\ninfra_retry_delay = 0.5\n"
         )
 

@@ -10,13 +10,17 @@ After a reinstall the installed system's key is new: it is accepted and pinned f
 role once the host proves to be the freshly installed server (see :mod:`fleet.stages.reinstall`).
 
 Boot intents: before asking OVH for a reboot, the stage journals its intent (``boot.intent``:
-server, boot id, the role expected after it, the request's time). An attempt that finds its
+server, boot id, the role expected after it, the key the host presented before the request,
+the request's time). An attempt that finds its
 stage's intent still open (no end journaled since: the process died, or an infrastructure error
 cut the wait) recognises the boot as its own: it adopts the reboot task OVH created since the
 intent (:meth:`~fleet.provider.base.Provider.task_since`), or asks again when the request never
 reached OVH, then waits for SSH exactly as the uninterrupted path does: a new rescue key is
 accepted right after fleet's own request, with the identity check; the disk key must still
 match. A key change fleet did not cause is refused as ever.
+
+Waiting for the reboot (:mod:`fleet.stages.bootwait`): SSH first, OVH's task polled rarely, and
+one read of the task's outcome once SSH has proven the new boot.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleet.errors import HostKeyMismatch, PayloadError, TransportError
 from fleet.provider.base import Task
+from fleet.stages.bootwait import Reboot, key_of, key_text, wait_rebooted, witness_key
 from fleet.stages.context import Context, Outcome
 from fleet.transport.base import KeyExpectation, Transport
 
@@ -121,6 +126,7 @@ class BootIntent:
     boot_id: int | None
     role: str
     requested_at: datetime
+    witness: tuple[str, str] | None = None
 
 
 def open_intent(events: Sequence[Event], stage: str | None = None) -> BootIntent | None:
@@ -135,6 +141,7 @@ def open_intent(events: Sequence[Event], stage: str | None = None) -> BootIntent
                 int(boot_id) if boot_id is not None else None,
                 str(e.data.get("role")),
                 e.at,
+                key_of(e.data.get("witness")),
             )
         elif e.kind == "step.end" and intent is not None and e.stage == intent.stage:
             intent = None
@@ -142,40 +149,55 @@ def open_intent(events: Sequence[Event], stage: str | None = None) -> BootIntent
 
 
 def _reboot_into(
-    ctx: Context, service: str, boot_id: int | None, stage: RenderedStage, role: str
+    ctx: Context,
+    service: str,
+    boot_id: int | None,
+    stage: RenderedStage,
+    expect: KeyExpectation,
+    check: Callable[[Transport], bool],
 ) -> None:
     """Reboot the server into ``boot_id`` (None: as it is set), or adopt the reboot an earlier
-    attempt of this stage asked for; returns once OVH's task is done."""
+    attempt of this stage asked for; returns once the host answers as the new boot."""
     prov = ctx.provider
-    if _adopted(ctx, service, boot_id, stage):
-        return
-    intent = ctx.emit(
-        "boot.intent",
-        stage=stage.name,
-        step=stage.kind,
-        data={"server": service, "boot_id": boot_id, "role": role},
-    )
-    if boot_id is not None:
-        key = ctx.settings.rescue_public_key if stage.kind == "rescue" else None
-        prov.set_boot(service, boot_id, rescue_ssh_key=key)
-    task = prov.reboot(service, since=intent.at)
-    note_task(ctx, stage, task)
-    prov.wait_task(service, task.id, timeout_of(ctx, stage))
+    adopted = _adopted(ctx, service, boot_id, stage)
+    if adopted is not None:
+        task, witness = adopted
+    else:
+        witness = witness_key(ctx)
+        intent = ctx.emit(
+            "boot.intent",
+            stage=stage.name,
+            step=stage.kind,
+            data={
+                "server": service,
+                "boot_id": boot_id,
+                "role": expect.role,
+                "witness": key_text(witness),
+            },
+        )
+        if boot_id is not None:
+            key = ctx.settings.rescue_public_key if stage.kind == "rescue" else None
+            prov.set_boot(service, boot_id, rescue_ssh_key=key)
+        task = prov.reboot(service, since=intent.at, fresh=True)
+        note_task(ctx, stage, task)
+    wait_rebooted(ctx, stage, Reboot(service, task.id, expect, check, witness))
 
 
-def _adopted(ctx: Context, service: str, boot_id: int | None, stage: RenderedStage) -> bool:
-    """Adopt the reboot of this stage's open intent, if OVH started it and it did not fail."""
+def _adopted(
+    ctx: Context, service: str, boot_id: int | None, stage: RenderedStage
+) -> tuple[Task, tuple[str, str] | None] | None:
+    """The reboot of this stage's open intent and the intent's witness key, if OVH started it
+    and it did not fail."""
     intent = open_intent(ctx.host_events(), stage.name)
     if intent is None:
-        return False
+        return None
     if boot_id is not None and ctx.provider.server(service).boot_id != boot_id:
-        return False  # the boot was never set (or was changed since): ask again
+        return None  # the boot was never set (or was changed since): ask again
     task = ctx.provider.task_since(service, REBOOT_TASK, intent.requested_at)
     if task is None or task.failed:
-        return False  # the request never reached OVH, or its reboot failed: ask again
+        return None  # the request never reached OVH, or its reboot failed: ask again
     note_task(ctx, stage, task, "adopting the reboot asked before the interruption")
-    ctx.provider.wait_task(service, task.id, timeout_of(ctx, stage))
-    return True
+    return task, intent.witness
 
 
 def await_ssh(
@@ -207,8 +229,9 @@ def rescue(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
     rescue = ctx.provider.rescue_boot(service)
     if ctx.provider.server(service).boot_id == rescue.id and _already(ctx, "rescue", is_rescue):
         return "rescue", "converged"
-    _reboot_into(ctx, service, rescue.id, stage, "rescue")
-    await_ssh(ctx, stage, KeyExpectation(role="rescue", accept_new=True), is_rescue)
+    _reboot_into(
+        ctx, service, rescue.id, stage, KeyExpectation(role="rescue", accept_new=True), is_rescue
+    )
     return "rescue", "applied"
 
 
@@ -219,8 +242,7 @@ def disk(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
         ctx, "disk", is_installed_system
     ):
         return "disk", "converged"
-    _reboot_into(ctx, service, disk.id, stage, "disk")
-    await_ssh(ctx, stage, KeyExpectation(role="disk"), is_installed_system)
+    _reboot_into(ctx, service, disk.id, stage, KeyExpectation(role="disk"), is_installed_system)
     return "disk", "applied"
 
 
@@ -262,11 +284,11 @@ def reboot(ctx: Context, stage: RenderedStage) -> tuple[str, str]:
     if reboots_over_ssh(stage, bool(ctx.host.service_name)):
         return _reboot_over_ssh(ctx, stage)
     service = service_of(ctx)
-    _reboot_into(ctx, service, None, stage, ctx.mode)
     if ctx.mode == "rescue":  # a rescue reboot comes back with a fresh rescue key
-        await_ssh(ctx, stage, KeyExpectation(role="rescue", accept_new=True), is_rescue)
+        expect, check = KeyExpectation(role="rescue", accept_new=True), is_rescue
     else:
-        await_ssh(ctx, stage, KeyExpectation(role="disk"), is_installed_system)
+        expect, check = KeyExpectation(role="disk"), is_installed_system
+    _reboot_into(ctx, service, None, stage, expect, check)
     return ctx.mode, "applied"
 
 

@@ -28,6 +28,7 @@ class ExecSettings:
     lease_ttl: float = 300.0
     reboot_timeout: float = 900.0
     ssh_poll: float = 5.0
+    task_poll: float = 60.0
     rescue_public_key: str | None = None
     infra_retries: int = 2
     infra_retry_delay: float = 5.0
@@ -39,6 +40,13 @@ class Connector(Protocol):
     """Opens SSH sessions (``fleet.transport.ssh.SshConnector``)."""
 
     def open(self, endpoint: Endpoint, expect: KeyExpectation) -> Transport: ...
+
+    def presented_key(
+        self, endpoint: Endpoint, role: str, timeout: float
+    ) -> tuple[str, str] | None:
+        """The host key the host presents now (a login expecting ``role``'s key is tried,
+        nothing is pinned, no command runs); None when it does not let fleet in."""
+        ...
 
     def wait_for_ssh(
         self,

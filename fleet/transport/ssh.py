@@ -15,10 +15,12 @@ modules, along the seams of the job:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fleet.clock import Clock, SystemClock
+from fleet.errors import TransportError
 from fleet.transport import secrets
 from fleet.transport.base import CommandResult, Endpoint, HostKeys, KeyExpectation
 from fleet.transport.connect import (
@@ -44,6 +46,8 @@ __all__ = [
     "fingerprint",
     "load_key",
 ]
+
+log = logging.getLogger(__name__)
 
 _DISK = KeyExpectation()
 _DEFAULT_RETRY = ConnectRetry()
@@ -263,6 +267,24 @@ class SshConnector:
             endpoint = replace(endpoint, gateway=self._with_default_key(endpoint.gateway))
         return endpoint
 
+    def presented_key(
+        self, endpoint: Endpoint, role: str, timeout: float
+    ) -> tuple[str, str] | None:
+        """The host key the host presents now, whatever it is: one login (expecting ``role``'s
+        key but accepting any, pinning none, running nothing), not retried; None when the host
+        does not answer or does not let fleet in. Tells a system from the one that replaces it
+        after a reboot."""
+        expect = KeyExpectation(role=role, accept_new=True)
+        transport = self._build(endpoint, expect, _NoPins(self._host_keys), timeout, None)
+        try:
+            transport.connect()
+        except TransportError as exc:
+            log.debug("%s: no host key read: %s", endpoint.host, exc)
+            return None
+        finally:
+            transport.close()
+        return transport.presented_key
+
     def wait_for_ssh(
         self,
         endpoint: Endpoint,
@@ -291,3 +313,16 @@ class SshConnector:
             identity_check=identity_check,
             progress=progress,
         )
+
+
+class _NoPins:
+    """Pinned keys as the store has them, but nothing pinned through it."""
+
+    def __init__(self, store: HostKeys) -> None:
+        self._store = store
+
+    def pinned_key(self, host: str, role: str) -> tuple[str, str] | None:
+        return self._store.pinned_key(host, role)
+
+    def pin_key(self, host: str, role: str, key_type: str, blob: str) -> None:
+        return None
