@@ -14,14 +14,17 @@ may have started: the task list and up to three task reads).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from fleet.sandbox.ovh_calls import CallSnapshot
-from fleet.sandbox.ovh_chaos import ChaosRule, Early404
+from fleet.sandbox.ovh_chaos import ChaosRule, Early404, TaskFailure
 from fleet.sandbox.sandbox import Sandbox
+from fleet.store import open_store
+from fleet.store.base import Event
 from tests.conftest import FleetCli
 from tests.integration.test_rescue import ROUND_TRIP
 from tests.integration.test_rollout import events_of, last_run, names, new_tid, write_plan
@@ -58,6 +61,7 @@ def round_trip(
     services = {s.service for s in box.servers[first - 1 : last]}
     charged = {server for server, n in calls.per_server.items() if n and server != "-"}
     assert charged == services, "calls charged to servers outside the rollout"
+    assert "; OVH API: " in proc.stdout  # the rate limit's use, printed at batch and run ends
     return calls
 
 
@@ -101,3 +105,74 @@ def test_under_chaos_every_call_beyond_the_budget_follows_a_failed_answer(
         assert spent <= BUDGET + CHAOS_COST * failed, calls.routes_of(server.service)
         failed_somewhere += failed
     assert failed_somewhere > 0  # the chaos was felt (the early 404s at least)
+
+
+RESCUE_THEN_REBOOT = """
+name: rescue-reboot
+stages:
+  - name: rescue
+    kind: rescue
+  - name: pause
+    steps:
+      - name: wait
+        apply: sleep 3
+  - name: again
+    kind: reboot
+    params: {how: ovh}
+"""
+
+
+def test_a_failed_reboot_is_never_proven_by_the_old_system_answering(
+    api: Sandbox, fleet: FleetCli, tmp_path: Path
+) -> None:
+    """The case that would slip past an SSH-only proof: a reboot in rescue whose task fails
+    leaves the old rescue system up, with the rescue role's identity and a key fleet accepts
+    (a rescue boot may present a new one). It is the witness (the key seen before the request)
+    that keeps it from passing for the new boot: the failure is noticed at the task's poll, the
+    stage retried, and only the rescue system that came up after it proves the boot."""
+    assert api.api is not None
+    host = 53
+    service = api.servers[host - 1].service
+    plan = write_plan(tmp_path / "p.yaml", RESCUE_THEN_REBOOT)
+    tasks_before = len(api.api.model.task_ids(service, "hardReboot"))
+    proc = fleet.popen("rollout", str(plan), "--limit", names(host, host))
+    try:
+        wait_until(
+            fleet, lambda events: any(e.kind == "step.start" and e.stage == "pause" for e in events)
+        )
+        api.api.chaos.fail_tasks(TaskFailure(function="hardReboot", status="ovhError", count=1))
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out[-3000:] + err[-3000:]
+    events = events_of(fleet, last_run(fleet)["id"])
+    retries = [e for e in events if e.kind == "host.retry"]  # an infrastructure failure
+    assert [e.stage for e in retries] == ["again"] and "ovhError" in (retries[0].excerpt or "")
+    # rescue, the failed reboot, the retried one: never taken for done before it happened
+    assert len(api.api.model.task_ids(service, "hardReboot")) - tasks_before == 3
+    proofs = [e for e in events if e.kind == "boot.task"]
+    assert [(e.stage, e.outcome, e.data["proven_by"]) for e in proofs] == [
+        ("rescue", "done", "ssh"),
+        ("again", "done", "ssh"),
+    ]
+
+
+def wait_until(
+    fleet: FleetCli, reached: Callable[[list[Event]], bool], timeout: float = 120
+) -> None:
+    """Poll the last run's journal until ``reached`` holds (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db = fleet.state / "fleet.db"
+        if db.exists():
+            store = open_store(db)
+            try:
+                runs = store.list_runs(1)
+                if runs and reached(store.events(runs[0].id)):
+                    return
+            finally:
+                store.close()
+        time.sleep(0.05)
+    raise AssertionError("the run never reached the moment expected")

@@ -607,3 +607,24 @@ def test_one_provider_is_shared_by_threads(provider: OvhProvider, api: FakeOvhAp
     assert results == {NS1: "done", NS2: "done", NS3: "done"}
     assert auth_time.fired == 1
     assert {api.server_mode(name) for name in (NS1, NS2, NS3)} == {"rescue"}
+
+
+def test_lookups_are_kept_for_the_run_and_the_boot_setting_follows_fleets_own_put(
+    provider: OvhProvider, api: FakeOvhApi
+) -> None:
+    rescue = provider.rescue_boot(NS1)
+    disk = provider.disk_boot(NS1)
+    assert disk.type == "harddisk" and disk.id == api.snapshot(NS1).boot_id  # on disk at first
+    first = provider.server(NS1)
+    before = api.calls.snapshot()
+    assert provider.rescue_boot(NS1) == rescue and provider.disk_boot(NS1) == disk
+    provider.set_boot(NS1, rescue.id, KEY)
+    kept = provider.server(NS1)
+    assert (kept.boot_id, kept.rescue_ssh_key, kept.ip) == (rescue.id, KEY, first.ip)
+    assert api.calls.snapshot().since(before).routes_of(NS1) == {"PUT /dedicated/server/{sn}": 1}
+    # a PUT that failed may or may not have landed: the record is read again
+    api.chaos.add_rule(ChaosRule(kind="lost", route="PUT /dedicated/server/*", count=99))
+    with pytest.raises(ProviderError):
+        provider.set_boot(NS1, disk.id)
+    api.chaos.reset()
+    assert provider.server(NS1).boot_id == disk.id  # the lost PUT landed, and it is seen

@@ -147,3 +147,14 @@ NOW = datetime(2024, 2, 29, 12, 0, 0, tzinfo=UTC)
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, NOW) == expected
+
+
+def test_usage_counts_tokens_and_every_second_slept_for_them() -> None:
+    clock = FakeClock()
+    limiter = bucket(clock, rate=60.0, burst=5)
+    for _ in range(8):
+        limiter.acquire()
+    usage = limiter.usage()
+    assert (usage.requests, usage.per_minute) == (8, 60.0)
+    assert usage.waited == pytest.approx(sum(clock.sleeps)) and usage.waited == pytest.approx(3.0)
+    assert usage.to_json() == {"requests": 8, "rate_limit_wait": 3.0, "per_minute": 60.0}
