@@ -87,6 +87,8 @@ class LiveView:
         self.console = console or Console()
         self.clock = clock or SystemClock()
         self.progress = RunProgress(run.hosts)
+        #: The rollout's OVH calls and rate-limit waits so far (None: no provider used yet).
+        self.pacing: Callable[[], dict[str, float] | None] | None = None
         self._lock = threading.Lock()
         self._live = Live(
             console=self.console,
@@ -97,8 +99,6 @@ class LiveView:
             redirect_stderr=True,
         )
         self._started = False
-        #: The rollout's OVH calls and rate-limit waits so far (None: no provider used yet).
-        self.pacing: Callable[[], dict[str, float] | None] | None = None
 
     # -- observer --------------------------------------------------------------------------
     def event(self, event: Event) -> None:

@@ -94,7 +94,7 @@ def ovh_boot(app: App, host: str, mode: str, reboot: bool, wait: bool, timeout: 
     key_path = app.settings.path("rescue.ssh_public_key")
     key = key_path.read_text().strip() if key_path and mode == "rescue" else None
     provider.set_boot(service, boot.id, rescue_ssh_key=key)
-    click.echo(f"{service}: boot set to {boot.kernel} (id {boot.id})")
+    click.echo(f"{service}: boot set to {boot.kernel or boot.type} (id {boot.id})")
     if not reboot:
         return
     task = provider.reboot(service, since=asked)

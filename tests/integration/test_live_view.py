@@ -162,6 +162,7 @@ def test_frames_showed_running_hosts_and_the_long_wait(
     waits = [f for f in screen.frames if "(hardReboot)" in f or "SSH with the disk host key" in f]
     assert waits, "the canary's reboot wait was shown: what is awaited"
     assert any("srv-041" in f and "restart/reboot" in f for f in waits)
+    assert screen.ever_showed("OVH API: "), "the rate limit's use, once the reboot was asked"
     assert screen.ever_showed("remaining ~"), "an estimate once a host ended"
 
 

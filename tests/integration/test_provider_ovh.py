@@ -208,7 +208,9 @@ def test_boots_are_per_server_and_rescue_is_chosen_by_kernel(provider: OvhProvid
         kinds = {b.kernel: b for b in provider.boots(name, "rescue")}
         assert set(kinds) == {"ipxe-shell", "rescue12-customer", "rescue-customer"}
         assert kinds["rescue12-customer"] == boot
-        assert provider.disk_boot(name).kernel == "hd"
+        # a single harddisk boot is chosen without reading its details (one call less)
+        (hd,) = provider.boots(name, "harddisk")
+        assert hd.kernel == "hd" and provider.disk_boot(name).id == hd.id
     every = provider.boots(NS1)
     assert {b.type for b in every} == {"harddisk", "rescue", "power"}
 
