@@ -23,18 +23,25 @@ def kill_when(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
-        db = fleet.state / "fleet.db"
-        if db.exists():
-            store = open_store(db)
-            try:
-                runs = store.list_runs(1)
-                if runs and reached(store.events(runs[0].id)):
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.communicate(timeout=30)
-                    return runs[0].id
-            finally:
-                store.close()
+        last = last_run_events(fleet)
+        if last is not None and reached(last[1]):
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=30)
+            return last[0]
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     raise AssertionError("the run never reached the moment to kill it")
+
+
+def last_run_events(fleet: FleetCli) -> tuple[str, list[Event]] | None:
+    """The id and journal of the state directory's last run, if any yet."""
+    db = fleet.state / "fleet.db"
+    if not db.exists():
+        return None
+    store = open_store(db)
+    try:
+        runs = store.list_runs(1)
+        return (runs[0].id, store.events(runs[0].id)) if runs else None
+    finally:
+        store.close()

@@ -23,9 +23,9 @@ import pytest
 from fleet.sandbox.ovh_calls import CallSnapshot
 from fleet.sandbox.ovh_chaos import ChaosRule, Early404, TaskFailure
 from fleet.sandbox.sandbox import Sandbox
-from fleet.store import open_store
 from fleet.store.base import Event
 from tests.conftest import FleetCli
+from tests.integration.crashing import last_run_events
 from tests.integration.test_rescue import ROUND_TRIP
 from tests.integration.test_rollout import events_of, last_run, names, new_tid, write_plan
 
@@ -119,6 +119,8 @@ stages:
   - name: again
     kind: reboot
     params: {how: ovh}
+  - name: disk
+    kind: disk
 """
 
 
@@ -131,7 +133,7 @@ def test_a_failed_reboot_is_never_proven_by_the_old_system_answering(
     that keeps it from passing for the new boot: the failure is noticed at the task's poll, the
     stage retried, and only the rescue system that came up after it proves the boot."""
     assert api.api is not None
-    host = 53
+    host = 54  # a host of its own, left on its disk as the other tests expect
     service = api.servers[host - 1].service
     plan = write_plan(tmp_path / "p.yaml", RESCUE_THEN_REBOOT)
     tasks_before = len(api.api.model.task_ids(service, "hardReboot"))
@@ -150,13 +152,15 @@ def test_a_failed_reboot_is_never_proven_by_the_old_system_answering(
     events = events_of(fleet, last_run(fleet)["id"])
     retries = [e for e in events if e.kind == "host.retry"]  # an infrastructure failure
     assert [e.stage for e in retries] == ["again"] and "ovhError" in (retries[0].excerpt or "")
-    # rescue, the failed reboot, the retried one: never taken for done before it happened
-    assert len(api.api.model.task_ids(service, "hardReboot")) - tasks_before == 3
+    # rescue, the failed reboot, the retried one, disk: never taken for done before it happened
+    assert len(api.api.model.task_ids(service, "hardReboot")) - tasks_before == 4
     proofs = [e for e in events if e.kind == "boot.task"]
     assert [(e.stage, e.outcome, e.data["proven_by"]) for e in proofs] == [
         ("rescue", "done", "ssh"),
         ("again", "done", "ssh"),
+        ("disk", "done", "ssh"),
     ]
+    assert api.api.server_mode(service) == "disk"
 
 
 def wait_until(
@@ -165,14 +169,8 @@ def wait_until(
     """Poll the last run's journal until ``reached`` holds (bounded in time)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        db = fleet.state / "fleet.db"
-        if db.exists():
-            store = open_store(db)
-            try:
-                runs = store.list_runs(1)
-                if runs and reached(store.events(runs[0].id)):
-                    return
-            finally:
-                store.close()
+        last = last_run_events(fleet)
+        if last is not None and reached(last[1]):
+            return
         time.sleep(0.05)
     raise AssertionError("the run never reached the moment expected")
