@@ -296,6 +296,7 @@ class OvhProvider:
     def reinstall(self, name: str, request: dict[str, Any], since: datetime | None = None) -> Task:
         """``POST .../reinstall``; adopts a ``reinstallServer`` task as :meth:`reboot` does. The
         Task comes from the short reply (taskId, function, status, comment, dates)."""
+        self._lookups.forget_server(name)  # a reinstall changes the server's settings under us
         return self._start_task(name, "reinstall", "reinstallServer", request, since)
 
     def reboot_and_wait(
