@@ -54,6 +54,10 @@ def api(creds: Credentials) -> Iterator[FakeOvhApi]:
 
 @pytest.fixture
 def provider(api: FakeOvhApi, creds: Credentials) -> OvhProvider:
+    return make_provider(api, creds)
+
+
+def make_provider(api: FakeOvhApi, creds: Credentials) -> OvhProvider:
     client = build_client(
         ENDPOINT,
         endpoint_url=api.url,
@@ -155,7 +159,7 @@ def test_a_service_missing_from_the_account(tmp_path: Path, provider: OvhProvide
 
 
 def test_cached_data_is_reused_with_its_age_until_too_old(
-    tmp_path: Path, api: FakeOvhApi, provider: OvhProvider
+    tmp_path: Path, api: FakeOvhApi, creds: Credentials, provider: OvhProvider
 ) -> None:
     inventory = load_inventory([write_inventory(tmp_path)])
     path = tmp_path / "state" / "ovh-cache-test.json"
@@ -174,8 +178,9 @@ def test_cached_data_is_reused_with_its_age_until_too_old(
     assert (again.fetched, again.reused) == (0, 6)
     assert "OVH data: 6 answers from the cache, up to 30 min old (" in again.describe()
 
-    now[0] += 3600  # too old: asked again, and the API is gone
-    stale = OvhCache(path, lambda: provider, max_age=3600, clock=lambda: now[0])
+    now[0] += 3600  # too old: asked again (by a later command's provider), and the API is gone
+    later = make_provider(api, creds)  # a provider keeps its lookups for its life (one run)
+    stale = OvhCache(path, lambda: later, max_age=3600, clock=lambda: now[0])
     with pytest.raises(ProviderError):
         enrich(inventory, stale)
 
