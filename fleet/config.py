@@ -134,6 +134,34 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("ssh.trust_on_first_use", bool, True, "pin an unknown host key on first contact"),
     Setting(
+        "workers.broker",
+        str,
+        "redis://127.0.0.1:6379/0",
+        "Redis URL of the Celery broker and result backend (`fleet worker`, rollout.workers)",
+    ),
+    Setting(
+        "workers.route_by",
+        str,
+        "datacenter",
+        "queue of a host's task: its datacenter (gra3), region (gra) or label:NAME",
+    ),
+    Setting("workers.default_queue", str, "fleet", "queue of hosts that have no value to route by"),
+    Setting(
+        "workers.visibility_timeout",
+        float,
+        600.0,
+        "seconds before a task a dead worker held is delivered again",
+        minimum=0,
+        exclusive=True,
+    ),
+    Setting("workers.concurrency", int, 20, "hosts one `fleet worker` runs at once", minimum=1),
+    Setting(
+        "rollout.workers",
+        bool,
+        False,
+        "run each host's pipeline on Celery workers (`fleet worker`), not in this process",
+    ),
+    Setting(
         "rescue.ssh_public_key", str, None, "public key file set as rescueSshKey for rescue boots"
     ),
     Setting("rollout.concurrency", int, 20, "hosts worked on at once", minimum=1),

@@ -7,9 +7,12 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${FLEET_VENV:-$top/.venv}
 say() { echo "bootstrap: $*" >&2; }
 
-# Debian packages: sshd for the sandbox hosts, ssh-keygen, venv support, ps/kill.
+# Debian packages: sshd for the sandbox hosts, ssh-keygen, venv support, ps/kill; redis-server
+# for the Celery workers' tests (the tests start their own on loopback; policy-rc.d below keeps
+# Debian from starting the system's).
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v redis-server >/dev/null || need+=(redis-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ps >/dev/null || need+=(procps)
 command -v git >/dev/null || need+=(git)

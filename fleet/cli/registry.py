@@ -27,4 +27,5 @@ COMMANDS: dict[str, str] = {
     "scheduler": "fleet.cli.schedule:scheduler_group",
     "sandbox": "fleet.cli.sandbox:sandbox_group",
     "completion": "fleet.cli.completion:completion_cmd",
+    "worker": "fleet.cli.worker:worker_cmd",
 }

@@ -46,6 +46,12 @@ if TYPE_CHECKING:
     "--window-hosts", is_flag=True, help="Also start no new host (not only batch) outside."
 )
 @click.option(
+    "--workers/--in-process",
+    default=None,
+    help="Run each host's pipeline on Celery workers (`fleet worker`), from its datacenter's "
+    "queue; the batches and budget stay here. Default: the rollout.workers setting.",
+)
+@click.option(
     "--show-output",
     is_flag=True,
     help="Print every step's output as it ends, a line at a time prefixed by the host "
@@ -66,6 +72,7 @@ def rollout_cmd(
     windows_file: str | None,
     window_hosts: bool,
     show_output: bool,
+    workers: bool | None,
     **kw: Any,
 ) -> None:
     """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
@@ -99,12 +106,18 @@ def rollout_cmd(
     check_provider_stages(rendered, hosts)
     approved = approval(plan, hosts, approve_reinstall)
     approved |= preview_approval(app, plan, hosts, rendered, approve_preview)
+    workers = app.settings.get("rollout.workers") if workers is None else workers
+    if workers:
+        from fleet.cli.dispatching import check_workers
+
+        check_workers(app, hosts)
     # windows and every input are kept with the run, so that `fleet resume` uses them as well
     kept = {
         "windows": list(windows),
         "windows_file": windows_file,
         "window_hosts": window_hosts,
         "wait_for_leases": wait_for_leases,
+        "workers": workers,
     }
     inputs = {"plan": plan_ref, "vars": parse_vars(variables), "limit": limit}
     run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept}, inputs)

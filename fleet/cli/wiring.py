@@ -147,6 +147,7 @@ def execute(
 ) -> RolloutResult:
     """Own the run (``lease``, or claim it now), build the rollout and run it; ``configure``
     may set its hooks first (maintenance windows: :func:`fleet.schedule.window_hooks`)."""
+    from fleet.cli.dispatching import host_runner
     from fleet.engine.journal import Journal
     from fleet.engine.rollout import Resumption, Rollout, read_resumption
     from fleet.store.base import Fence
@@ -175,6 +176,7 @@ def execute(
         exec_settings(app, wait_for_leases),
         resumption=resumption,
         retry_quarantined=resuming,
+        runner=host_runner(app, run, svc, journal),
     )
     if configure is not None:
         configure(rollout)

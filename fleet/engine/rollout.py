@@ -3,6 +3,8 @@
 The controller is the one place that decides which host starts when. Pipelines
 (:mod:`fleet.engine.pipeline`) run in a bounded thread pool and report through the journal; the
 controller counts their failures against the budget and stops starting hosts when it is spent.
+Where a host's pipeline runs is the rollout's *host runner*: in this process by default, on
+Celery workers when the command line hands it :class:`fleet.workers.WorkerDispatch`.
 
 A halted rollout stays halted until a person acts (``fleet resume RUN`` or ``fleet abort RUN``).
 ``fleet halt`` sets a global switch that every rollout checks before every batch and every host.
@@ -26,6 +28,10 @@ from fleet.inventory import Host
 from fleet.plan import Plan, render_for_host
 from fleet.stages.context import ExecSettings
 from fleet.store.base import Event, RunRecord
+
+#: Runs one host's job to its end and returns how it ended (a failure is a value): in this
+#: process (:func:`fleet.engine.pipeline.run_host`), or elsewhere (a worker) and waits for it.
+HostRunner = Callable[[HostJob], HostResult]
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,7 @@ class Rollout:
         clock: Clock | None = None,
         resumption: Resumption | None = None,
         retry_quarantined: bool = False,
+        runner: HostRunner | None = None,
     ) -> None:
         self.run = run
         self.plan = plan
@@ -163,6 +170,7 @@ class Rollout:
         self.clock = clock or SystemClock()
         self.resumption = resumption or Resumption(frozenset(), {}, {})
         self.retry_quarantined = retry_quarantined
+        self.runner: HostRunner = runner or self._in_process
         for host in hosts:  # every placeholder must resolve before any host is contacted
             render_for_host(plan, host)
         self.result = RolloutResult(run.id, "running", None)
@@ -211,10 +219,13 @@ class Rollout:
             return HostResult(host.name, "stopped", message=self.svc.stop.reason or "not started")
         with self._lock:
             self._started += 1
-        result = run_host(self._job(host), self.svc, self.journal)
+        result = self.runner(self._job(host))
         if result.counts_against_budget:
             self._count_failure(result)
         return result
+
+    def _in_process(self, job: HostJob) -> HostResult:
+        return run_host(job, self.svc, self.journal)
 
     def _count_failure(self, result: HostResult) -> None:
         self.svc.store.quarantine(
