@@ -153,6 +153,15 @@ SETTINGS: tuple[Setting, ...] = (
         "first wait before such a re-run (then doubles)",
         minimum=0,
     ),
+    Setting(
+        "output.heartbeat",
+        float,
+        10.0,
+        "plain output: seconds between lines about a wait still going on (reboot, lease, "
+        "window, OVH task, rate limit)",
+        minimum=0,
+        exclusive=True,
+    ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -16,7 +16,7 @@ from fleet.errors import UsageError
 if TYPE_CHECKING:
     from fleet.inventory import Host, Inventory
     from fleet.provider.base import Provider
-    from fleet.store.base import Store
+    from fleet.store.base import RunRecord, Store
 
 
 @dataclass
@@ -28,6 +28,7 @@ class App:
     debug: bool
     _settings: Settings | None = None
     _store: Store | None = None
+    _provider: Provider | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -44,6 +45,21 @@ class App:
             self._store = open_store(self.settings.store_url)
             self._closers.append(self._store.close)
         return self._store
+
+    def run_record(self, run_id: str) -> RunRecord:
+        """The run ``run_id``; an unknown id is a usage error (exit 3) for every command that
+        takes one (resume, abort, status, report)."""
+        from fleet.errors import StoreError
+
+        try:
+            return self.store.get_run(run_id)
+        except StoreError as exc:
+            if any(r.id == run_id for r in self.store.list_runs(1000)):
+                raise  # the run exists: the store itself failed
+            raise UsageError(
+                f"no run {run_id!r} in {self.settings.store_url}",
+                hint="`fleet status` lists the runs",
+            ) from exc
 
     def inventory(self) -> Inventory:
         from fleet.inventory import load_inventory
@@ -69,6 +85,17 @@ class App:
         return inventory.select(limit, flag)
 
     def provider(self) -> Provider:
+        """The OVH provider, built once (its rate limit is shared by every call)."""
+        if self._provider is None:
+            self._provider = self._build_provider()
+        return self._provider
+
+    def pacing(self) -> str | None:
+        """What the OVH rate limit holds back now (for heartbeats), if a provider was built."""
+        pacing = getattr(self._provider, "pacing", None)
+        return pacing() if callable(pacing) else None
+
+    def _build_provider(self) -> Provider:
         from fleet.provider.ovh import OvhProvider, RetryPolicy, build_client
 
         s = self.settings
@@ -91,9 +118,6 @@ class App:
     def close(self) -> None:
         for closer in reversed(self._closers):
             closer()
-
-
-pass_app = click.make_pass_decorator(App)
 
 
 pass_app = click.make_pass_decorator(App)

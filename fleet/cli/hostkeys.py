@@ -18,7 +18,7 @@ def hostkeys_group() -> None:
 
 @hostkeys_group.command("list")
 @click.argument("host", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def hostkeys_list(app: App, host: str | None, as_json: bool) -> None:
     """Pinned keys with their fingerprints (compare with `ssh-keygen -lf` on the host)."""

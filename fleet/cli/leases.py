@@ -18,7 +18,7 @@ def leases_group() -> None:
 
 
 @leases_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def leases_list(app: App, as_json: bool) -> None:
     """Leases held now (and expired ones not yet taken over)."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.output import table
+from fleet.cli.output import Progress, table
 from fleet.cli.params import Duration, option
 from fleet.errors import FleetError, UsageError
 
@@ -16,6 +16,19 @@ from fleet.errors import FleetError, UsageError
 @click.group("ovh")
 def ovh_group() -> None:
     """Look at and act on servers through the OVH API (credentials: ovh.conf / OVH_* env)."""
+
+
+def listing_progress(app: App, what: str, total: int, *, calls_each: int) -> Progress:
+    """Progress of a listing that calls the API ``calls_each`` times per item."""
+    s = app.settings
+    return Progress(
+        what,
+        total,
+        calls_each=calls_each,
+        rate_per_minute=s.get("ovh.rate_limit"),
+        interval=s.get("output.heartbeat"),
+        pacing=app.pacing,
+    )
 
 
 def _service(app: App, host: str) -> str:
@@ -32,13 +45,20 @@ def _service(app: App, host: str) -> str:
 
 
 @ovh_group.command("servers")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def ovh_servers(app: App, as_json: bool) -> None:
-    """Servers of the account, with datacenter, rack, state and disk groups."""
+    """Servers of the account, with datacenter, rack, state and disk groups.
+
+    Two API calls per server: at OVH's 60 requests a minute a large account takes minutes,
+    and progress lines on standard error say how far it is.
+    """
     provider = app.provider()
-    rows = []
-    for name in provider.list_servers():
+    rows: list[dict[str, str]] = []
+    names = provider.list_servers()
+    progress = listing_progress(app, "servers", len(names), calls_each=2)
+    for name in names:
+        progress.done(len(rows))
         s, hw = provider.server(name), provider.hardware(name)
         groups = " + ".join(f"{g.count}x{g.disk_type} {g.size_gb}GB" for g in hw.disk_groups)
         rows.append(

@@ -1,22 +1,40 @@
-"""``fleet plan``: what a rollout would do, per host. Changes nothing anywhere."""
+"""``fleet plan``: what a rollout would do, per host or summed up. Changes nothing anywhere."""
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.options import load_plan
+from fleet.cli.options import batch_flags, load_plan
+from fleet.errors import PlanError, UsageError
+
+if TYPE_CHECKING:
+    from fleet.plan import HostPlan
+    from fleet.render import Defaults
 
 
 @click.command("plan")
 @click.argument("plan_ref", metavar="PLAN")
-@click.option("--limit", "-l", help="Hosts to show (see `fleet rollout --help`).")
-@click.option("--batches", default="1,100%", show_default=True)
-@click.option("--by", help="Spread batches across this label.")
+@click.option("--limit", "-l", help="Hosts to plan for, as a rollout selects them.")
+@batch_flags
 @click.option(
     "--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a plan variable."
+)
+@click.option(
+    "--summary",
+    is_flag=True,
+    help="One screen: hosts that run the same steps grouped, destructive steps and the hosts "
+    "they touch, batches by datacenter.",
+)
+@click.option(
+    "--host",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Show the steps of this host only (repeatable); batches still cover every host.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
@@ -26,38 +44,69 @@ def plan_cmd(
     limit: str | None,
     batches: str,
     by: str | None,
+    serial_by: str | None,
+    max_per: int | None,
     variables: tuple[str, ...],
+    summary: bool,
+    only: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Show what a rollout of PLAN would do, per host. Changes nothing anywhere.
 
-    PLAN is a YAML file or a built-in plan name (see docs/plans.md).
+    PLAN is a YAML file or a built-in plan name (see docs/plans.md). Each step shows its
+    timeout and retries; DESTRUCTIVE marks what `fleet rollout` runs only with --confirm.
+    On many hosts, --summary fits a screen and --host NAME shows one host in full.
 
     \b
     Example:
       fleet plan plans/app.yaml --limit 'dc:gra3,&hybrid' --batches 1,10%,100%
+      fleet plan builtin:hybrid-raid -l hybrid --summary --serial-by datacenter
+      fleet plan builtin:hybrid-raid -l hybrid --host srv-001
     """
-    from fleet.engine.batching import make_batches
+    from fleet.engine.batching import check_topology, make_batches
     from fleet.plan import render_for_host
+    from fleet.preflight import check_calls
+    from fleet.render import plan_lines
 
+    check_topology(by, serial_by, max_per)
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
     rendered = [render_for_host(plan, h) for h in hosts]
-    groups = make_batches(hosts, batches, by)
+    calls = check_calls(rendered)  # a python stage's function that does not exist fails here
+    if not calls.ok:
+        raise PlanError(calls.problems[0], path=plan.source)
+    groups = make_batches(hosts, batches, by, serial_by=serial_by, max_per=max_per)
+    shown = _only(rendered, only)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "plan": plan.name,
-                    "hash": plan.hash,
-                    "hosts": [r.to_dict() for r in rendered],
-                    "batches": [[h.name for h in b] for b in groups],
-                    "leases": [h.name for h in hosts],
-                },
-                indent=2,
-            )
-        )
+        body = {
+            "plan": plan.name,
+            "hash": plan.hash,
+            "hosts": [r.to_dict() for r in shown],
+            "batches": [[h.name for h in b] for b in groups],
+            "leases": [h.name for h in hosts],
+        }
+        click.echo(json.dumps(body, indent=2))
         return
-    from fleet.render import print_plan
+    lines = plan_lines(plan, shown, groups, _defaults(app), summary=summary, total=len(rendered))
+    click.echo("\n".join(lines))
 
-    print_plan(plan, rendered, groups)
+
+def _only(rendered: list[HostPlan], only: tuple[str, ...]) -> list[HostPlan]:
+    """The plans of the hosts ``--host`` names (each must be among the selected hosts)."""
+    if not only:
+        return rendered
+    by_name = {r.host: r for r in rendered}
+    unknown = [n for n in only if n not in by_name]
+    if unknown:
+        raise UsageError(
+            f"--host {unknown[0]}: not among the {len(rendered)} selected hosts",
+            hint="`fleet inventory list --limit ...` shows what a limit selects",
+        )
+    return [by_name[n] for n in dict.fromkeys(only)]
+
+
+def _defaults(app: App) -> Defaults:
+    from fleet.render import Defaults
+
+    s = app.settings
+    return Defaults(s.get("reboot.timeout"), s.get("rollout.infra_retries"))

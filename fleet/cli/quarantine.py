@@ -17,7 +17,7 @@ def quarantine_group() -> None:
 
 
 @quarantine_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def quarantine_list(app: App, as_json: bool) -> None:
     """Quarantined hosts, with the run and reason."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 COMMANDS: dict[str, str] = {
     "plan": "fleet.cli.plan:plan_cmd",
+    "preflight": "fleet.cli.preflight:preflight_cmd",
     "rollout": "fleet.cli.rollout:rollout_cmd",
     "resume": "fleet.cli.rollout:resume_cmd",
     "abort": "fleet.cli.rollout:abort_cmd",

@@ -7,9 +7,10 @@ from typing import Any
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.options import load_plan, rollout_flags, rollout_options
+from fleet.cli.options import load_plan, output_flag, rollout_flags, rollout_options
 from fleet.cli.wiring import execute, finish
 from fleet.errors import UsageError
+from fleet.escape import printable
 
 
 @click.command("rollout")
@@ -34,6 +35,12 @@ from fleet.errors import UsageError
 @click.option(
     "--window-hosts", is_flag=True, help="Also start no new host (not only batch) outside."
 )
+@click.option(
+    "--confirm",
+    metavar="COUNT|HOSTS",
+    help="For a plan with destructive steps: how many hosts they run on, or those hosts "
+    "(comma-separated), as `fleet plan --summary` lists them.",
+)
 @pass_app
 def rollout_cmd(
     app: App,
@@ -47,6 +54,7 @@ def rollout_cmd(
     windows: tuple[str, ...],
     windows_file: str | None,
     window_hosts: bool,
+    confirm: str | None,
     **kw: Any,
 ) -> None:
     """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
@@ -55,8 +63,10 @@ def rollout_cmd(
     When the budget is spent no new host starts and the run halts until `fleet resume RUN` or
     `fleet abort RUN`. Ctrl-C once: finish in-flight steps and halt; twice: cut them.
 
-    A plan with a `kind: reinstall` stage (destructive) is refused unless --approve-reinstall
-    names exactly the selected hosts, or says `all`; the approval is kept with the run.
+    A plan with destructive steps runs only with --confirm: the number of hosts they run on,
+    or their names (at a terminal, fleet asks). A plan with a `kind: reinstall` stage is
+    refused unless --approve-reinstall names exactly the selected hosts, or says `all`. Both
+    are kept with the run.
 
     \b
     Example:
@@ -69,16 +79,18 @@ def rollout_cmd(
     in_windows = window_hooks(windows, [windows_file] if windows_file else [], window_hosts)
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
+    from fleet.cli.confirm import confirm_destructive
     from fleet.plan import render_for_host
     from fleet.stages.reinstall.approval import approval
 
-    for host in hosts:  # every undefined variable is refused before any host is contacted
-        render_for_host(plan, host)
+    # every undefined variable is refused before any host is contacted
+    rendered = [render_for_host(plan, host) for host in hosts]
     approved = approval(plan, hosts, approve_reinstall)
+    approved.update(confirm_destructive(plan, rendered, confirm))
     # windows are kept with the run, so that `fleet resume` waits for them as well
     kept = {"windows": list(windows), "windows_file": windows_file, "window_hosts": window_hosts}
     run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept})
-    click.echo(f"run {run.id}: {plan.name} on {len(hosts)} hosts", err=True)
+    click.echo(printable(f"run {run.id}: {plan.name} on {len(hosts)} hosts"), err=True)
     finish(
         execute(
             app,
@@ -89,13 +101,14 @@ def rollout_cmd(
             output,
             wait_for_leases=wait_for_leases,
             configure=in_windows,
-        )
+        ),
+        app,
     )
 
 
 @click.command("resume")
 @click.argument("run_id", metavar="RUN")
-@click.option("--output", "-o", type=click.Choice(["plain", "json"]), default="plain")
+@output_flag
 @pass_app
 def resume_cmd(app: App, run_id: str, output: str) -> None:
     """Continue a halted, failed or crashed run: finished steps are skipped, an interrupted
@@ -110,7 +123,7 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
     from fleet.schedule import window_hooks
 
     store = app.store
-    run = store.get_run(run_id)
+    run = app.run_record(run_id)
     check_resumable(run)
     plan = plan_for_resume(run)
     kept = run.options
@@ -130,13 +143,21 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
         )
     store.set_run_state(run.id, "running", None)
     finish(
-        execute(app, run, plan, hosts_of(run), options, output, resuming=True, configure=in_windows)
+        execute(
+            app, run, plan, hosts_of(run), options, output, resuming=True, configure=in_windows
+        ),
+        app,
     )
 
 
 @click.command("abort")
 @click.argument("run_id", metavar="RUN")
-@click.option("--reason", default="aborted by the operator")
+@click.option(
+    "--reason",
+    default="aborted by the operator",
+    show_default=True,
+    help="Why, for the run record and the audit trail.",
+)
 @pass_app
 def abort_cmd(app: App, run_id: str, reason: str) -> None:
     """End a halted run for good (it cannot be resumed afterwards).
@@ -145,7 +166,7 @@ def abort_cmd(app: App, run_id: str, reason: str) -> None:
     Example:
       fleet abort r20261125-101500-ab12 --reason 'bad plan'
     """
-    run = app.store.get_run(run_id)
+    run = app.run_record(run_id)
     if run.state in ("done", "aborted"):
         raise UsageError(f"run {run_id} is already {run.state}")
     app.store.set_run_state(run_id, "aborted", reason)

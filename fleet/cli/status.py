@@ -10,11 +10,12 @@ from fleet.cli.app import App, pass_app
 from fleet.cli.output import table
 from fleet.cli.params import Count, option
 from fleet.clock import utc_iso
+from fleet.escape import printable
 
 
 @click.command("status")
 @click.argument("run_id", required=False, metavar="[RUN]")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @option("--limit", "count", type=Count(1), default=20, show_default=True, help="Runs listed")
 @pass_app
 def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
@@ -62,15 +63,23 @@ def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
             ["RUN", "STATE", "PLAN", "HOSTS", "STARTED (UTC)", "REASON"],
         )
         return
+    app.run_record(run_id)  # an unknown run is a usage error, as for resume and report
     status = run_status(app.store, run_id)
     if as_json:
         click.echo(json.dumps(status, indent=2))
         return
-    click.echo(
-        f"run {status['id']}: {status['state']}"
-        + (f" ({status['reason']})" if status["reason"] else "")
-    )
+    reason = f" ({status['reason']})" if status["reason"] else ""
+    click.echo(printable(f"run {status['id']}: {status['state']}{reason}"))
     table(
-        [[h["host"], h["state"], h["where"] or "", h["message"] or ""] for h in status["hosts"]],
+        [
+            [h["host"], h["state"], h["where"] or "", _last_line(h["message"])]
+            for h in status["hosts"]
+        ],
         ["HOST", "STATE", "STAGE/STEP", "LAST MESSAGE"],
     )
+
+
+def _last_line(message: str | None, limit: int = 200) -> str:
+    """A message's last non-blank line (an output excerpt spans several), cut to ``limit``."""
+    lines = [x for x in (message or "").splitlines() if x.strip()]
+    return lines[-1][:limit] if lines else ""

@@ -17,7 +17,7 @@ import click
 from fleet.cli.app import App
 
 if TYPE_CHECKING:
-    from fleet.engine.journal import Observer
+    from fleet.engine.journal import Journal, Observer
     from fleet.engine.pipeline import Services
     from fleet.engine.rollout import Rollout, RolloutOptions, RolloutResult
     from fleet.inventory import Host
@@ -60,18 +60,31 @@ def services(app: App) -> Services:
     return Services(app.store, connector, provider_factory=app.provider, leases=keeper)
 
 
-def observers(output: str, run: RunRecord | None = None) -> list[Observer]:
-    """JSON lines with ``--output json``; the live view when stdout is a terminal; else one
-    plain timestamped line per transition (logs, CI, ``| tee``)."""
+def heartbeat(app: App) -> Observer:
+    """Plain output's heartbeat: a line for every wait left unmentioned for
+    ``output.heartbeat`` seconds, and the OVH rate limit when it holds calls back."""
+    from fleet.heartbeat import Heartbeat
+
+    return Heartbeat(app.settings.get("output.heartbeat"), extra=app.pacing)
+
+
+def observers(app: App, output: str, run: RunRecord | None = None) -> list[Observer]:
+    """JSON lines with ``--output json``; the live view with ``live``, or with ``auto`` when
+    stdout is a terminal; else one plain timestamped line per transition (logs, CI, ``| tee``)
+    and heartbeats."""
     from fleet.report import JsonPrinter, PlainPrinter
 
     if output == "json":
         return [JsonPrinter()]
-    if run is not None and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+    terminal = sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+    if run is not None and (output == "live" or (output == "auto" and terminal)):
+        from rich.console import Console
+
+        from fleet.escape import raw_stream
         from fleet.live import LiveView
 
-        return [LiveView(run)]
-    return [PlainPrinter()]
+        return [LiveView(run, Console(file=raw_stream(sys.stdout)))]
+    return [PlainPrinter(), heartbeat(app)]
 
 
 @contextmanager
@@ -118,7 +131,8 @@ def execute(
     from fleet.engine.rollout import Resumption, Rollout, read_resumption
 
     svc = services(app)
-    journal = Journal(app.store, run.id, (extra if extra is not None else observers(output, run)))
+    shown = extra if extra is not None else observers(app, output, run)
+    journal = Journal(app.store, run.id, shown)
     resumption = (
         read_resumption(app.store.events(run.id)) if resuming else Resumption(frozenset(), {}, {})
     )
@@ -135,26 +149,92 @@ def execute(
     )
     if configure is not None:
         configure(rollout)
-    with interrupts(svc):
+    with interrupts(svc), ssh_logs_into(journal, app.debug):
         return rollout.execute()
 
 
-def finish(result: RolloutResult) -> NoReturn:
-    ok, failed = result.count("ok"), result.count("failed")
-    skipped, stopped = result.count("skipped"), result.count("stopped")
-    line = f"run {result.run_id}: {result.state}; ok {ok}, failed {failed}, skipped {skipped}, not finished {stopped}"
+@contextmanager
+def ssh_logs_into(journal: Journal, debug: bool) -> Iterator[None]:
+    """paramiko's own warnings become ``host.ssh`` journal events, one line each (with
+    ``--debug`` they stay on the terminal, tracebacks and all)."""
+    if debug:
+        yield
+        return
+    from fleet.transport.logs import route_paramiko_logs
+
+    def note(host: str | None, line: str) -> None:
+        journal.emit("host.ssh", host=host, excerpt=line)
+
+    undo = route_paramiko_logs(note)
+    try:
+        yield
+    finally:
+        undo()
+
+
+def finish(result: RolloutResult, app: App | None = None) -> NoReturn:
+    """The closing summary (counts over the whole run, every session of it), the hosts that
+    did not end well, the hint that fits, and the exit code."""
+    from fleet.escape import printable
+
+    line = f"run {result.run_id}: {result.state}; {_counts(result, app)}"
     if result.reason:
         line += f" ({result.reason})"
-    click.echo(line, err=True)
+    click.echo(printable(line), err=True)
     for r in result.results.values():
         if r.outcome in ("failed", "skipped") and r.message:
-            click.echo(
-                f"  {r.host}: {r.outcome} ({r.failure}): {r.message.splitlines()[-1][:300]}",
-                err=True,
-            )
-    if result.state in ("halted", "failed"):
-        click.echo(
-            f"hint: fix the cause, then `fleet resume {result.run_id}` (or `fleet abort {result.run_id}`)",
-            err=True,
-        )
+            last = r.message.splitlines()[-1][:300]
+            click.echo(printable(f"  {r.host}: {r.outcome} ({r.failure}): {last}"), err=True)
+    for hint in hints(result):
+        click.echo(printable(f"hint: {hint}"), err=True)
     sys.exit(result.exit_code)
+
+
+def _counts(result: RolloutResult, app: App | None) -> str:
+    """``ok 14, failed 0, skipped 0, not finished 0`` over the whole run (a resume counts the
+    hosts earlier sessions finished too), then this session's own share after a resume."""
+    ok, failed = result.count("ok"), result.count("failed")
+    skipped, stopped = result.count("skipped"), result.count("stopped")
+    here = f"ok {ok}, failed {failed}, skipped {skipped}, not finished {stopped}"
+    if app is None:
+        return here
+    from fleet.reports.model import RunProgress
+
+    run = app.store.get_run(result.run_id)
+    progress = RunProgress.replay(run.hosts, app.store.events(result.run_id))
+    if progress.sessions <= 1:
+        return here
+    n = progress.counts()
+    whole = (
+        f"ok {n['done']}, failed {n['failed']}, skipped {n['skipped'] + n['quarantined']}, "
+        f"not finished {n['stopped'] + n['waiting'] + n['leased'] + n['running']}"
+    )
+    return f"{whole} over {progress.sessions} sessions (this one: {here})"
+
+
+def hints(result: RolloutResult) -> list[str]:
+    """What to do next, from how the run ended."""
+    run = result.run_id
+    failures = {r.failure for r in result.results.values() if r.outcome in ("failed", "skipped")}
+    out = []
+    if "hostkey" in failures:
+        out.append(
+            "a host presented an unexpected SSH key: find out why before anything else; "
+            "`fleet hostkeys list HOST` shows the pinned keys, `fleet hostkeys forget` drops one "
+            "(docs: howto/host-key-change.md)"
+        )
+    if "quarantine" in failures:
+        out.append(
+            "quarantined hosts were skipped: `fleet quarantine list` says why; "
+            "`fleet quarantine clear HOST` once fixed"
+        )
+    if "lease" in failures:
+        out.append(
+            "hosts held by another run were skipped: `fleet leases list` names the holder; "
+            "--wait-for-leases waits for it"
+        )
+    if (result.reason or "").startswith("global halt"):
+        out.append(f"a global halt is on: `fleet unhalt` lifts it, then `fleet resume {run}`")
+    elif result.state in ("halted", "failed"):
+        out.append(f"fix the cause, then `fleet resume {run}` (or `fleet abort {run}`)")
+    return out

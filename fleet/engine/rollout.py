@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fleet.clock import Clock, SystemClock
-from fleet.engine.batching import make_batches, parse_sizes
+from fleet.engine.batching import check_topology, make_batches, parse_sizes
 from fleet.engine.journal import Journal, progress_of
 from fleet.engine.pipeline import HostJob, HostResult, Services, run_host
 from fleet.errors import UsageError
@@ -59,9 +59,12 @@ class RolloutOptions:
     max_ratio: float | None = None
     bake: float = 0.0
     gate: str | None = None
+    serial_by: str | None = None
+    max_per: int | None = None
 
     def __post_init__(self) -> None:
         parse_sizes(self.batches)
+        check_topology(self.by, self.serial_by, self.max_per)
         if self.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
         if self.max_failures is not None and self.max_failures < 0:
@@ -240,7 +243,10 @@ class Rollout:
     def _batches(self) -> list[list[Host]]:
         """The run's batches, computed over all its hosts (stable across resumes), minus the
         hosts that already finished."""
-        batches = make_batches(self.hosts, self.options.batches, self.options.by)
+        o = self.options
+        batches = make_batches(
+            self.hosts, o.batches, o.by, serial_by=o.serial_by, max_per=o.max_per
+        )
         left = [[h for h in b if h.name not in self.resumption.finished] for b in batches]
         return [b for b in left if b]
 

@@ -39,6 +39,7 @@ from fleet.errors import (
     Unreachable,
 )
 from fleet.transport.base import CommandResult, Endpoint, HostKeys, KeyExpectation
+from fleet.transport.logs import log_channel
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -376,6 +377,7 @@ class SshTransport:
             # algorithm meets the peer's delayed ACK and every command waits tens of ms.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             transport = paramiko.Transport(sock, default_window_size=self._window_size)
+            transport.set_log_channel(log_channel(ep.host))  # its records name the host
         except BaseException:
             sock.close()
             raise

@@ -193,7 +193,7 @@ def test_report_of_an_unknown_run_is_a_usage_error(plain: Halted) -> None:
     proc = plain.fleet("report", "r-nope", "--format", "html")
     assert proc.returncode == 3
     assert proc.stderr.splitlines() == [
-        "error: no run 'r-nope'; `fleet status` lists runs",
+        f"error: no run 'r-nope' in {plain.fleet.state / 'fleet.db'}",
         "hint: `fleet status` lists the runs",
     ]
 

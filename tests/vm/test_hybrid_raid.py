@@ -108,8 +108,9 @@ def safety_rig(
 
 
 def rollout(fleet: FleetCli, inventory: Path, *args: str) -> tuple[int, list[dict[str, Any]], str]:
+    confirm = ["--confirm", args[args.index("-l") + 1]]  # the hosts its destructive steps touch
     proc = fleet("-i", str(inventory), "rollout", "builtin:hybrid-raid", "-o", "json", *args,
-                 timeout=ROLLOUT_TIMEOUT)  # fmt: skip
+                 *confirm, timeout=ROLLOUT_TIMEOUT)  # fmt: skip
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     return proc.returncode, events, proc.stderr
 

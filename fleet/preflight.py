@@ -1,0 +1,282 @@
+"""Preflight: what would fail on every host, found before any host is touched.
+
+``fleet preflight PLAN`` runs these checks and prints them; ``fleet rollout`` and ``fleet
+resume`` run them before the first batch, and a failure there exits 3 before any host is
+contacted and before any run record exists. Each check is cheap and changes nothing:
+
+* **plan**: every placeholder renders on every selected host (no undefined variable);
+* **python calls**: every ``python`` stage's function can be imported;
+* **addresses**: every host has an address, and a name that is not an IP resolves;
+* **SSH keys**: every key file a host would log in with is readable and is a private key,
+  and the rescue public key is readable when a stage boots into rescue;
+* **OVH API**: when a stage needs the provider, one authenticated call (the account's server
+  list), and every such host's ``ovh_service`` is on the account;
+* **windows**: the maintenance windows given (``--window``, ``--windows FILE``) parse.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fleet.errors import FleetError, PlanError
+from fleet.escape import printable
+from fleet.plan import PROVIDER_KINDS, render_for_host
+
+if TYPE_CHECKING:
+    from fleet.inventory import Host
+    from fleet.plan import HostPlan, Plan
+    from fleet.provider.base import Provider
+
+#: Longest wait for one name lookup (a resolver that does not answer is a finding too).
+RESOLVE_TIMEOUT = 5.0
+#: Problems listed per check before "... and N more".
+SHOWN_PROBLEMS = 10
+
+
+class PreflightFailed(FleetError):
+    """A preflight check failed: nothing was started, no run exists."""
+
+    exit_code = 3
+
+
+@dataclass
+class Check:
+    """One check's verdict: ``detail`` when it passed, ``problems`` (one line each) when not."""
+
+    name: str
+    detail: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        if self.ok:
+            return [f"  ok    {self.name}: {self.detail}"]
+        out = [f"  FAIL  {self.name}: {len(self.problems)} problem(s)"]
+        out += [f"        {printable(p)}" for p in self.problems[:SHOWN_PROBLEMS]]
+        if len(self.problems) > SHOWN_PROBLEMS:
+            out.append(f"        ... and {len(self.problems) - SHOWN_PROBLEMS} more")
+        return out
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What preflight needs from the command line: how to check a key file, which key a host
+    without its own uses, the rescue public key, and how to reach the provider."""
+
+    load_key: Callable[[str], object]
+    default_key: str | None = None
+    rescue_public_key: str | None = None
+    provider: Callable[[], Provider] | None = None
+    resolve: Callable[[str], object] | None = None
+    windows: tuple[str, ...] = ()
+    window_files: tuple[str, ...] = ()
+
+
+@dataclass
+class Report:
+    checks: list[Check]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def lines(self) -> list[str]:
+        return [line for c in self.checks for line in c.lines()]
+
+    def raise_for_problems(self) -> None:
+        failed = [c for c in self.checks if not c.ok]
+        if not failed:
+            return
+        first = printable(failed[0].problems[0])
+        more = sum(len(c.problems) for c in failed) - 1
+        raise PreflightFailed(
+            f"preflight: {first}" + (f" (and {more} more problem(s))" if more else ""),
+            hint="`fleet preflight PLAN --limit ...` lists every check; nothing was started",
+        )
+
+
+def run_preflight(plan: Plan, hosts: Sequence[Host], inputs: Inputs) -> Report:
+    """Every check, in order; a plan that does not render stops there (the others need it)."""
+    plan_check, rendered = check_rendering(plan, hosts)
+    if not plan_check.ok:
+        return Report([plan_check])
+    checks = [
+        plan_check,
+        check_calls(rendered),
+        check_addresses(hosts, inputs.resolve or _resolve),
+        check_keys(hosts, rendered, inputs),
+        check_provider(hosts, rendered, inputs.provider),
+        check_windows(inputs.windows, inputs.window_files),
+    ]
+    return Report(checks)
+
+
+def check_rendering(plan: Plan, hosts: Sequence[Host]) -> tuple[Check, list[HostPlan]]:
+    check, rendered = Check("plan"), []
+    for host in hosts:
+        try:
+            rendered.append(render_for_host(plan, host))
+        except PlanError as exc:
+            check.problems.append(exc.message)
+    check.detail = f"every step renders on {len(hosts)} host(s)"
+    return check, rendered
+
+
+def check_calls(rendered: Sequence[HostPlan]) -> Check:
+    from fleet.stages.call import resolve
+
+    calls = sorted({st.call for hp in rendered for st in hp.stages if st.call})
+    detail = f"{len(calls)} resolvable ({', '.join(calls)})" if calls else "none in this plan"
+    check = Check("python calls", detail)
+    for call in calls:
+        try:
+            resolve(call)
+        except PlanError as exc:
+            check.problems.append(exc.message.removeprefix("<input>: "))
+    return check
+
+
+def _resolve(name: str) -> object:
+    return socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+
+
+def check_addresses(hosts: Sequence[Host], resolve: Callable[[str], object]) -> Check:
+    check = Check("addresses")
+    names: dict[str, list[str]] = {}
+    for host in hosts:
+        address = (host.address or "").strip()
+        if not address:
+            why = "no address"
+            if host.service_name:
+                why += f" (it names OVH service {host.service_name}: set its address: too)"
+            check.problems.append(f"{host.name}: {why}")
+            continue
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            names.setdefault(address, []).append(host.name)
+    check.problems += _unresolved(names, resolve)
+    check.detail = f"{len(hosts)} host(s) addressable" + (
+        f" ({len(names)} name(s) resolved)" if names else ""
+    )
+    return check
+
+
+def _unresolved(names: dict[str, list[str]], resolve: Callable[[str], object]) -> list[str]:
+    """Look every name up at once, each within :data:`RESOLVE_TIMEOUT`."""
+    if not names:
+        return []
+    problems = []
+    with ThreadPoolExecutor(min(16, len(names)), thread_name_prefix="fleet-resolve") as pool:
+        futures = {name: pool.submit(resolve, name) for name in names}
+        for name, future in futures.items():
+            try:
+                future.result(timeout=RESOLVE_TIMEOUT)
+            except FutureTimeout:
+                why = f"no answer from the resolver within {RESOLVE_TIMEOUT:g}s"
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+            else:
+                continue
+            problems += [f"{host}: address {name} does not resolve ({why})" for host in names[name]]
+    return problems
+
+
+def check_keys(hosts: Sequence[Host], rendered: Sequence[HostPlan], inputs: Inputs) -> Check:
+    check = Check("SSH keys")
+    files: dict[str, list[str]] = {}
+    for host in hosts:
+        key = host.key_file or inputs.default_key
+        if not key:
+            check.problems.append(
+                f"{host.name}: no SSH key: set ssh.key_file, or key_file: on the host"
+            )
+        else:
+            files.setdefault(key, []).append(host.name)
+    for path, users in files.items():
+        try:
+            inputs.load_key(path)
+        except FleetError as exc:
+            check.problems.append(f"{_who(users)}: {exc.message}")
+    rescue = any(st.kind == "rescue" for hp in rendered for st in hp.stages)
+    if rescue:
+        check.problems += _rescue_key(inputs.rescue_public_key)
+    check.detail = f"{len(files)} key file(s) readable" + (
+        ", rescue key readable" if rescue else ""
+    )
+    return check
+
+
+def _who(hosts: list[str]) -> str:
+    return hosts[0] if len(hosts) == 1 else f"{hosts[0]} and {len(hosts) - 1} other host(s)"
+
+
+def _rescue_key(path: str | None) -> list[str]:
+    if not path:
+        return ["rescue stages need rescue.ssh_public_key (the key OVH's rescue accepts)"]
+    try:
+        text = Path(path).expanduser().read_text().strip()
+    except OSError as exc:
+        return [f"rescue.ssh_public_key {path}: {exc.strerror or exc}"]
+    if not text.startswith(("ssh-", "ecdsa-", "sk-")):
+        return [f"rescue.ssh_public_key {path}: not an OpenSSH public key"]
+    return []
+
+
+def check_provider(
+    hosts: Sequence[Host], rendered: Sequence[HostPlan], provider: Callable[[], Provider] | None
+) -> Check:
+    """One authenticated call when some host has a provider stage, else nothing."""
+    users = {hp.host for hp in rendered for st in hp.stages if st.kind in PROVIDER_KINDS}
+    if not users:
+        return Check("OVH API", "not needed (no provider stage)")
+    check = Check("OVH API")
+    services = {h.name: h.service_name for h in hosts if h.name in users}
+    check.problems += [
+        f"{name}: no `ovh_service` in the inventory; provider stages need it"
+        for name, service in sorted(services.items())
+        if not service
+    ]
+    try:
+        if provider is None:
+            raise FleetError("no OVH provider is configured")
+        known = set(provider().list_servers())
+    except FleetError as exc:
+        check.problems.insert(0, f"{exc.message} (credentials: ovh.config_file or OVH_* variables)")
+        return check
+    check.problems += [
+        f"{name}: OVH service {service} is not on this account"
+        for name, service in sorted(services.items())
+        if service and service not in known
+    ]
+    check.detail = f"authenticated (1 call); {len(services)} host(s)' services on the account"
+    return check
+
+
+def check_windows(specs: Sequence[str], files: Sequence[str]) -> Check:
+    from fleet.schedule import load_windows, parse_window
+
+    check, count = Check("windows"), 0
+    for spec in specs:
+        try:
+            parse_window(spec)
+            count += 1
+        except FleetError as exc:
+            check.problems.append(f"--window {spec!r}: {exc.message}")
+    for path in files:
+        try:
+            count += len(load_windows(Path(path)))
+        except FleetError as exc:
+            check.problems.append(exc.message)
+    check.detail = f"{count} window(s) parse" if count else "none given"
+    return check
