@@ -7,8 +7,9 @@ contacted and before any run record exists. Each check is cheap and changes noth
 * **plan**: every placeholder renders on every selected host (no undefined variable);
 * **python calls**: every ``python`` stage's function can be imported;
 * **addresses**: every host has an address, and a name that is not an IP resolves;
-* **SSH keys**: every key file a host would log in with is readable and is a private key,
-  and the rescue public key is readable when a stage boots into rescue;
+* **SSH keys**: every host has what it logs in with (its key file readable and a private key,
+  opened by the passphrase or held by ssh-agent when encrypted, or the agent's keys), and the
+  rescue public key is readable when a stage boots into rescue;
 * **OVH API**: when a stage needs the provider, one authenticated call (the account's server
   list), and every such host's ``ovh_service`` is on the account;
 * **windows**: the maintenance windows given (``--window``, ``--windows FILE``) parse.
@@ -70,11 +71,11 @@ class Check:
 
 @dataclass(frozen=True)
 class Inputs:
-    """What preflight needs from the command line: how to check a key file, which key a host
-    without its own uses, the rescue public key, and how to reach the provider."""
+    """What preflight needs from the command line: how a host's login credentials are checked
+    (raises a :class:`FleetError` when it has none usable; contacts nothing), the rescue public
+    key, and how to reach the provider."""
 
-    load_key: Callable[[str], object]
-    default_key: str | None = None
+    credentials: Callable[[Host], object]
     rescue_public_key: str | None = None
     provider: Callable[[], Provider] | None = None
     resolve: Callable[[str], object] | None = None
@@ -133,14 +134,28 @@ def check_rendering(plan: Plan, hosts: Sequence[Host]) -> tuple[Check, list[Host
 
 
 def check_calls(rendered: Sequence[HostPlan]) -> Check:
+    """Every function a ``python`` stage names (its ``call``, ``check`` and ``verify``) can be
+    loaded: a built-in plan's, a file next to the plan, or a module's."""
+    from fleet.plan import PYTHON_CALL_PREFIX
     from fleet.stages.call import resolve
+    from fleet.stages.usercall import load
 
-    calls = sorted({st.call for hp in rendered for st in hp.stages if st.call})
-    detail = f"{len(calls)} resolvable ({', '.join(calls)})" if calls else "none in this plan"
+    refs = sorted(
+        {
+            (ref, st.base)
+            for hp in rendered
+            for st in hp.stages
+            for ref in (st.call, st.check, st.verify)
+            if st.kind == "python" and ref
+        },
+        key=lambda pair: (pair[0], pair[1] or ""),
+    )
+    names = sorted({ref for ref, _ in refs})
+    detail = f"{len(names)} resolvable ({', '.join(names)})" if names else "none in this plan"
     check = Check("python calls", detail)
-    for call in calls:
+    for ref, base in refs:
         try:
-            resolve(call)
+            resolve(ref) if ref.startswith(PYTHON_CALL_PREFIX) else load(ref, base)
         except PlanError as exc:
             check.problems.append(exc.message.removeprefix("<input>: "))
     return check
@@ -194,24 +209,17 @@ def _unresolved(names: dict[str, list[str]], resolve: Callable[[str], object]) -
 
 def check_keys(hosts: Sequence[Host], rendered: Sequence[HostPlan], inputs: Inputs) -> Check:
     check = Check("SSH keys")
-    files: dict[str, list[str]] = {}
+    failures: dict[str, list[str]] = {}
     for host in hosts:
-        key = host.key_file or inputs.default_key
-        if not key:
-            check.problems.append(
-                f"{host.name}: no SSH key: set ssh.key_file, or key_file: on the host"
-            )
-        else:
-            files.setdefault(key, []).append(host.name)
-    for path, users in files.items():
         try:
-            inputs.load_key(path)
+            inputs.credentials(host)
         except FleetError as exc:
-            check.problems.append(f"{_who(users)}: {exc.message}")
+            failures.setdefault(exc.message.removeprefix(f"{host.name}: "), []).append(host.name)
+    check.problems = [f"{_who(names)}: {why}" for why, names in failures.items()]
     rescue = any(st.kind == "rescue" for hp in rendered for st in hp.stages)
     if rescue:
         check.problems += _rescue_key(inputs.rescue_public_key)
-    check.detail = f"{len(files)} key file(s) readable" + (
+    check.detail = f"{len(hosts)} host(s) have a usable key" + (
         ", rescue key readable" if rescue else ""
     )
     return check

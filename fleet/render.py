@@ -9,7 +9,7 @@ The functions return lines; the command prints them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from fleet.escape import printable
@@ -84,14 +84,27 @@ def stage_title(stage: RenderedStage, defaults: Defaults) -> str:
     return printable(title)
 
 
-def host_lines(hp: HostPlan, defaults: Defaults) -> list[str]:
+def code_lines(stage: RenderedStage, code: Mapping[str, str]) -> list[str]:
+    """A python stage's function references (call, check, verify), each with the digest of
+    the code it runs when that code is a file of the plan's."""
+    out = []
+    for key in ("check", "call", "verify"):
+        ref = getattr(stage, key)
+        if ref:
+            digest = code.get(ref)
+            out.append(
+                printable(f"    {key}: {ref}" + (f" (sha256 {digest[:12]})" if digest else ""))
+            )
+    return out
+
+
+def host_lines(hp: HostPlan, defaults: Defaults, code: Mapping[str, str]) -> list[str]:
     out = [printable(f"host {hp.host}")]
     for stage in hp.stages:
         out.append(f"  {stage_title(stage, defaults)}")
         if stage.kind == "reinstall":
             out.append(f"      {printable(describe_stage(stage.params))}")
-        if stage.call:
-            out.append(f"      call:   {printable(stage.call)}")
+        out += code_lines(stage, code)
         for step in stage.steps:
             mark = "  DESTRUCTIVE" if step.destructive else ""
             out.append(f"    step {printable(step.name)}{mark}  ({step_limits(step)})")
@@ -216,7 +229,7 @@ def plan_lines(
         out += ["", *shape_lines(rendered)]
     else:
         for hp in rendered:
-            out += ["", *host_lines(hp, defaults)]
+            out += ["", *host_lines(hp, defaults, plan.code)]
     out += ["", *batch_lines(batches, by_datacenter=summary)]
     out += ["", *destructive_lines(rendered), *footer(hosts, defaults)]
     return out

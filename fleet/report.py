@@ -91,6 +91,7 @@ class OutputPrinter:
         lines = result.stdout.splitlines() + [f"stderr: {x}" for x in result.stderr.splitlines()]
         if lines:
             self.stream.write("".join(f"{printable(host)} {printable(x)}\n" for x in lines))
+            self.stream.flush()
 
 
 def event_dict(e: Event) -> dict[str, Any]:

@@ -10,9 +10,11 @@ import click
 from fleet.cli.app import App, pass_app
 from fleet.cli.options import batch_flags, load_plan
 from fleet.errors import PlanError, UsageError
+from fleet.escape import printable
 
 if TYPE_CHECKING:
-    from fleet.plan import HostPlan
+    from fleet.inventory import Host
+    from fleet.plan import HostPlan, Plan
     from fleet.render import Defaults
 
 
@@ -37,6 +39,12 @@ if TYPE_CHECKING:
     help="Show the steps of this host only (repeatable); batches still cover every host.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--diff",
+    is_flag=True,
+    help="Also connect to each host (read-only) and show what its put and template steps "
+    "would change: a unified diff per template.",
+)
 @pass_app
 def plan_cmd(
     app: App,
@@ -50,18 +58,22 @@ def plan_cmd(
     summary: bool,
     only: tuple[str, ...],
     as_json: bool,
+    diff: bool,
 ) -> None:
     """Show what a rollout of PLAN would do, per host. Changes nothing anywhere.
 
     PLAN is a YAML file or a built-in plan name (see docs/plans.md). Each step shows its
     timeout and retries; DESTRUCTIVE marks what `fleet rollout` runs only with --confirm.
-    On many hosts, --summary fits a screen and --host NAME shows one host in full.
+    On many hosts, --summary fits a screen and --host NAME shows one host in full. Without
+    --diff no host is contacted; with it, each host is read (checksums and current file
+    contents only).
 
     \b
     Example:
       fleet plan plans/app.yaml --limit 'dc:gra3,&hybrid' --batches 1,10%,100%
       fleet plan builtin:hybrid-raid -l hybrid --summary --serial-by datacenter
       fleet plan builtin:hybrid-raid -l hybrid --host srv-001
+      fleet plan plans/app.yaml --limit web --diff
     """
     from fleet.engine.batching import check_topology, make_batches
     from fleet.plan import render_for_host
@@ -77,6 +89,7 @@ def plan_cmd(
         raise PlanError(calls.problems[0], path=plan.source)
     groups = make_batches(hosts, batches, by, serial_by=serial_by, max_per=max_per)
     shown = _only(rendered, only)
+    diffs = _diffs(app, plan, hosts, rendered, {r.host for r in shown}) if diff else None
     if as_json:
         body = {
             "plan": plan.name,
@@ -84,11 +97,39 @@ def plan_cmd(
             "hosts": [r.to_dict() for r in shown],
             "batches": [[h.name for h in b] for b in groups],
             "leases": [h.name for h in hosts],
+            **({"diff": diffs} if diffs is not None else {}),
         }
         click.echo(json.dumps(body, indent=2))
         return
     lines = plan_lines(plan, shown, groups, _defaults(app), summary=summary, total=len(rendered))
     click.echo("\n".join(lines))
+    if diffs is not None:
+        click.echo("\nfile steps against the hosts (read-only):")
+        for name, changes in diffs.items():
+            click.echo(printable(f"host {name}"))
+            for line in changes or ["  no file steps"]:
+                click.echo(printable(line))
+
+
+def _diffs(
+    app: App, plan: Plan, hosts: list[Host], rendered: list[HostPlan], shown: set[str]
+) -> dict[str, list[str]]:
+    """Per host shown, what its file steps would change (hosts read in parallel, read-only)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fleet.cli.wiring import connector
+    from fleet.preview import safe_diff
+    from fleet.transport.base import KeyExpectation
+
+    ssh = connector(app)
+    pairs = [(h, hp) for h, hp in zip(hosts, rendered, strict=True) if h.name in shown]
+
+    def one(pair: tuple[Host, HostPlan]) -> list[str]:
+        host, hp = pair
+        return safe_diff(plan, host, hp, ssh.open(host.endpoint, KeyExpectation()))
+
+    with ThreadPoolExecutor(max(1, min(20, len(pairs)))) as pool:
+        return dict(zip([h.name for h, _ in pairs], pool.map(one, pairs), strict=True))
 
 
 def _only(rendered: list[HostPlan], only: tuple[str, ...]) -> list[HostPlan]:

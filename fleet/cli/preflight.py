@@ -24,14 +24,17 @@ def run_checks(
 ) -> Report:
     """Preflight ``plan`` on ``hosts`` with this invocation's settings (see
     :mod:`fleet.preflight`)."""
+    from fleet.cli.wiring import connector
     from fleet.preflight import Inputs, run_preflight
-    from fleet.transport.ssh import load_key
 
-    s = app.settings
-    key = s.path("rescue.ssh_public_key")
+    ssh = connector(app)
+
+    def credentials(host: Host) -> None:
+        ssh.open(host.endpoint).close()  # checks the key (or agent); contacts nothing
+
+    key = app.settings.path("rescue.ssh_public_key")
     inputs = Inputs(
-        load_key=load_key,
-        default_key=s.get("ssh.key_file"),
+        credentials=credentials,
         rescue_public_key=str(key) if key else None,
         provider=app.provider,
         windows=windows,

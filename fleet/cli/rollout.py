@@ -8,7 +8,7 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.options import load_plan, output_flag, rollout_flags, rollout_options
-from fleet.cli.wiring import execute, finish
+from fleet.cli.wiring import execute, finish, live_output
 from fleet.errors import UsageError
 from fleet.escape import printable
 
@@ -41,6 +41,12 @@ from fleet.escape import printable
     help="For a plan with destructive steps: how many hosts they run on, or those hosts "
     "(comma-separated), as `fleet plan --summary` lists them.",
 )
+@click.option(
+    "--show-output",
+    is_flag=True,
+    help="Print every step's output as it ends, a line at a time prefixed by the host "
+    "(it is kept either way: `fleet status RUN HOST`).",
+)
 @pass_app
 def rollout_cmd(
     app: App,
@@ -55,6 +61,7 @@ def rollout_cmd(
     windows_file: str | None,
     window_hosts: bool,
     confirm: str | None,
+    show_output: bool,
     **kw: Any,
 ) -> None:
     """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
@@ -99,6 +106,7 @@ def rollout_cmd(
             hosts,
             options,
             output,
+            live_output(app, output, run, show_output),
             wait_for_leases=wait_for_leases,
             configure=in_windows,
         ),
@@ -109,8 +117,9 @@ def rollout_cmd(
 @click.command("resume")
 @click.argument("run_id", metavar="RUN")
 @output_flag
+@click.option("--show-output", is_flag=True, help="Print every step's output as it ends.")
 @pass_app
-def resume_cmd(app: App, run_id: str, output: str) -> None:
+def resume_cmd(app: App, run_id: str, output: str, show_output: bool) -> None:
     """Continue a halted, failed or crashed run: finished steps are skipped, an interrupted
     step is re-checked before anything is re-applied, hosts never reached are run.
 
@@ -144,7 +153,15 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
     store.set_run_state(run.id, "running", None)
     finish(
         execute(
-            app, run, plan, hosts_of(run), options, output, resuming=True, configure=in_windows
+            app,
+            run,
+            plan,
+            hosts_of(run),
+            options,
+            output,
+            live_output(app, output, run, show_output),
+            resuming=True,
+            configure=in_windows,
         ),
         app,
     )

@@ -15,16 +15,24 @@ from fleet.escape import printable
 
 @click.command("status")
 @click.argument("run_id", required=False, metavar="[RUN]")
+@click.argument("host", required=False, metavar="[HOST]")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @option("--limit", "count", type=Count(1), default=20, show_default=True, help="Runs listed")
 @pass_app
-def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
-    """Runs and their state; with RUN, where every host stands.
+def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, count: int) -> None:
+    """Runs and their state; with RUN, where every host stands; with RUN HOST, every step
+    of that host with what it printed (the tail of each stream, control characters escaped).
 
     \b
     Example:
       fleet status r20261125-101500-ab12 --json
+      fleet status r20261125-101500-ab12 web-07
     """
+    if run_id is not None:
+        app.run_record(run_id)  # an unknown run is a usage error, as for resume and report
+    if run_id is not None and host is not None:
+        _host_status(app, run_id, host, as_json)
+        return
     from fleet.status import run_status
 
     if run_id is None:
@@ -63,7 +71,6 @@ def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
             ["RUN", "STATE", "PLAN", "HOSTS", "STARTED (UTC)", "REASON"],
         )
         return
-    app.run_record(run_id)  # an unknown run is a usage error, as for resume and report
     status = run_status(app.store, run_id)
     if as_json:
         click.echo(json.dumps(status, indent=2))
@@ -83,3 +90,26 @@ def _last_line(message: str | None, limit: int = 200) -> str:
     """A message's last non-blank line (an output excerpt spans several), cut to ``limit``."""
     lines = [x for x in (message or "").splitlines() if x.strip()]
     return lines[-1][:limit] if lines else ""
+
+
+def _host_status(app: App, run_id: str, host: str, as_json: bool) -> None:
+    from fleet.status import host_steps
+
+    steps = host_steps(app.store, run_id, host)
+    if as_json:
+        click.echo(json.dumps(steps, indent=2))
+        return
+    click.echo(printable(f"run {run_id}, host {host}: {steps['state']}"))
+    for step in steps["steps"]:
+        took = f" in {step['duration']:.2f} s" if "duration" in step else ""
+        code = f" (exit {step['exit_code']})" if "exit_code" in step else ""
+        click.echo("\n" + printable(f"{step['step']}: {step['outcome']}{code}{took}"))
+        output = step.get("output", {})
+        for stream in ("stdout", "stderr"):
+            for line in output.get(stream, "").splitlines():
+                mark = "  | " if stream == "stdout" else "  ! "
+                click.echo(mark + printable(line))
+        if output.get("truncated"):
+            click.echo("  (output truncated: the tail is kept)")
+        if step.get("excerpt") and not output:
+            click.echo("  " + printable(step["excerpt"]))
