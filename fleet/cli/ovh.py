@@ -137,10 +137,12 @@ def ovh_tasks(app: App, host: str, function: str | None, status: str | None) -> 
     """HOST's OVH tasks, newest first."""
     provider = app.provider()
     service = _service(app, host)
-    tasks = [
-        provider.task(service, i)
-        for i in sorted(provider.tasks(service, function, status), reverse=True)
-    ]
+    ids = sorted(provider.tasks(service, function, status), reverse=True)
+    progress = listing_progress(app, "tasks", len(ids), calls_each=1)
+    tasks = []
+    for i in ids:
+        progress.done(len(tasks))
+        tasks.append(provider.task(service, i))
     table(
         [
             [
