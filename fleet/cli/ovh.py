@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +12,9 @@ from fleet.cli.app import App, pass_app
 from fleet.cli.output import Progress, table
 from fleet.cli.params import Duration, option
 from fleet.errors import FleetError, UsageError
+
+if TYPE_CHECKING:
+    from fleet.provider.base import Task
 
 
 @click.group("ovh")
@@ -139,7 +143,7 @@ def ovh_tasks(app: App, host: str, function: str | None, status: str | None) -> 
     service = _service(app, host)
     ids = sorted(provider.tasks(service, function, status), reverse=True)
     progress = listing_progress(app, "tasks", len(ids), calls_each=1)
-    tasks = []
+    tasks: list[Task] = []
     for i in ids:
         progress.done(len(tasks))
         tasks.append(provider.task(service, i))
