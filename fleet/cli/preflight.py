@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.options import load_plan
+from fleet.escape import printable
 
 if TYPE_CHECKING:
     from fleet.inventory import Host
-    from fleet.plan import Plan
+    from fleet.plan import HostPlan, Plan
     from fleet.preflight import Report
+    from fleet.transport.base import CommandResult
 
 
 def run_checks(
@@ -41,6 +45,32 @@ def run_checks(
         window_files=window_files,
     )
     return run_preflight(plan, hosts, inputs)
+
+
+def check_only(app: App, rendered: list[HostPlan], hosts: list[Host], concurrency: int) -> NoReturn:
+    """``fleet rollout --check``: every host's read-only checks, what would change, and exit
+    (0, or 1 when a host could not be checked); no run record, no lease, nothing applied."""
+    from fleet.cli.wiring import connector
+    from fleet.engine.checkmode import Runner, check_all, summary
+    from fleet.transport.base import KeyExpectation
+
+    ssh = connector(app)
+    endpoints = {h.name: h.endpoint for h in hosts}
+
+    def session(name: str) -> tuple[Runner, Callable[[], None]]:
+        transport = ssh.open(endpoints[name], KeyExpectation())
+
+        def run(command: str, timeout: float, sudo: bool) -> CommandResult:
+            call = transport.sudo if sudo else transport.run
+            return call(command, timeout=timeout)
+
+        return run, transport.close
+
+    checks = check_all(rendered, session, concurrency)
+    for verdict in checks:
+        click.echo(printable(verdict.line()))
+    click.echo(summary(checks))
+    sys.exit(1 if any(c.error for c in checks) else 0)
 
 
 @click.command("preflight")

@@ -47,6 +47,13 @@ from fleet.escape import printable
     help="Print every step's output as it ends, a line at a time prefixed by the host "
     "(it is kept either way: `fleet status RUN HOST`).",
 )
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Run only the read-only checks on every host and report what would change; no run, "
+    "no lease, nothing applied.",
+)
 @pass_app
 def rollout_cmd(
     app: App,
@@ -62,6 +69,7 @@ def rollout_cmd(
     window_hosts: bool,
     confirm: str | None,
     show_output: bool,
+    check_only: bool,
     **kw: Any,
 ) -> None:
     """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
@@ -92,6 +100,10 @@ def rollout_cmd(
 
     # every undefined variable is refused before any host is contacted
     rendered = [render_for_host(plan, host) for host in hosts]
+    if check_only:
+        from fleet.cli.preflight import check_only as run_checks_only
+
+        run_checks_only(app, rendered, hosts, options.concurrency)
     approved = approval(plan, hosts, approve_reinstall)
     approved.update(confirm_destructive(plan, rendered, confirm))
     # windows are kept with the run, so that `fleet resume` waits for them as well

@@ -360,3 +360,30 @@ def test_the_report_marks_halts_and_resumes_and_says_where_and_what_each_host_de
     assert "(slow)" not in html  # every host was instant
     assert {"dc", "decided"} <= set(svg.headers)
     assert "disks: /dev/sdb /dev/sdc; level: 1" in html
+
+
+def test_rollout_check_runs_only_the_checks_and_says_what_would_change(
+    box: Sandbox, tmp_path: Path, contacts: Contacts
+) -> None:
+    fleet = FleetCli(tmp_path / "state", box.config_path)
+    plan = plan_file(
+        tmp_path,
+        "name: c\nstages:\n  - name: s\n    steps:\n      - name: mark\n"
+        '        check: test -f "$HOME"/TID\n        apply: touch "$HOME"/TID\n'
+        "        destructive: true\n"
+        "  - name: restart\n    kind: reboot\n  - name: after\n    steps:\n      - 'true'\n",
+    )
+    fleet("rollout", str(plan), "--limit", "srv-006", "--confirm", "1", check=0)
+    before, api, ssh = runs(fleet), contacts.api, contacts.ssh
+    proc = fleet("rollout", str(plan), "--limit", "srv-006,srv-009", "--check", check=0)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == (
+        "srv-006: would apply 1 (restart [reboot]), 1 not checked (after: after a reboot), "
+        "1 converged"
+    )
+    assert lines[1].startswith("srv-009: would apply 2 (s/mark (destructive), restart [reboot])")
+    assert lines[2] == (
+        "would change 2 of 2 hosts; 0 converged; 0 could not be checked; nothing was changed"
+    )
+    assert runs(fleet) == before, "no run record"
+    assert (contacts.api - api, contacts.ssh - ssh) == (0, 2)  # a session per host, no OVH call
