@@ -58,3 +58,20 @@ def test_the_live_view_shows_the_same_wait_growing_older(
         for m in re.finditer(r"OVH task \d+ \(hardReboot\) \((\d+)s\)", frame):
             ages.add(int(m.group(1)))
     assert len(ages) >= 2 and max(ages) >= 2, ages
+
+
+def test_the_live_view_shows_hostile_names_and_output_escaped(
+    slow_reboots: Sandbox, tmp_path: Path
+) -> None:
+    fleet = fleet_with(slow_reboots, tmp_path)
+    plan = plan_file(
+        tmp_path,
+        'name: "evil\\e]0;owned\\a"\nstages:\n  - name: "st\\e[2J"\n    steps:\n'
+        "      - name: loud\n        apply: printf 'gone\\033[2J\\033]0;t\\007\\n' >&2; exit 3\n",
+    )
+    code, screen = run_in_pty(fleet, ["rollout", str(plan), "--limit", "srv-003"], timeout=90)
+    assert code == 1, screen.text()
+    assert b"\x1b]0;owned" not in screen.raw and b"\x1b]0;t" not in screen.raw
+    final = screen.text()
+    assert "plan evil\\x1b]0;owned\\x07" in final
+    assert "st\\x1b[2J/loud" in final and "gone\\x1b[2J\\x1b]0;t\\x07" in final
