@@ -18,15 +18,17 @@ contacted and before any run record exists. Each check is cheap and changes noth
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 import socket
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fleet.errors import FleetError, PlanError
+from fleet.errors import FleetError, PlanError, PreflightFailed
 from fleet.escape import printable
 from fleet.plan import PROVIDER_KINDS, render_for_host
 
@@ -37,14 +39,14 @@ if TYPE_CHECKING:
 
 #: Longest wait for one name lookup (a resolver that does not answer is a finding too).
 RESOLVE_TIMEOUT = 5.0
+RESOLVE_WORKERS = 32
+#: A DNS name: dot-separated labels of letters, digits, '-' and '_' (not at a label's ends).
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+    r"(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?"
+)
 #: Problems listed per check before "... and N more".
 SHOWN_PROBLEMS = 10
-
-
-class PreflightFailed(FleetError):
-    """A preflight check failed: nothing was started, no run exists."""
-
-    exit_code = 3
 
 
 @dataclass
@@ -179,6 +181,9 @@ def check_addresses(hosts: Sequence[Host], resolve: Callable[[str], object]) -> 
         try:
             ipaddress.ip_address(address)
         except ValueError:
+            if not _HOSTNAME.fullmatch(address):  # refused before any lookup is sent
+                check.problems.append(f"{host.name}: address {address!r} is no host name or IP")
+                continue
             names.setdefault(address, []).append(host.name)
     check.problems += _unresolved(names, resolve)
     check.detail = f"{len(hosts)} host(s) addressable" + (
@@ -188,15 +193,20 @@ def check_addresses(hosts: Sequence[Host], resolve: Callable[[str], object]) -> 
 
 
 def _unresolved(names: dict[str, list[str]], resolve: Callable[[str], object]) -> list[str]:
-    """Look every name up at once, each within :data:`RESOLVE_TIMEOUT`."""
+    """Look the names up, :data:`RESOLVE_WORKERS` at a time, each wave within
+    :data:`RESOLVE_TIMEOUT`; a lookup still pending then is a finding, not waited for."""
     if not names:
         return []
     problems = []
-    with ThreadPoolExecutor(min(16, len(names)), thread_name_prefix="fleet-resolve") as pool:
-        futures = {name: pool.submit(resolve, name) for name in names}
+    workers = min(RESOLVE_WORKERS, len(names))
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="fleet-resolve")
+    futures = {name: pool.submit(resolve, name) for name in names}
+    deadline = RESOLVE_TIMEOUT * math.ceil(len(names) / workers)
+    wait(futures.values(), timeout=deadline)
+    try:
         for name, future in futures.items():
             try:
-                future.result(timeout=RESOLVE_TIMEOUT)
+                future.result(timeout=0)
             except FutureTimeout:
                 why = f"no answer from the resolver within {RESOLVE_TIMEOUT:g}s"
             except OSError as exc:
@@ -204,6 +214,8 @@ def _unresolved(names: dict[str, list[str]], resolve: Callable[[str], object]) -
             else:
                 continue
             problems += [f"{host}: address {name} does not resolve ({why})" for host in names[name]]
+    finally:  # a lookup that hangs is not waited for
+        pool.shutdown(wait=False, cancel_futures=True)
     return problems
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
 from fleet.escape import printable
+
+if TYPE_CHECKING:
+    from fleet.cli.app import App
 
 
 def table(rows: list[list[str]], headers: list[str]) -> None:
@@ -35,11 +39,14 @@ class Progress:
         interval: float,
         pacing: Callable[[], str | None] = lambda: None,
         monotonic: Callable[[], float] = time.monotonic,
+        estimate: bool = True,
     ) -> None:
         self.what, self.total, self.interval = what, total, interval
         self.pacing, self.monotonic = pacing, monotonic
         self.started = self.last = monotonic()
         seconds = total * calls_each / rate_per_minute * 60
+        if not estimate:  # a cache may answer: only lines once it proves slow
+            return
         if seconds >= interval:  # quick listings say nothing
             click.echo(
                 f"{what}: {total} to fetch, {total * calls_each} API calls at "
@@ -55,5 +62,25 @@ class Progress:
             return
         self.last = now
         note = self.pacing()
-        line = f"{self.what}: {count} of {self.total} after {now - self.started:.0f}s"
+        elapsed = now - self.started
+        line = f"{self.what}: {count} of {self.total} after {elapsed:.0f}s"
+        if count:
+            line += f", about {elapsed / count * (self.total - count):.0f}s left"
         click.echo(line + (f"; {note}" if note else ""), err=True)
+
+
+def listing_progress(
+    app: App, what: str, total: int, *, calls_each: int, estimate: bool = True
+) -> Progress:
+    """Progress of a listing that calls the API ``calls_each`` times per item (``estimate``:
+    say up front how long it should take)."""
+    s = app.settings
+    return Progress(
+        what,
+        total,
+        calls_each=calls_each,
+        rate_per_minute=s.get("ovh.rate_limit"),
+        interval=s.get("output.heartbeat"),
+        pacing=app.pacing,
+        estimate=estimate,
+    )

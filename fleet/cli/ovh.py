@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.output import Progress, table
+from fleet.cli.output import listing_progress, table
 from fleet.cli.params import Duration, option
 from fleet.errors import FleetError, UsageError
 
@@ -22,19 +22,6 @@ def ovh_group() -> None:
     """Look at and act on servers through the OVH API (credentials: ovh.conf / OVH_* env)."""
 
 
-def listing_progress(app: App, what: str, total: int, *, calls_each: int) -> Progress:
-    """Progress of a listing that calls the API ``calls_each`` times per item."""
-    s = app.settings
-    return Progress(
-        what,
-        total,
-        calls_each=calls_each,
-        rate_per_minute=s.get("ovh.rate_limit"),
-        interval=s.get("output.heartbeat"),
-        pacing=app.pacing,
-    )
-
-
 def _service(app: App, host: str) -> str:
     """A host name from the inventory, or an OVH service name as is."""
     try:
@@ -44,7 +31,10 @@ def _service(app: App, host: str) -> str:
     if entry is None:
         return host
     if not entry.service_name:
-        raise UsageError(f"{host} has no `ovh_service` in the inventory")
+        raise UsageError(
+            f"{host} has no `ovh_service` in the inventory",
+            hint="give the host `fleet: {ovh_service: nsXXXX.ip-...}`",
+        )
     return entry.service_name
 
 
