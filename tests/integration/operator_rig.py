@@ -13,29 +13,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from fleet.sandbox.ovh_api import TaskTimings
 from fleet.sandbox.sandbox import Sandbox
 from fleet.store import open_store
 from fleet.store.base import Event
 from tests.conftest import FleetCli
+from tests.integration.conftest import QUICK_TIMINGS
 from tests.integration.test_strict_inputs import Contacts
 
 #: srv-001..srv-009: three per datacenter (gra3, rbx8, sbg5); srv-003, -006, -009 not hybrid.
 SERVERS = 9
-QUICK = TaskTimings(
-    reboot_init=0.1,
-    reboot_todo=0.1,
-    reboot_doing=0.3,
-    reinstall_init=0.1,
-    reinstall_todo=0.1,
-    reinstall_doing=1.0,
-    tick=0.02,
-)
 
 
 @contextmanager
 def own_sandbox(directory: Path) -> Iterator[Sandbox]:
-    box = Sandbox(directory, servers=SERVERS, timings=QUICK, seed=15)
+    box = Sandbox(directory, servers=SERVERS, timings=QUICK_TIMINGS, seed=15)
     box.start()
     try:
         yield box
