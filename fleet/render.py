@@ -11,11 +11,19 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import click
 
 from fleet.escape import printable
 from fleet.inventory import Host
 from fleet.plan import HostPlan, Plan, RenderedStage, RenderedStep
+from fleet.reports.records import decision_lines
 from fleet.stages.reinstall.approval import describe_stage
+
+if TYPE_CHECKING:
+    from fleet.engine.preview import HostPreview
+    from fleet.store.base import Preview
 
 #: Host names listed in one line before "... (+N)".
 SHOWN_NAMES = 8
@@ -233,3 +241,24 @@ def plan_lines(
     out += ["", *batch_lines(batches, by_datacenter=summary)]
     out += ["", *destructive_lines(rendered), *footer(hosts, defaults)]
     return out
+
+
+def print_preview(plan: Plan, results: list[HostPreview], preview: Preview) -> None:
+    """``fleet plan --probe``: per host the disks taken and not taken and why."""
+    click.echo(
+        printable(
+            f"preview {preview.id} of {plan.name} (hash {plan.hash}) on {len(results)} hosts: "
+            "read-only, nothing was changed"
+        )
+    )
+    for result in results:
+        if result.error or result.refused:
+            click.echo(
+                printable(f"\nhost {result.host}: {'refused' if result.refused else 'failed'}")
+            )
+            click.echo(printable(f"  {result.refused or result.error}"))
+            continue
+        click.echo(printable(f"\nhost {result.host}: decision {result.digest}"))
+        for line in decision_lines(dict(result.facts.get("decisions") or {})):
+            click.echo(printable(f"  {line}"))
+    click.echo(f"\nroll out exactly this with: --approve {preview.id}")

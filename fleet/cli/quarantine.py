@@ -49,7 +49,7 @@ def quarantine_clear(app: App, hosts: tuple[str, ...]) -> None:
     Example:
       fleet quarantine clear srv-042
     """
-    from fleet.engine.runs import current_owner
+    from fleet.engine.owners import current_owner
 
     for host in hosts:
         cleared = app.store.clear_quarantine(host, str(current_owner()))

@@ -182,7 +182,7 @@ def schedule_add(
       fleet schedule add weekly --plan builtin:hybrid-raid -l hybrid --confirm 12 \\
         --cron '0 2 * * 6' --missed once
     """
-    from fleet.engine.runs import current_owner
+    from fleet.engine.owners import current_owner
     from fleet.schedule import check_cron, load_zone, next_due
 
     if not _NAME.fullmatch(name):
@@ -297,7 +297,7 @@ def schedule_show(app: App, name: str, count: int) -> None:
 @pass_app
 def schedule_remove(app: App, name: str) -> None:
     """Remove a schedule (runs it started are kept)."""
-    from fleet.engine.runs import current_owner
+    from fleet.engine.owners import current_owner
 
     if not app.store.remove_schedule(name, str(current_owner())):
         raise UsageError(f"no schedule {name!r}", hint="`fleet schedule list` lists them")
@@ -309,7 +309,7 @@ def schedule_remove(app: App, name: str) -> None:
 @pass_app
 def schedule_pause(app: App, name: str) -> None:
     """Pause a schedule: it starts nothing until `fleet schedule resume`."""
-    from fleet.engine.runs import current_owner
+    from fleet.engine.owners import current_owner
 
     app.store.set_schedule_paused(name, True, str(current_owner()))
     click.echo(f"schedule {name} paused")
@@ -320,7 +320,7 @@ def schedule_pause(app: App, name: str) -> None:
 @pass_app
 def schedule_resume(app: App, name: str) -> None:
     """Resume a paused schedule; due times passed while it was paused are not run."""
-    from fleet.engine.runs import current_owner
+    from fleet.engine.owners import current_owner
     from fleet.schedule import next_due
 
     s = app.store.set_schedule_paused(name, False, str(current_owner()))

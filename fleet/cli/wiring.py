@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from fleet.inventory import Host
     from fleet.plan import Plan
     from fleet.stages.context import ExecSettings
-    from fleet.store.base import RunRecord
+    from fleet.store.base import RunLease, RunRecord
     from fleet.transport.ssh import SshConnector
 
 
@@ -70,6 +70,14 @@ def services(app: App) -> Services:
     keeper = LeaseKeeper(app.store, app.settings.get("rollout.lease_ttl"))
     app._closers.append(keeper.close)
     return Services(app.store, connector(app), provider_factory=app.provider, leases=keeper)
+
+
+def claim(app: App, run: RunRecord) -> RunLease:
+    """Make this process the run's one live owner (see :mod:`fleet.engine.owners`)."""
+    from fleet.clock import SystemClock
+    from fleet.engine.owners import claim_run
+
+    return claim_run(app.store, run, app.settings.get("rollout.lease_ttl"), SystemClock().now())
 
 
 def heartbeat(app: App) -> Observer:
@@ -149,15 +157,27 @@ def execute(
     resuming: bool = False,
     wait_for_leases: float = 0.0,
     configure: Callable[[Rollout], None] | None = None,
+    lease: RunLease | None = None,
+    inputs_change: str | None = None,
 ) -> RolloutResult:
-    """Build the rollout and run it; ``configure`` may set its hooks first (maintenance
-    windows: :func:`fleet.schedule.window_hooks`)."""
+    """Own the run (``lease``, or claim it now), build the rollout and run it; ``configure``
+    may set its hooks first (maintenance windows: :func:`fleet.schedule.window_hooks`)."""
     from fleet.engine.journal import Journal
     from fleet.engine.rollout import Resumption, Rollout, read_resumption
+    from fleet.store.base import Fence
 
+    lease = lease or claim(app, run)
+    run = app.store.get_run(run.id)  # with its live owner: this process
     svc = services(app)
     shown = extra if extra is not None else observers(app, output, run)
+    assert svc.leases is not None
+    svc.leases.hold_run(
+        lease, lambda why: svc.stop.request(f"this process lost run {run.id}: {why}", hard=True)
+    )
     journal = Journal(app.store, run.id, shown)
+    journal.fence = Fence(run.id, lease.token)
+    if inputs_change:
+        journal.emit("run.inputs", excerpt=inputs_change, data={"accepted_by": str(run.owner)})
     resumption = (
         read_resumption(app.store.events(run.id)) if resuming else Resumption(frozenset(), {}, {})
     )
@@ -202,6 +222,13 @@ def finish(result: RolloutResult, app: App | None = None) -> NoReturn:
     did not end well, the hint that fits, and the exit code."""
     from fleet.escape import printable
 
+    if result.state == "lost":
+        click.echo(
+            f"run {result.run_id}: lost by this process, which stopped and touched nothing "
+            f"more ({result.reason})",
+            err=True,
+        )
+        sys.exit(result.exit_code)
     line = f"run {result.run_id}: {result.state}; {_counts(result, app)}"
     if result.reason:
         line += f" ({result.reason})"

@@ -21,6 +21,7 @@ from fleet.clock import parse_utc
 from fleet.escape import printable_lines
 from fleet.reports.json import report_document
 from fleet.reports.model import human_duration
+from fleet.reports.records import decision_lines
 from fleet.store.base import Event, RunRecord
 
 ROW, TOP, LABEL, PLOT, BOTTOM = 20, 52, 190, 1000, 30
@@ -44,6 +45,7 @@ def render(run: RunRecord, events: list[Event]) -> str:
         _timeline(doc),
         _failures(doc),
         _hosts(doc),
+        _records(doc),
         _outputs(doc),
         _gates(doc),
     ]
@@ -358,6 +360,28 @@ def _fact(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
     return str(value)
+
+
+def _records(doc: dict[str, Any]) -> str:
+    """What each host's guard decided (disks taken and not, why) and what it identified."""
+    items = []
+    for h in sorted(doc["hosts"], key=lambda h: str(h["name"])):
+        record = h.get("record") or {}
+        if not record:
+            continue
+        ids = "".join(
+            f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in record.items() if k != "decisions"
+        )
+        rows = "".join(
+            f"<li>{esc(line)}</li>" for line in decision_lines(record.get("decisions") or {})
+        )
+        items.append(
+            f'<article class="record" data-host="{esc(h["name"])}"><h3>{esc(h["name"])}</h3>'
+            f"<dl>{ids}</dl><ul>{rows}</ul></article>"
+        )
+    if not items:
+        return ""
+    return f'<section id="records"><h2>Disks and identities</h2>{"".join(items)}</section>'
 
 
 def _outputs(doc: dict[str, Any]) -> str:

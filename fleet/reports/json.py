@@ -15,6 +15,7 @@ from typing import Any
 
 from fleet.clock import utc_iso
 from fleet.reports.model import OPTION_KEYS, HostTrack, RunProgress, Span
+from fleet.reports.records import host_records
 from fleet.store.base import Event, RunRecord
 
 FORMAT = "fleet-report/1"
@@ -27,6 +28,7 @@ def render(run: RunRecord, events: list[Event]) -> str:
 def report_document(run: RunRecord, events: list[Event]) -> dict[str, Any]:
     progress = RunProgress.replay(run.hosts, events)
     places = _places(run)
+    records = host_records(events)
     return {
         "format": FORMAT,
         "run": _run(run),
@@ -53,7 +55,10 @@ def report_document(run: RunRecord, events: list[Event]) -> dict[str, Any]:
             }
             for m in progress.session_marks
         ],
-        "hosts": [_host(t, places.get(t.name, {})) for t in progress.hosts.values()],
+        "hosts": [
+            _host(t, places.get(t.name, {}), records.get(t.name, {}))
+            for t in progress.hosts.values()
+        ],
         "gates": [
             {
                 "at": utc_iso(g.at),
@@ -111,8 +116,9 @@ def _places(run: RunRecord) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _host(t: HostTrack, place: dict[str, Any]) -> dict[str, Any]:
+def _host(t: HostTrack, place: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     return {
+        "record": record,
         "name": t.name,
         "datacenter": place.get("datacenter"),
         "rack": place.get("rack"),

@@ -25,25 +25,31 @@ import threading
 import weakref
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleet.clock import SystemClock, parse_utc, utc_iso
-from fleet.errors import ConfigError, LeaseHeld, StoreError
+from fleet.errors import ConfigError, LeaseLost, StoreError
+from fleet.store import disk_records
+from fleet.store import sqlite_leases as leases
 from fleet.store.base import (
     MISSED_POLICIES,
     RUN_STATES,
     Event,
+    Fence,
     HaltState,
     Lease,
+    OwnedArray,
     Owner,
     PinnedKey,
+    Preview,
     QuarantineEntry,
+    RunLease,
     RunRecord,
     ScheduleFire,
     ScheduleRecord,
 )
+from fleet.store.sqlite_leases import LEASE_COLUMNS, OWNER_COLUMNS, owner_from, owner_params
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -52,8 +58,9 @@ if TYPE_CHECKING:
     from fleet.clock import Clock
 
 #: Bumped on every schema change; a newer file is refused rather than misread.
-#: Version 2 added the schedules and their fires (see :data:`_MIGRATIONS`).
-SCHEMA_VERSION = 2
+#: Version 2 added the schedules and their fires, version 3 the run's lease and the owners'
+#: process identity, 4 the arrays fleet created and the previews (see :data:`_MIGRATIONS`).
+SCHEMA_VERSION = 4
 
 #: How long a statement waits for another process's write lock before failing.
 BUSY_TIMEOUT_MS = 10_000
@@ -156,21 +163,37 @@ CREATE TABLE IF NOT EXISTS schedule_fires (
     PRIMARY KEY (schedule, due_at)
 );
 """,
+    3: """
+ALTER TABLE runs ADD COLUMN owner_started REAL;
+ALTER TABLE runs ADD COLUMN owner_nonce TEXT;
+ALTER TABLE runs ADD COLUMN lease_token INTEGER;
+ALTER TABLE runs ADD COLUMN lease_expires_at TEXT;
+ALTER TABLE leases ADD COLUMN owner_started REAL;
+ALTER TABLE leases ADD COLUMN owner_nonce TEXT;
+""",
+    4: disk_records.SCHEMA,
 }
 
 _INSERT_EVENT = (
     "INSERT INTO events (run_id, kind, at, host, stage, step, outcome, exit_code, excerpt,"
     " query_id, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: An event row written only when its fence (if any) is current: checked by SQLite itself, row
+#: by row, in the batch's one statement. Parameters: the row, then (fenced 0/1, run id, run
+#: token, host, host, host token).
+_INSERT_FENCED = (
+    "INSERT INTO events (run_id, kind, at, host, stage, step, outcome, exit_code, excerpt,"
+    " query_id, data) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE ? = 0 OR ("
+    "EXISTS (SELECT 1 FROM runs WHERE id = ? AND lease_token = ?"
+    " AND lease_expires_at IS NOT NULL)"
+    " AND (? IS NULL OR EXISTS (SELECT 1 FROM leases WHERE host = ? AND token = ?)))"
+)
 _EVENT_COLUMNS = (
     "seq, run_id, kind, at, host, stage, step, outcome, exit_code, excerpt, query_id, data"
 )
 _RUN_COLUMNS = (
-    "id, plan_name, plan_source, plan_hash, hosts, options, owner_user, owner_machine,"
-    " owner_pid, owner_run_id, state, reason, created_at, updated_at"
-)
-_LEASE_COLUMNS = (
-    "host, owner_user, owner_machine, owner_pid, owner_run_id, token, taken_at, expires_at"
+    f"id, plan_name, plan_source, plan_hash, hosts, options, {OWNER_COLUMNS},"
+    " state, reason, created_at, updated_at, lease_token, lease_expires_at"
 )
 _SCHEDULE_COLUMNS = (
     "name, plan, cron, tz, args, missed, paused, created_by, created_at, since, expires_at"
@@ -182,44 +205,41 @@ _SELECT_SCHEDULES = (
     " (SELECT MAX(f.due_at) FROM schedule_fires f WHERE f.schedule = s.name)"
     " FROM schedules s"
 )
-_RENEW_HINT = "the host may now be touched by someone else: stop working on it"
 
 
 class _EventBatch:
-    """Event rows waiting for a group commit, by ticket (the order ``record`` was called)."""
+    """Event rows (with their fences) waiting for a group commit, by ticket; then each
+    ticket's outcome: its seq, or the :class:`LeaseLost` that refused it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rows: list[tuple[Any, ...]] = []
-        self._first = 1  # ticket of _rows[0]
+        self._items: list[tuple[int, tuple[Any, ...], Fence | None]] = []
         self._next = 1
-        self._seqs: dict[int, int] = {}
+        self._outcomes: dict[int, int | LeaseLost] = {}
 
-    def add(self, row: tuple[Any, ...]) -> int:
+    def add(self, row: tuple[Any, ...], fence: Fence | None) -> int:
         with self._lock:
             ticket = self._next
             self._next += 1
-            self._rows.append(row)
+            self._items.append((ticket, row, fence))
             return ticket
 
-    def take(self) -> tuple[list[tuple[Any, ...]], int]:
+    def take(self) -> list[tuple[int, tuple[Any, ...], Fence | None]]:
         with self._lock:
-            rows, first = self._rows, self._first
-            self._rows, self._first = [], self._next
-            return rows, first
+            items, self._items = self._items, []
+            return items
 
-    def give_back(self, rows: list[tuple[Any, ...]], first: int) -> None:
+    def give_back(self, items: list[tuple[int, tuple[Any, ...], Fence | None]]) -> None:
         with self._lock:
-            self._rows, self._first = rows + self._rows, first
+            self._items = items + self._items
 
-    def committed(self, first_ticket: int, first_seq: int, count: int) -> None:
+    def committed(self, outcomes: dict[int, int | LeaseLost]) -> None:
         with self._lock:
-            for i in range(count):
-                self._seqs[first_ticket + i] = first_seq + i
+            self._outcomes.update(outcomes)
 
-    def seq_of(self, ticket: int) -> int | None:
+    def outcome_of(self, ticket: int) -> int | LeaseLost | None:
         with self._lock:
-            return self._seqs.pop(ticket, None)
+            return self._outcomes.pop(ticket, None)
 
 
 class _Slot:
@@ -375,15 +395,17 @@ class SqliteStore:
             run.plan_hash,
             _dumps(list(run.hosts), f"run {run.id} hosts"),
             _dumps(run.options, f"run {run.id} options"),
-            *_owner_params(run.owner),
+            *owner_params(run.owner),
             run.state,
             run.reason,
             created,
             updated,
+            None,  # no lease until a process claims the run
+            None,
         )
         try:
             self._write(
-                "create a run", f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_marks(14)})", params
+                "create a run", f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({_marks(18)})", params
             )
         except StoreError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
@@ -405,20 +427,62 @@ class SqliteStore:
         )
         return [_run_from_row(row) for row in rows]
 
-    def set_run_state(self, run_id: str, state: str, reason: str | None = None) -> None:
+    def set_run_state(
+        self, run_id: str, state: str, reason: str | None = None, *, fence: Fence | None = None
+    ) -> None:
         _check_state(state)
-        changed = self._write(
-            "update a run",
-            "UPDATE runs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-            (state, reason, self._now(), run_id),
-        )
+        with self._transaction("update a run") as conn:
+            if fence is not None:
+                leases.check_fence(conn, fence)
+            changed = conn.execute(
+                "UPDATE runs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (state, reason, self._now(), run_id),
+            ).rowcount
         if not changed:
             raise StoreError(f"no run {run_id!r}; `fleet status` lists runs")
 
+    # -------------------------------------------------------------- the run's owner
+
+    def claim_run(
+        self, run_id: str, owner: Owner, ttl: float, *, replacing: int | None, why: str
+    ) -> RunLease:
+        leases.check_ttl(ttl)
+        with self._transaction(f"claim run {run_id}") as conn:
+            now = leases.to_ms(self._clock.now())
+            lease, previous, reissued = leases.claim(conn, run_id, owner, now, ttl, replacing)
+            if previous is not None:
+                data = {"from": str(previous), "to": str(owner), "why": why, "hosts": reissued}
+                self._audit(conn, "run.takeover", run_id, None, {**data, "token": lease.token})
+            return lease
+
+    def renew_run(self, lease: RunLease, ttl: float) -> RunLease:
+        leases.check_ttl(ttl)
+        with self._transaction(f"renew the lease of run {lease.run_id}") as conn:
+            return leases.renew_run(conn, lease, self._clock.now(), ttl)
+
+    def release_run(self, lease: RunLease) -> None:
+        self._write(
+            f"release run {lease.run_id}",
+            "UPDATE runs SET lease_expires_at = NULL WHERE id = ? AND lease_token = ?",
+            (lease.run_id, lease.token),
+        )
+
+    def break_run_lease(self, run_id: str, who: str, reason: str) -> RunLease | None:
+        with self._transaction(f"break the lease of run {run_id}") as conn:
+            owner, token, expires = leases.run_lease(conn, run_id)
+            if token is None or expires is None:
+                return None
+            conn.execute("UPDATE runs SET lease_expires_at = NULL WHERE id = ?", (run_id,))
+            data = {"who": who, "reason": reason, "owner": str(owner), "token": token}
+            self._audit(conn, "run.lease.break", run_id, None, data)
+            return RunLease(run_id, owner, token, parse_utc(expires))
+
     # -------------------------------------------------------------------- journal
 
-    def record(self, event: Event) -> int:
-        """Append one event and return its seq (the hot path of a rollout: group-committed)."""
+    def record(self, event: Event, fence: Fence | None = None) -> int:
+        """Append one event and return its seq (the hot path of a rollout: group-committed).
+        With ``fence``, the row is written only if the fence's tokens are current (checked in
+        the transaction that writes it), else :class:`LeaseLost` is raised."""
         try:
             at = utc_iso(event.at)
         except ValueError as exc:
@@ -437,34 +501,35 @@ class SqliteStore:
             event.query_id,
             data,
         )
-        return self._group_commit(params)
+        return self._group_commit(params, fence)
 
-    def _group_commit(self, params: tuple[Any, ...]) -> int:
+    def _group_commit(self, params: tuple[Any, ...], fence: Fence | None) -> int:
         """Insert one event row, committed together with whatever other threads queued
         meanwhile: one transaction for many rows, yet each call returns only once its own row
         is committed (the journal's before/after guarantee holds). Returns the row's seq."""
-        ticket = self._batch.add(params)
+        ticket = self._batch.add(params, fence)
         with self._write_lock:
-            seq = self._batch.seq_of(ticket)
-            if seq is not None:  # another thread committed our row with its own
-                return seq
-            rows, first_ticket = self._batch.take()
-            conn = self._conn()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(_INSERT_EVENT, rows)
-                (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                self._batch.give_back(rows, first_ticket)  # the next writer retries them
-                raise StoreError(f"{self.path}: cannot record an event: {exc}") from exc
-            # one writer at a time (BEGIN IMMEDIATE): the rows got consecutive rowids
-            self._batch.committed(first_ticket, int(last) - len(rows) + 1, len(rows))
-            seq = self._batch.seq_of(ticket)
-        assert seq is not None
-        return seq
+            outcome = self._batch.outcome_of(ticket)
+            if outcome is None:  # not committed by another thread with its own: commit the batch
+                items = self._batch.take()
+                conn = self._conn()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    outcomes = _insert_batch(conn, items)
+                    conn.execute("COMMIT")
+                except BaseException as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self._batch.give_back(items)  # the next writer retries them
+                    if isinstance(exc, sqlite3.Error):
+                        raise StoreError(f"{self.path}: cannot record an event: {exc}") from exc
+                    raise
+                self._batch.committed(outcomes)
+                outcome = self._batch.outcome_of(ticket)
+        if isinstance(outcome, LeaseLost):
+            raise outcome
+        assert isinstance(outcome, int)
+        return outcome
 
     def events(self, run_id: str, host: str | None = None) -> list[Event]:
         """A run's events (of one host if given), in the order they were recorded."""
@@ -503,42 +568,23 @@ class SqliteStore:
 
     # --------------------------------------------------------------------- leases
 
-    def acquire_lease(self, host: str, owner: Owner, ttl: float) -> Lease:
-        """Grant ``host``'s lease, renew it for its holder, or raise :class:`LeaseHeld`.
-
-        A free or expired (``expires_at < now``) lease is granted with a new fencing token.
-        A live lease held by an equal :class:`Owner` (same user, machine, pid and run: the same
-        process) is extended and keeps its token; anyone else is refused.
-        """
-        _check_ttl(ttl)
+    def acquire_lease(
+        self, host: str, owner: Owner, ttl: float, *, fence: Fence | None = None
+    ) -> Lease:
+        """Grant ``host``'s lease, renew it for its holder, or raise :class:`LeaseHeld` (see
+        :func:`fleet.store.sqlite_leases.acquire`); with ``fence``, only for the run's owner."""
+        leases.check_ttl(ttl)
         with self._transaction(f"take the lease of {host}") as conn:
-            now = _to_ms(self._clock.now())
-            current = _lease_row(conn, host)
-            if current is not None and current.expires_at >= now:
-                if current.owner != owner:
-                    raise _held(current)
-                return _update_expiry(conn, current, now + timedelta(seconds=ttl))
-            (token,) = conn.execute(
-                "UPDATE lease_tokens SET last = last + 1 WHERE id = 1 RETURNING last"
-            ).fetchone()
-            lease = Lease(host, owner, token, now, _to_ms(now + timedelta(seconds=ttl)))
-            conn.execute(
-                f"INSERT OR REPLACE INTO leases ({_LEASE_COLUMNS}) VALUES ({_marks(8)})",
-                (host, *_owner_params(owner), token, utc_iso(now), utc_iso(lease.expires_at)),
-            )
-            return lease
+            if fence is not None:
+                leases.check_fence(conn, fence)
+            return leases.acquire(conn, host, owner, leases.to_ms(self._clock.now()), ttl)
 
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
-        """Extend a lease we still hold (same token), even past its expiry if nobody took it."""
-        _check_ttl(ttl)
+        """Extend a lease we still hold (same token), even past its expiry if nobody took it;
+        raise :class:`LeaseHeld` naming the new holder, or StoreError when it was broken."""
+        leases.check_ttl(ttl)
         with self._transaction(f"renew the lease of {lease.host}") as conn:
-            current = _lease_row(conn, lease.host)
-            if current is None:
-                raise StoreError(f"lease of {lease.host} was broken or released", hint=_RENEW_HINT)
-            if current.token != lease.token:
-                raise _held(current)
-            now = _to_ms(self._clock.now())
-            return _update_expiry(conn, current, now + timedelta(seconds=ttl))
+            return leases.renew(conn, lease, leases.to_ms(self._clock.now()), ttl)
 
     def release_lease(self, lease: Lease) -> None:
         """Give the lease up; a no-op if it is no longer ours (token changed)."""
@@ -550,13 +596,13 @@ class SqliteStore:
 
     def list_leases(self) -> list[Lease]:
         """Every lease row, expired ones included (compare ``expires_at`` to tell)."""
-        rows = self._read("list leases", f"SELECT {_LEASE_COLUMNS} FROM leases ORDER BY host")
-        return [_lease_from_row(row) for row in rows]
+        rows = self._read("list leases", f"SELECT {LEASE_COLUMNS} FROM leases ORDER BY host")
+        return [leases.lease_from_row(row) for row in rows]
 
     def break_lease(self, host: str, who: str, reason: str) -> Lease | None:
         """Delete ``host``'s lease whoever holds it, and journal who did it and why."""
         with self._transaction(f"break the lease of {host}") as conn:
-            current = _lease_row(conn, host)
+            current = leases.lease_row(conn, host)
             if current is None:
                 return None
             conn.execute("DELETE FROM leases WHERE host = ?", (host,))
@@ -571,14 +617,18 @@ class SqliteStore:
 
     # ----------------------------------------------------------------- quarantine
 
-    def quarantine(self, host: str, run_id: str, reason: str) -> None:
-        self._write(
-            f"quarantine {host}",
-            "INSERT INTO quarantine (host, run_id, reason, at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (host) DO UPDATE SET run_id = excluded.run_id,"
-            " reason = excluded.reason, at = excluded.at",
-            (host, run_id, reason, self._now()),
-        )
+    def quarantine(
+        self, host: str, run_id: str, reason: str, *, fence: Fence | None = None
+    ) -> None:
+        with self._transaction(f"quarantine {host}") as conn:
+            if fence is not None:
+                leases.check_fence(conn, fence)
+            conn.execute(
+                "INSERT INTO quarantine (host, run_id, reason, at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (host) DO UPDATE SET run_id = excluded.run_id,"
+                " reason = excluded.reason, at = excluded.at",
+                (host, run_id, reason, self._now()),
+            )
 
     def quarantined(self) -> list[QuarantineEntry]:
         rows = self._read(
@@ -675,15 +725,29 @@ class SqliteStore:
                 )
         return bool(gone)
 
+    # ------------------------------------------------------------- disk records
+
+    def record_array(self, array: OwnedArray) -> None:
+        disk_records.record_array(self._write, array, self._now())
+
+    def owned_arrays(self, host: str | None = None) -> list[OwnedArray]:
+        return disk_records.owned_arrays(self._read, host)
+
+    def save_preview(self, preview: Preview) -> None:
+        disk_records.save_preview(self._write, preview, self._now())
+
+    def get_preview(self, preview_id: str) -> Preview | None:
+        return disk_records.get_preview(self._read, preview_id)
+
     # ------------------------------------------------------------------ schedules
 
     def add_schedule(self, schedule: ScheduleRecord) -> ScheduleRecord:
         """Store a new schedule; ``created_at`` and ``since`` default to now. Audited."""
         if schedule.missed not in MISSED_POLICIES:
             raise StoreError(f"schedule {schedule.name}: unknown missed policy {schedule.missed!r}")
-        now = _to_ms(self._clock.now())
-        created = _to_ms(schedule.created_at) if schedule.created_at else now
-        since = _to_ms(schedule.since) if schedule.since else created
+        now = leases.to_ms(self._clock.now())
+        created = leases.to_ms(schedule.created_at) if schedule.created_at else now
+        since = leases.to_ms(schedule.since) if schedule.since else created
         expires = utc_iso(schedule.expires_at) if schedule.expires_at else None
         args = _dumps(list(schedule.args), f"schedule {schedule.name} args")
         with self._transaction(f"add schedule {schedule.name}") as conn:
@@ -802,11 +866,6 @@ class SqliteStore:
 # ------------------------------------------------------------------------ helpers
 
 
-def _to_ms(at: datetime) -> datetime:
-    """``at`` in UTC cut to the millisecond, as stored: a returned Lease equals the stored one."""
-    return parse_utc(utc_iso(at))
-
-
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
@@ -823,36 +882,13 @@ def _check_state(state: str) -> None:
         raise StoreError(f"unknown run state {state!r}; expected one of {', '.join(RUN_STATES)}")
 
 
-def _check_ttl(ttl: float) -> None:
-    if not ttl > 0:
-        raise StoreError(f"a lease ttl must be positive seconds, got {ttl!r}")
-
-
-def _owner_params(owner: Owner) -> tuple[str, str, int, str | None]:
-    return (owner.user, owner.machine, owner.pid, owner.run_id)
-
-
-def _owner_from(user: str, machine: str, pid: int, run_id: str | None) -> Owner:
-    return Owner(user=user, machine=machine, pid=pid, run_id=run_id)
-
-
 def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
-    (
-        rid,
-        name,
-        source,
-        digest,
-        hosts,
-        options,
-        user,
-        machine,
-        pid,
-        owner_run,
-        state,
-        reason,
-        created,
-        updated,
-    ) = row
+    rid, name, source, digest, hosts, options = row[:6]
+    owner = owner_from(*row[6:12])
+    state, reason, created, updated, token, expires = row[12:]
+    lease = None
+    if token is not None:
+        lease = RunLease(rid, owner, token, parse_utc(expires) if expires else None)
     return RunRecord(
         id=rid,
         plan_name=name,
@@ -860,12 +896,47 @@ def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
         plan_hash=digest,
         hosts=tuple(json.loads(hosts)),
         options=json.loads(options),
-        owner=_owner_from(user, machine, pid, owner_run),
+        owner=owner,
         state=state,
         reason=reason,
         created_at=parse_utc(created),
         updated_at=parse_utc(updated),
+        lease=lease,
     )
+
+
+def _insert_batch(
+    conn: sqlite3.Connection, items: list[tuple[int, tuple[Any, ...], Fence | None]]
+) -> dict[int, int | LeaseLost]:
+    """Insert a batch's rows whose fences are current, in one statement (SQLite checks each
+    row's fence); each ticket's seq, or the refusal of its stale fence."""
+    cursor = conn.executemany(_INSERT_FENCED, [row + _fence_params(f) for _, row, f in items])
+    written = cursor.rowcount
+    refusals: dict[Fence, LeaseLost] = {}
+    if written != len(items):  # some fence was stale (rare): tell which, in this transaction
+        refusals = leases.stale_fences(conn, {f for _, _, f in items if f is not None})
+    outcomes: dict[int, int | LeaseLost] = {}
+    valid = []
+    for ticket, _, fence in items:
+        refusal = refusals.get(fence) if fence is not None else None
+        if refusal is not None:  # one exception per caller: each thread raises its own
+            outcomes[ticket] = LeaseLost(refusal.what, refusal.why)
+        else:
+            valid.append(ticket)
+    if len(valid) != written:
+        raise StoreError(f"{len(valid)} of {len(items)} events were expected to be written")
+    if valid:
+        # one writer at a time (BEGIN IMMEDIATE): the rows got consecutive rowids
+        (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+        first = int(last) - len(valid) + 1
+        outcomes.update({ticket: first + i for i, ticket in enumerate(valid)})
+    return outcomes
+
+
+def _fence_params(fence: Fence | None) -> tuple[Any, ...]:
+    if fence is None:
+        return (0, None, None, None, None, None)
+    return (1, fence.run_id, fence.run_token, fence.host, fence.host, fence.host_token)
 
 
 def _event_from_row(row: tuple[Any, ...]) -> Event:
@@ -901,36 +972,4 @@ def _schedule_from_row(row: tuple[Any, ...]) -> ScheduleRecord:
         since=parse_utc(since),
         expires_at=parse_utc(expires) if expires else None,
         last_due=parse_utc(last_due) if last_due else None,
-    )
-
-
-def _lease_from_row(row: tuple[Any, ...]) -> Lease:
-    host, user, machine, pid, run_id, token, taken_at, expires_at = row
-    return Lease(
-        host,
-        _owner_from(user, machine, pid, run_id),
-        token,
-        parse_utc(taken_at),
-        parse_utc(expires_at),
-    )
-
-
-def _lease_row(conn: sqlite3.Connection, host: str) -> Lease | None:
-    row = conn.execute(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE host = ?", (host,)).fetchone()
-    return _lease_from_row(row) if row else None
-
-
-def _update_expiry(conn: sqlite3.Connection, lease: Lease, expires_at: datetime) -> Lease:
-    """Extend a lease in place: same token, same ``taken_at``."""
-    expires_at = _to_ms(expires_at)
-    conn.execute(
-        "UPDATE leases SET expires_at = ? WHERE host = ? AND token = ?",
-        (utc_iso(expires_at), lease.host, lease.token),
-    )
-    return Lease(lease.host, lease.owner, lease.token, lease.taken_at, expires_at)
-
-
-def _held(lease: Lease) -> LeaseHeld:
-    return LeaseHeld(
-        lease.host, str(lease.owner), utc_iso(lease.taken_at), utc_iso(lease.expires_at)
     )
