@@ -59,13 +59,13 @@ def test_arrays_fleet_created_are_recorded_per_host_and_updated(store: SqliteSto
     assert store.owned_arrays("vm-01")[0].fs_uuid == "6e1f"  # an update without one keeps it
 
 
-def test_a_version_2_store_gains_the_tables(tmp_path: Path) -> None:
+def test_a_version_3_store_gains_the_tables(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     SqliteStore(path).close()
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE owned_arrays")
     conn.execute("DROP TABLE previews")
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute("PRAGMA user_version = 3")
     conn.commit()
     conn.close()
     store = SqliteStore(path)
