@@ -22,7 +22,6 @@ SPLIT_PENDING: dict[str, str] = {
     "fleet/sandbox/hosts.py": "the Fabric transport (sandbox jump host)",
     "fleet/sandbox/ovh_api.py": "the provider rework (routes, state machine)",
     "fleet/sandbox/ovh_model.py": "the provider rework (hardware catalogue, tasks)",
-    "fleet/store/sqlite.py": "the PostgreSQL store (journal, leases, schedules, host keys)",
 }
 
 

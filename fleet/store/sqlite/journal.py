@@ -1,0 +1,115 @@
+"""Runs and their journal in the SQLite store; journal appends are group-committed."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from fleet.clock import utc_iso
+from fleet.errors import StoreError
+from fleet.store.base import Event, RunRecord
+from fleet.store.rows import (
+    EVENT_COLUMNS,
+    RUN_COLUMNS,
+    TEXT_CODEC,
+    check_state,
+    dumps,
+    event_from_row,
+    event_time,
+    no_run,
+    owner_params,
+    run_from_row,
+)
+from fleet.store.sqlite.core import SqliteCore
+
+
+class SqliteJournal(SqliteCore):
+    """Runs (created, read, their state) and the append-only journal of their events."""
+
+    # ----------------------------------------------------------------------- runs
+
+    def create_run(self, run: RunRecord) -> None:
+        """Store a new run (its id must be new), audited as ``run.start``."""
+        check_state(run.state)
+        created = utc_iso(run.created_at) if run.created_at else self._now()
+        updated = utc_iso(run.updated_at) if run.updated_at else created
+        params = (
+            run.id,
+            run.plan_name,
+            run.plan_source,
+            run.plan_hash,
+            dumps(list(run.hosts), f"run {run.id} hosts"),
+            dumps(run.options, f"run {run.id} options"),
+            *owner_params(run.owner),
+            run.state,
+            run.reason,
+            created,
+            updated,
+        )
+        detail = dumps({"plan": run.plan_name, "hosts": len(run.hosts)}, "run.start")
+        try:
+            with self._transaction("create a run") as conn:
+                conn.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({_marks(14)})", params)
+                self._audit_row(conn, "run.start", run.id, None, detail, self._now())
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise StoreError(f"run {run.id!r} already exists in {self.path}") from exc
+            raise
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._read("read a run", f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        if not rows:
+            raise no_run(run_id)
+        return run_from_row(rows[0], TEXT_CODEC)
+
+    def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        """The ``limit`` newest runs, newest first."""
+        rows = self._read(
+            "list runs",
+            f"SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (max(limit, 0),),
+        )
+        return [run_from_row(row, TEXT_CODEC) for row in rows]
+
+    def set_run_state(self, run_id: str, state: str, reason: str | None = None) -> None:
+        check_state(state)
+        changed = self._write(
+            "update a run",
+            "UPDATE runs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+            (state, reason, self._now(), run_id),
+        )
+        if not changed:
+            raise no_run(run_id)
+
+    # -------------------------------------------------------------------- journal
+
+    def record(self, event: Event) -> int:
+        """Append one event and return its seq (the hot path of a rollout: group-committed)."""
+        at = utc_iso(event_time(event))
+        data = dumps(event.data, f"event {event.kind} data") if event.data else None
+        params = (
+            event.run_id,
+            event.kind,
+            at,
+            event.host,
+            event.stage,
+            event.step,
+            event.outcome,
+            event.exit_code,
+            event.excerpt,
+            event.query_id,
+            data,
+        )
+        return self._group_commit(params)
+
+    def events(self, run_id: str, host: str | None = None) -> list[Event]:
+        """A run's events (of one host if given), in the order they were recorded."""
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE run_id = ?"
+        params: tuple[str, ...] = (run_id,)
+        if host is not None:
+            sql, params = sql + " AND host = ?", (run_id, host)
+        sql += " ORDER BY seq"
+        return [event_from_row(row, TEXT_CODEC) for row in self._read("read events", sql, params)]
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
