@@ -16,7 +16,7 @@ from fleet.errors import UsageError
 if TYPE_CHECKING:
     from fleet.inventory import Host, Inventory
     from fleet.provider.base import Provider
-    from fleet.store.base import Store
+    from fleet.store.base import Actor, Store
 
 
 @dataclass
@@ -41,9 +41,21 @@ class App:
         if self._store is None:
             from fleet.store import open_store
 
-            self._store = open_store(self.settings.store_url)
+            self._store = open_store(
+                self.settings.store_url,
+                actor=self.actor,
+                password_file=self.settings.get("store_password_file"),
+            )
             self._closers.append(self._store.close)
         return self._store
+
+    @property
+    def actor(self) -> Actor:
+        """Who runs this command, for the audit trail (the ``operator`` setting, else the OS
+        user, with the OS user and machine)."""
+        from fleet.store.base import Actor
+
+        return Actor.current(self.settings.get("operator"))
 
     def inventory(self) -> Inventory:
         from fleet.inventory import load_inventory

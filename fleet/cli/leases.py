@@ -66,7 +66,5 @@ def leases_break(app: App, host: str, reason: str) -> None:
     Example:
       fleet leases break srv-042 --reason 'operator laptop died'
     """
-    from fleet.engine.runs import current_owner
-
-    lease = app.store.break_lease(host, str(current_owner()), reason)
+    lease = app.store.break_lease(host, str(app.actor), reason)
     click.echo(f"broke {host}'s lease held by {lease.owner}" if lease else f"{host} had no lease")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.wiring import execute, finish
+from fleet.cli.wiring import audit_approval, execute, finish
 from fleet.errors import UsageError
 
 if TYPE_CHECKING:
@@ -126,6 +126,7 @@ def reinstall_cmd(
     kw["concurrency"] = kw["concurrency"] or app.settings.get("rollout.concurrency")
     options = rollout_options(**kw)
     run = create_run(app.store, plan, hosts, {**options.to_dict(), APPROVAL_OPTION: approved})
+    audit_approval(app, run.id, {APPROVAL_OPTION: approved})
     click.echo(f"run {run.id}: reinstall {spec.os} on {len(hosts)} hosts", err=True)
     waits = parse_duration(wait_for_leases, "--wait-for-leases")
     finish(execute(app, run, plan, hosts, options, output, wait_for_leases=waits))

@@ -8,7 +8,7 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.options import load_plan, parse_duration, rollout_flags, rollout_options
-from fleet.cli.wiring import execute, finish
+from fleet.cli.wiring import audit_approval, execute, finish
 from fleet.errors import UsageError
 
 
@@ -80,6 +80,7 @@ def rollout_cmd(
     # windows are kept with the run, so that `fleet resume` waits for them as well
     kept = {"windows": list(windows), "windows_file": windows_file, "window_hosts": window_hosts}
     run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept})
+    audit_approval(app, run.id, approved)
     click.echo(f"run {run.id}: {plan.name} on {len(hosts)} hosts", err=True)
     finish(
         execute(
@@ -131,6 +132,7 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
             f"note: plan changed since the run started ({run.plan_hash} -> {plan.hash})", err=True
         )
     store.set_run_state(run.id, "running", None)
+    store.audit("run.resume", run_id=run.id, detail={"was": run.state, "plan_hash": plan.hash})
     finish(
         execute(app, run, plan, hosts_of(run), options, output, resuming=True, configure=in_windows)
     )
@@ -151,4 +153,5 @@ def abort_cmd(app: App, run_id: str, reason: str) -> None:
     if run.state in ("done", "aborted"):
         raise UsageError(f"run {run_id} is already {run.state}")
     app.store.set_run_state(run_id, "aborted", reason)
+    app.store.audit("run.abort", run_id=run_id, detail={"was": run.state, "reason": reason})
     click.echo(f"run {run_id} aborted")

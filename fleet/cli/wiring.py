@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -137,6 +137,14 @@ def execute(
         configure(rollout)
     with interrupts(svc):
         return rollout.execute()
+
+
+def audit_approval(app: App, run_id: str, approved: dict[str, Any]) -> None:
+    """Put a reinstall approval (the hosts whose system disks a run may wipe) in the audit
+    trail, with who gave it."""
+    hosts = next(iter(approved.values()), None)
+    if hosts:
+        app.store.audit("reinstall.approve", run_id=run_id, detail={"hosts": hosts})
 
 
 def finish(result: RolloutResult) -> NoReturn:
