@@ -151,6 +151,8 @@ def config_page() -> str:
         toml = f"[{table_name}] {key}" if table_name else key
         default = "" if s.default is None else code_span(str(s.default))
         help_text = cell(s.help) + (" Secret: masked by `fleet config show`." if s.secret else "")
+        if s.minimum is not None:
+            help_text += f" ({'above' if s.exclusive else 'at least'} {s.minimum:g}.)"
         rows.append(
             [
                 code_span(s.name),
@@ -171,7 +173,7 @@ def config_page() -> str:
         "`fleet.toml` is the first of: `--config FILE`, `FLEET_CONFIG`, `./fleet.toml`, "
         "`~/.config/fleet/fleet.toml`, and last `<state>/sandbox/fleet.toml` (written by "
         "`fleet sandbox up`, so that every command uses a running sandbox). An unknown key in the "
-        "file is an error that names it.\n\n"
+        "file is an error that names it; so is a number out of its range, `nan` or `inf`.\n\n"
         "OVH credentials are not fleet settings: python-ovh reads them from the file named by "
         "`ovh.config_file` or from `OVH_*` variables (see "
         "[Use real OVH credentials safely](../howto/ovh-credentials.md)).\n\n"
@@ -310,7 +312,14 @@ def schema_page() -> str:
         "`host.name`, `host.address`, `host.datacenter`, `host.rack`, `host.service`, "
         "`host.labels.KEY` (also `labels.KEY`), `datacenter`, `rack`, `hybrid`; and "
         "`facts.NAME` from earlier `python` stages. Every value is shell-quoted; an undefined "
-        "name is an error before any host is contacted.\n"
+        "name is an error before any host is contacted.\n\n"
+        "A value that starts with `-` (a string, a negative number, or any item of a list) is "
+        "refused when it is rendered, naming the host and the variable: quoting keeps it one "
+        "word, but the command would still read that word as an option. A placeholder that "
+        "may be an option says so with the one filter, `option`: `{{ NAME | option }}`. Any "
+        "other filter is an error. Values known before any host is contacted are checked by "
+        "`fleet plan` and before a rollout's run exists; `facts.NAME` when its stage runs "
+        "(the host then fails before that stage runs anything).\n"
     )
 
 

@@ -12,6 +12,7 @@ that every command works against ``fleet sandbox up`` without flags).
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -24,11 +25,16 @@ from fleet.errors import ConfigError
 
 @dataclass(frozen=True)
 class Setting:
+    """One setting. A number must be finite and at least ``minimum`` (more than it when
+    ``exclusive``): a timeout of nan or a concurrency of 0 is refused where it is read."""
+
     name: str
     type: type
     default: Any
     help: str
     secret: bool = False
+    minimum: float | None = None
+    exclusive: bool = False
 
     @property
     def env(self) -> str:
@@ -71,31 +77,98 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ovh.endpoint", str, "ovh-eu", "python-ovh endpoint name (ovh-eu, ovh-ca, ...)"),
     Setting("ovh.endpoint_url", str, None, "register ovh.endpoint under this URL (the sandbox)"),
     Setting("ovh.config_file", str, None, "python-ovh configuration file with the credentials"),
-    Setting("ovh.rate_limit", float, 60.0, "OVH API requests per minute (fair use is about 60)"),
+    Setting(
+        "ovh.rate_limit",
+        float,
+        60.0,
+        "OVH API requests per minute (fair use is about 60)",
+        minimum=0,
+        exclusive=True,
+    ),
     Setting("ovh.control_token", str, None, "sandbox API control token", secret=True),
-    Setting("ovh.poll_interval", float, 5.0, "seconds between polls of a running OVH task"),
-    Setting("ovh.max_poll_interval", float, 30.0, "longest poll interval while OVH answers errors"),
-    Setting("ovh.retry_wait", float, 1.0, "first wait before retrying a failed GET (then doubles)"),
-    Setting("ovh.retry_max_wait", float, 60.0, "longest wait between retries (Retry-After wins)"),
+    Setting(
+        "ovh.poll_interval",
+        float,
+        5.0,
+        "seconds between polls of a running OVH task",
+        minimum=0,
+        exclusive=True,
+    ),
+    Setting(
+        "ovh.max_poll_interval",
+        float,
+        30.0,
+        "longest poll interval while OVH answers errors",
+        minimum=0,
+        exclusive=True,
+    ),
+    Setting(
+        "ovh.retry_wait",
+        float,
+        1.0,
+        "first wait before retrying a failed GET (then doubles)",
+        minimum=0,
+    ),
+    Setting(
+        "ovh.retry_max_wait",
+        float,
+        60.0,
+        "longest wait between retries (Retry-After wins)",
+        minimum=0,
+    ),
     Setting(
         "ssh.key_file", str, None, "private key for SSH logins (unless the inventory sets one)"
     ),
-    Setting("ssh.connect_timeout", float, 10.0, "seconds to wait for an SSH connection"),
+    Setting(
+        "ssh.connect_timeout",
+        float,
+        10.0,
+        "seconds to wait for an SSH connection",
+        minimum=0,
+        exclusive=True,
+    ),
     Setting("ssh.trust_on_first_use", bool, True, "pin an unknown host key on first contact"),
     Setting(
         "rescue.ssh_public_key", str, None, "public key file set as rescueSshKey for rescue boots"
     ),
-    Setting("rollout.concurrency", int, 20, "hosts worked on at once"),
-    Setting("rollout.lease_ttl", float, 300.0, "seconds a host lease lasts between heartbeats"),
+    Setting("rollout.concurrency", int, 20, "hosts worked on at once", minimum=1),
     Setting(
-        "reboot.timeout", float, 900.0, "seconds to wait for a reboot task and SSH to come back"
+        "rollout.lease_ttl",
+        float,
+        300.0,
+        "seconds a host lease lasts between heartbeats",
+        minimum=0,
+        exclusive=True,
     ),
-    Setting("reboot.ssh_poll", float, 5.0, "seconds between SSH attempts while a host comes back"),
     Setting(
-        "rollout.infra_retries", int, 2, "re-runs of a host's pipeline after infrastructure errors"
+        "reboot.timeout",
+        float,
+        900.0,
+        "seconds to wait for a reboot task and SSH to come back",
+        minimum=0,
+        exclusive=True,
     ),
     Setting(
-        "rollout.infra_retry_delay", float, 5.0, "first wait before such a re-run (then doubles)"
+        "reboot.ssh_poll",
+        float,
+        5.0,
+        "seconds between SSH attempts while a host comes back",
+        minimum=0,
+        exclusive=True,
+    ),
+    Setting(
+        "rollout.infra_retries",
+        int,
+        2,
+        "re-runs of a host's pipeline after infrastructure errors",
+        minimum=0,
+    ),
+    Setting(
+        "rollout.infra_retry_delay",
+        float,
+        5.0,
+        "first wait before such a re-run (then doubles)",
+        minimum=0,
     ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -148,6 +221,23 @@ def _typed_ok(kind: type, value: Any) -> bool:
 
 
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+    typed = _typed(setting, value, origin)
+    if isinstance(typed, int | float) and not isinstance(typed, bool):
+        _check_range(setting, typed, origin)
+    return typed
+
+
+def _check_range(setting: Setting, number: float, origin: str) -> None:
+    low = setting.minimum
+    too_low = low is not None and (number <= low if setting.exclusive else number < low)
+    if not math.isfinite(number) or too_low:
+        bound = "" if low is None else f" {'above' if setting.exclusive else 'at least'} {low:g}"
+        raise ConfigError(
+            f"{origin}: {setting.name} must be a finite number{bound}, got {number!r}"
+        )
+
+
+def _typed(setting: Setting, value: Any, origin: str) -> Any:
     if value is None:
         return None
     if not isinstance(value, str) and not _typed_ok(setting.type, value):

@@ -15,7 +15,8 @@ provider query id, file and key) so that a one-line message tells the operator w
      ├── ProviderError        the OVH API (carries query_id, server)
      │    ├── ProviderTransient   retriable: 429, 5xx, HTML pages, connection errors
      │    ├── ProviderConflict    409: a task of that kind is already running
-     │    ├── ProviderNotFound    404
+     │    ├── ProviderRefused     refused for good: 400, 403 not about credentials, 404, 501...
+     │    │    └── ProviderNotFound    404
      │    ├── ProviderAuthError   401/403: credentials, signature, rights
      │    └── TaskFailed          a task ended in ovhError / customerError / cancelled
      ├── TransportError       SSH (carries host)
@@ -25,7 +26,9 @@ provider query id, file and key) so that a one-line message tells the operator w
      └── RolloutStopped       halted or aborted (exit 2)
 
 Failures are classified (see ``fleet.engine.pipeline``): provider and transport errors are
-*infrastructure*, a failing command is *payload*.
+*infrastructure*, a failing command is *payload*, and so is a request OVH refuses for good
+(:class:`ProviderRefused`: retrying it cannot help, the plan or inventory asks what this server
+cannot do).
 """
 
 from __future__ import annotations
@@ -140,7 +143,13 @@ class ProviderConflict(ProviderError):
     """409: the operation conflicts with a task already running."""
 
 
-class ProviderNotFound(ProviderError):
+class ProviderRefused(ProviderError):
+    """OVH refused the request for good: a 400, a 403 that is not about credentials ("not
+    supported for this server"), a 404, a 409 that is not a running task, a 501. Never retried;
+    the host fails once as a payload/configuration failure with OVH's message and query id."""
+
+
+class ProviderNotFound(ProviderRefused):
     """404: no such server, boot, task, or no install running."""
 
 

@@ -26,6 +26,11 @@ Placeholders ``{{ name }}`` take plan vars, the host's inventory vars and host f
 (``host.name``, ``host.address``, ``host.datacenter``, ``host.rack``, ``host.service``,
 ``host.labels.KEY``). Every value is shell-quoted, so it is always exactly one word and can never
 break out of its argument: write ``rm -f {{ path }}``, not ``rm -f "{{ path }}"``.
+
+Quoting cannot stop a word that starts with ``-`` from being read as an option by the command
+(``ssh {{ target }}`` with ``target: -oProxyCommand=...`` runs the proxy command). So a value
+(or an item of a list) that starts with ``-`` is refused when it is rendered, naming the host
+and the variable, unless the placeholder says it may be an option: ``{{ flags | option }}``.
 """
 
 from __future__ import annotations
@@ -50,7 +55,9 @@ PROVIDER_KINDS = ("rescue", "disk", "reboot", "wait_ssh", "reinstall")
 StageKind = Literal["ssh", "python", "rescue", "disk", "reboot", "wait_ssh", "reinstall"]
 #: ``python`` stages may only call functions of fleet's built-in plans.
 PYTHON_CALL_PREFIX = "fleet.plans."
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*(?:\|\s*([^\s}|]*)\s*)?\}\}")
+#: The one placeholder filter: ``{{ NAME | option }}`` lets the value start with ``-``.
+OPTION_FILTER = "option"
 Scalar = str | int | float | bool
 
 
@@ -289,17 +296,48 @@ class _Pending(str):
 
 
 def render(template: str, ctx: Mapping[str, Any], *, where: str, source: str) -> str:
-    """Replace ``{{ name }}`` by the quoted value; an undefined or empty-null name is an error."""
+    """Replace ``{{ name }}`` by the quoted value; an undefined or empty-null name is an error,
+    and so is a value starting with ``-`` unless written ``{{ name | option }}``."""
 
     def one(match: re.Match[str]) -> str:
-        name = match.group(1)
+        name, flag = match.group(1), match.group(2)
+        if flag is not None and flag != OPTION_FILTER:
+            raise PlanError(
+                f"unknown filter {flag!r} in {match.group(0)}",
+                path=source,
+                key=where,
+                hint=f"the only filter is `{OPTION_FILTER}`: {{{{ {name} | {OPTION_FILTER} }}}}",
+            )
         if name in ctx and isinstance(ctx[name], _Pending):
             return f"<{name}>"
         if name not in ctx or ctx[name] is None:
             raise PlanError(f"undefined variable {name!r}", path=source, key=where)
-        return _quote(ctx[name])
+        value = ctx[name]
+        if flag is None:
+            _refuse_option_like(name, value, ctx, where=where, source=source)
+        return _quote(value)
 
     return _PLACEHOLDER.sub(one, template)
+
+
+def _refuse_option_like(
+    name: str, value: Any, ctx: Mapping[str, Any], *, where: str, source: str
+) -> None:
+    """A word starting with ``-`` becomes an option of the command it is given to: refuse it,
+    naming the host and the variable (a list renders one word per item: each is checked)."""
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        word = _quote(item) if isinstance(item, bool) else str(item)
+        if word.startswith("-"):
+            shown = word if len(word) <= 24 else word[:21] + "..."
+            raise PlanError(
+                f"host {ctx.get('host.name', '?')}: {{{{ {name} }}}} would start a word with "
+                f"'-' ({shown!r}), which the command would read as an option",
+                path=source,
+                key=where,
+                hint=f"fix the value, or write {{{{ {name} | {OPTION_FILTER} }}}} if it may be "
+                "an option",
+            )
 
 
 def condition_holds(when: str | Mapping[str, Any] | None, ctx: Mapping[str, Any]) -> bool:

@@ -20,8 +20,6 @@ SPLIT_PENDING: dict[str, str] = {
     "fleet/sandbox/vm.py": "the hybrid-raid rework (VM shapes)",
     "fleet/transport/ssh.py": "the Fabric transport (connection, host keys, commands)",
     "fleet/sandbox/hosts.py": "the Fabric transport (sandbox jump host)",
-    "fleet/sandbox/ovh_api.py": "the provider rework (routes, state machine)",
-    "fleet/sandbox/ovh_model.py": "the provider rework (hardware catalogue, tasks)",
 }
 
 

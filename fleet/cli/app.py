@@ -69,8 +69,16 @@ class App:
             )
         return load_inventory(paths)
 
-    def hosts(self, limit: str | None) -> list[Host]:
-        return self.inventory().select(limit)
+    def hosts(self, limit: str | None, flag: str = "--limit") -> list[Host]:
+        """The hosts a command works on: never none (an empty inventory or a limit that
+        selects nothing is a usage error, before any run exists or any host is contacted)."""
+        inventory = self.inventory()
+        if not inventory.hosts:
+            raise UsageError(
+                f"the inventory ({self.settings.get('inventory')}) has no host",
+                hint="add hosts to it, pass -i FILE, or run `fleet sandbox up`",
+            )
+        return inventory.select(limit, flag)
 
     def provider(self) -> Provider:
         from fleet.provider.ovh import OvhProvider, RetryPolicy, build_client

@@ -11,6 +11,7 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.output import table
+from fleet.cli.params import Count, option
 from fleet.clock import utc_iso
 from fleet.errors import UsageError
 
@@ -38,12 +39,8 @@ def parse_since(text: str, now: datetime) -> datetime:
     "--since", metavar="WHEN", help="From this time: 12h, 7d (ago), or 2026-03-01[T14:00]."
 )
 @click.option("--who", metavar="NAME", help="Only this operator, OS user, or user@machine.")
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1),
-    default=200,
-    show_default=True,
-    help="The newest this many entries.",
+@option(
+    "--limit", type=Count(1), default=200, show_default=True, help="The newest this many entries"
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON list, for scripts.")
 @pass_app

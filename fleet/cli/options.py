@@ -1,5 +1,6 @@
 """Flags and values shared by the commands that build or run a plan: plan loading with
-``--var``, the rollout flags, durations. Each refuses bad input with a one-line usage error."""
+``--var``, the rollout flags. Each refuses bad input with a one-line usage error; numbers and
+durations are checked by their click types (:mod:`fleet.cli.params`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from fleet.cli.params import Count, Duration, Ratio, option
 from fleet.errors import UsageError
 
 if TYPE_CHECKING:
@@ -41,23 +43,18 @@ def parse_vars(items: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def rollout_options(**kw: Any) -> Any:
+def rollout_options(default_concurrency: int, **kw: Any) -> Any:
+    """The rollout's options from flags already checked by their types; ``concurrency`` None
+    (not given) is ``default_concurrency`` (the ``rollout.concurrency`` setting), never 0."""
     from fleet.engine.rollout import RolloutOptions
 
+    if kw.get("concurrency") is None:
+        kw["concurrency"] = default_concurrency
     if kw["max_failures"] is not None and kw["max_ratio"] is not None:
         raise UsageError("give --max-failures or --max-failure-ratio, not both")
     if kw["max_failures"] is None and kw["max_ratio"] is None:
         kw["max_failures"] = 0
     return RolloutOptions(**kw)
-
-
-def parse_duration(text: str, flag: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600}
-    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
-    try:
-        return float(number) * units[unit]
-    except ValueError:
-        raise UsageError(f"{flag} {text!r}: expected a duration like 30s, 5m, 1h") from None
 
 
 def rollout_flags(f: Any) -> Any:
@@ -74,30 +71,35 @@ def rollout_flags(f: Any) -> Any:
         click.option(
             "--by", help="Spread batches across this label (datacenter, rack, or a label name)."
         ),
-        click.option(
+        option(
             "--concurrency",
             "-c",
-            type=int,
+            type=Count(1),
             default=None,
-            help="Hosts at once (default: rollout.concurrency).",
+            help="Hosts at once (default: rollout.concurrency)",
         ),
-        click.option(
-            "--max-failures", type=int, help="Halt when more hosts than this failed (default 0)."
+        option(
+            "--max-failures",
+            type=Count(0),
+            help="Halt when more hosts than this failed (default 0)",
         ),
-        click.option(
+        option(
             "--max-failure-ratio",
             "max_ratio",
-            type=float,
-            help="Halt when this share of started hosts failed.",
+            type=Ratio(),
+            help="Halt when this share of started hosts failed",
         ),
-        click.option(
-            "--bake", default="0s", show_default=True, help="Wait between batches (30s, 5m)."
+        option(
+            "--bake", type=Duration(), default="0s", show_default=True, help="Wait between batches"
         ),
         click.option(
             "--gate", metavar="CMD", help="Local command run between batches; non-zero halts."
         ),
-        click.option(
-            "--wait-for-leases", default="0s", help="Wait this long for a host held by another run."
+        option(
+            "--wait-for-leases",
+            type=Duration(),
+            default="0s",
+            help="Wait this long for a host held by another run",
         ),
         click.option(
             "--output",
@@ -107,6 +109,6 @@ def rollout_flags(f: Any) -> Any:
             show_default=True,
         ),
     ]
-    for option in reversed(options):
-        f = option(f)
+    for decorate in reversed(options):
+        f = decorate(f)
     return f

@@ -9,6 +9,7 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.output import table
+from fleet.cli.params import Duration, option
 from fleet.errors import FleetError, UsageError
 
 
@@ -66,7 +67,13 @@ def ovh_servers(app: App, as_json: bool) -> None:
     "--reboot/--no-reboot", default=True, show_default=True, help="Reboot now to apply it."
 )
 @click.option("--wait", is_flag=True, help="Wait for the reboot task to end.")
-@click.option("--timeout", type=float, default=900, show_default=True)
+@option(
+    "--timeout",
+    type=Duration(positive=True),
+    default="15m",
+    show_default=True,
+    help="Longest wait for the reboot task",
+)
 @pass_app
 def ovh_boot(app: App, host: str, mode: str, reboot: bool, wait: bool, timeout: float) -> None:
     """Set HOST's boot to rescue or disk and (by default) hard-reboot it.

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fleet.cli.app import App, pass_app
+from fleet.cli.params import Count, Duration, Ratio, option
 from fleet.cli.wiring import audit_approval, execute, finish
 from fleet.errors import UsageError
 
@@ -45,9 +46,9 @@ _OPTIONS = [
         type=click.Path(exists=True, dir_okay=False),
         help="Post-installation script (sent base64-encoded; must not change until done).",
     ),
-    click.option("--disk-group", type=int, help="System disk group (default: NVMe/SSD one)."),
-    click.option("--disks", type=int, help="Disks of that group to use (default: all)."),
-    click.option("--raid", type=int, help="Software RAID level of the --partition entries."),
+    option("--disk-group", type=Count(1), help="System disk group (default: NVMe/SSD one)"),
+    option("--disks", type=Count(1), help="Disks of that group to use (default: all)"),
+    option("--raid", type=Count(0), help="Software RAID level of the --partition entries"),
     click.option(
         "--partition",
         "layout",
@@ -56,24 +57,30 @@ _OPTIONS = [
         help="Custom layout, one per partition, e.g. /:ext4:0 (size 0 fills the disk).",
     ),
     click.option("--scheme", help="OVH partitioning scheme name."),
-    click.option(
-        "--timeout", default="1h", show_default=True, help="Longest wait for one install."
+    option(
+        "--timeout",
+        type=Duration(positive=True),
+        default="1h",
+        show_default=True,
+        help="Longest wait for one install",
     ),
     click.option("--batches", default="1,100%", show_default=True, help="Batch sizes."),
     click.option("--by", help="Spread batches across this label (datacenter, rack, ...)."),
-    click.option("--concurrency", "-c", type=int, default=None, help="Hosts at once."),
-    click.option("--max-failures", type=int, help="Halt when more hosts than this failed."),
-    click.option("--max-failure-ratio", "max_ratio", type=float, help="Or this share."),
-    click.option("--bake", default="0s", show_default=True, help="Wait between batches."),
+    option("--concurrency", "-c", type=Count(1), default=None, help="Hosts at once"),
+    option("--max-failures", type=Count(0), help="Halt when more hosts than this failed"),
+    option("--max-failure-ratio", "max_ratio", type=Ratio(), help="Or this share"),
+    option("--bake", type=Duration(), default="0s", show_default=True, help="Wait between batches"),
     click.option("--gate", metavar="CMD", help="Local command between batches; non-zero halts."),
-    click.option("--wait-for-leases", default="0s", help="Wait for hosts held by other runs."),
+    option(
+        "--wait-for-leases", type=Duration(), default="0s", help="Wait for hosts held by other runs"
+    ),
     click.option("--output", "-o", type=click.Choice(["plain", "json"]), default="plain"),
 ]
 
 
 def _options(f: Any) -> Any:
-    for option in reversed(_OPTIONS):
-        f = option(f)
+    for decorate in reversed(_OPTIONS):
+        f = decorate(f)
     return f
 
 
@@ -86,9 +93,9 @@ def reinstall_cmd(
     /,
     targets: tuple[str, ...],
     confirm: str,
-    timeout: str,
+    timeout: float,
     output: str,
-    wait_for_leases: str,
+    wait_for_leases: float,
     **kw: Any,
 ) -> None:
     """Reinstall the OS of HOSTS through the OVH API. Destructive: wipes their system disks.
@@ -113,23 +120,20 @@ def reinstall_cmd(
       fleet reinstall dc:gra3 --os debian12_64 --confirm srv-001,srv-004 \\
           --partition /boot:ext4:1024 --partition /:ext4:0 --raid 1 --batches 1,50%
     """
-    from fleet.cli.options import parse_duration, rollout_options
+    from fleet.cli.options import rollout_options
     from fleet.engine.runs import create_run
     from fleet.stages.reinstall.approval import APPROVAL_OPTION, check_confirmation
 
-    hosts = app.hosts(",".join(targets))
+    hosts = app.hosts(",".join(targets), "HOSTS")
     approved = check_confirmation(hosts, confirm, "--confirm")
     spec = _spec(app, kw)
     _precheck(app, hosts, spec)
-    plan = _plan(spec, parse_duration(timeout, "--timeout"))
-    kw["bake"] = parse_duration(kw["bake"], "--bake")
-    kw["concurrency"] = kw["concurrency"] or app.settings.get("rollout.concurrency")
-    options = rollout_options(**kw)
+    plan = _plan(spec, timeout)
+    options = rollout_options(app.settings.get("rollout.concurrency"), **kw)
     run = create_run(app.store, plan, hosts, {**options.to_dict(), APPROVAL_OPTION: approved})
     audit_approval(app, run.id, {APPROVAL_OPTION: approved})
     click.echo(f"run {run.id}: reinstall {spec.os} on {len(hosts)} hosts", err=True)
-    waits = parse_duration(wait_for_leases, "--wait-for-leases")
-    finish(execute(app, run, plan, hosts, options, output, wait_for_leases=waits))
+    finish(execute(app, run, plan, hosts, options, output, wait_for_leases=wait_for_leases))
 
 
 _SPEC_FLAGS = ("os_name", "hostname", "ssh_key", "script", "disk_group", "disks", "raid")

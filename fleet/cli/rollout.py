@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.options import load_plan, parse_duration, rollout_flags, rollout_options
+from fleet.cli.options import load_plan, rollout_flags, rollout_options
 from fleet.cli.wiring import audit_approval, execute, finish
 from fleet.errors import UsageError
 
@@ -42,7 +42,7 @@ def rollout_cmd(
     limit: str | None,
     variables: tuple[str, ...],
     output: str,
-    wait_for_leases: str,
+    wait_for_leases: float,
     approve_reinstall: str | None,
     windows: tuple[str, ...],
     windows_file: str | None,
@@ -65,9 +65,7 @@ def rollout_cmd(
     from fleet.engine.runs import create_run
     from fleet.schedule import window_hooks
 
-    kw["bake"] = parse_duration(kw["bake"], "--bake")
-    kw["concurrency"] = kw["concurrency"] or app.settings.get("rollout.concurrency")
-    options = rollout_options(**kw)
+    options = rollout_options(app.settings.get("rollout.concurrency"), **kw)
     in_windows = window_hooks(windows, [windows_file] if windows_file else [], window_hosts)
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
@@ -90,7 +88,7 @@ def rollout_cmd(
             hosts,
             options,
             output,
-            wait_for_leases=parse_duration(wait_for_leases, "--wait-for-leases"),
+            wait_for_leases=wait_for_leases,
             configure=in_windows,
         )
     )

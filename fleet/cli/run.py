@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from fleet.cli.app import App, pass_app
+from fleet.cli.params import Count, option
 from fleet.cli.wiring import execute, finish
 from fleet.errors import UsageError
 
@@ -17,9 +18,16 @@ from fleet.errors import UsageError
     "--commands-file", type=click.Path(exists=True, dir_okay=False), help="One command a line."
 )
 @click.option("--limit", "-l", help="Hosts (see `fleet rollout --help`).")
-@click.option("--forks", "-f", "concurrency", type=int, default=None, help="Hosts at once.")
-@click.option("--batches", default="1,100%", show_default=True)
-@click.option("--max-failures", type=int, default=None)
+@option(
+    "--forks",
+    "-f",
+    "concurrency",
+    type=Count(1),
+    default=None,
+    help="Hosts at once (default: rollout.concurrency)",
+)
+@click.option("--batches", default="1,100%", show_default=True, help="Batch sizes.")
+@option("--max-failures", type=Count(0), default=None, help="Halt when more hosts failed")
 @pass_app
 def run_cmd(
     app: App,
@@ -51,7 +59,7 @@ def run_cmd(
     hosts = app.hosts(limit)
     options = RolloutOptions(
         batches=batches,
-        concurrency=concurrency or app.settings.get("rollout.concurrency"),
+        concurrency=app.settings.get("rollout.concurrency") if concurrency is None else concurrency,
         max_failures=max_failures,
     )
     run = create_run(app.store, plan, hosts, options.to_dict())

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from fleet.cli.app import App, pass_app
+from fleet.cli.params import Count, Duration, option
 from fleet.engine.runs import pid_alive
 from fleet.errors import FleetError
 
@@ -49,19 +50,25 @@ def sandbox_group() -> None:
     show_default=True,
     help="Also boot N QEMU VMs that are real hybrid servers (vm-01...; needs root the first time).",
 )
-@click.option("--port", type=int, default=2222, show_default=True, help="SSH port of every host.")
+@option(
+    "--port", type=Count(1, 65535), default=2222, show_default=True, help="SSH port of every host"
+)
 @click.option(
     "--seed", type=int, help="Seed boot ids, task ids and chaos for a replayable sandbox."
 )
-@click.option(
-    "--reboot-seconds", type=float, default=3.0, show_default=True, help="Length of a reboot task."
-)
-@click.option(
-    "--timeout",
-    type=float,
-    default=180,
+@option(
+    "--reboot-seconds",
+    type=Duration(maximum=3600.0),
+    default="3s",
     show_default=True,
-    help="Seconds to wait for it to come up.",
+    help="Length of a reboot task",
+)
+@option(
+    "--timeout",
+    type=Duration(positive=True),
+    default="3m",
+    show_default=True,
+    help="How long to wait for it to come up",
 )
 @pass_app
 def sandbox_up(
@@ -161,7 +168,13 @@ def sandbox_status(app: App) -> None:
 
 
 @sandbox_group.command("down")
-@click.option("--timeout", type=float, default=60, show_default=True)
+@option(
+    "--timeout",
+    type=Duration(positive=True),
+    default="1m",
+    show_default=True,
+    help="How long to wait for it to stop",
+)
 @pass_app
 def sandbox_down(app: App, timeout: float) -> None:
     """Stop the sandbox: the API and every sshd it started; nothing is left running."""

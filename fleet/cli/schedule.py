@@ -10,7 +10,7 @@ import json
 import re
 import signal
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fleet.cli.app import App, pass_app
+from fleet.cli.params import Count, Duration, Ratio, option, seconds_text
 from fleet.clock import SystemClock, utc_iso
 from fleet.errors import UsageError
 from fleet.store.base import MISSED_POLICIES, ScheduleRecord
@@ -39,6 +40,10 @@ def schedule_group() -> None:
     """
 
 
+#: Flags stored as durations: kept as ``300s``, which `fleet rollout` reads back.
+_DURATIONS = frozenset({"bake", "wait_for_leases"})
+
+
 def _rollout_args(kw: dict[str, Any]) -> list[str]:
     """The `fleet rollout` arguments (after PLAN) a schedule stores, from the add flags."""
     args: list[str] = []
@@ -54,8 +59,9 @@ def _rollout_args(kw: dict[str, Any]) -> list[str]:
         ("--wait-for-leases", "wait_for_leases"),
         ("--windows", "windows_file"),
     ):
-        if kw.get(key) is not None:
-            args += [flag, str(kw[key])]
+        value = kw.get(key)
+        if value is not None:
+            args += [flag, seconds_text(value) if key in _DURATIONS else str(value)]
     for spec in kw["windows"]:
         args += ["--window", spec]
     for item in kw["variables"]:
@@ -67,19 +73,19 @@ def _rollout_args(kw: dict[str, Any]) -> list[str]:
 
 def _validate(app: App, plan_ref: str, kw: dict[str, Any]) -> str:
     """Refuse now what would fail at every fire; returns the plan reference to store."""
-    from fleet.cli.options import load_plan, parse_duration, rollout_options
+    from fleet.cli.options import load_plan, rollout_options
     from fleet.schedule import window_hooks
 
     rollout_options(
+        app.settings.get("rollout.concurrency"),
         batches=kw["batches"] or "1,100%",
         by=kw["by"],
-        concurrency=kw["concurrency"] or app.settings.get("rollout.concurrency"),
+        concurrency=kw["concurrency"],
         max_failures=kw["max_failures"],
         max_ratio=kw["max_ratio"],
-        bake=parse_duration(kw["bake"] or "0s", "--bake"),
+        bake=kw["bake"] or 0.0,
         gate=kw["gate"],
     )
-    parse_duration(kw["wait_for_leases"] or "0s", "--wait-for-leases")
     window_hooks(
         kw["windows"], [kw["windows_file"]] if kw["windows_file"] else [], kw["window_hosts"]
     )
@@ -120,12 +126,12 @@ def _expiry(now: datetime, tz: str, for_: str | None, until: str | None) -> date
 @click.option("--limit", "-l", help="Hosts (see `fleet rollout --help`).")
 @click.option("--batches", default=None, help="Batch sizes (default 1,100%).")
 @click.option("--by", help="Spread batches across this label.")
-@click.option("--concurrency", "-c", type=int, default=None, help="Hosts at once.")
-@click.option("--max-failures", type=int, help="Halt when more hosts than this failed.")
-@click.option("--max-failure-ratio", "max_ratio", type=float, help="Halt at this failed share.")
-@click.option("--bake", help="Wait between batches (30s, 5m).")
+@option("--concurrency", "-c", type=Count(1), default=None, help="Hosts at once")
+@option("--max-failures", type=Count(0), help="Halt when more hosts than this failed")
+@option("--max-failure-ratio", "max_ratio", type=Ratio(), help="Halt at this failed share")
+@option("--bake", type=Duration(), help="Wait between batches")
 @click.option("--gate", metavar="CMD", help="Local command run between batches.")
-@click.option("--wait-for-leases", help="Wait this long for a host held by another run.")
+@option("--wait-for-leases", type=Duration(), help="Wait this long for a host held by another run")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Plan variable.")
 @click.option("--window", "windows", multiple=True, metavar="SPEC", help="Maintenance window.")
 @click.option("--windows", "windows_file", metavar="FILE", help="YAML file of windows.")
@@ -243,7 +249,9 @@ def schedule_list(app: App, as_json: bool) -> None:
 
 @schedule_group.command("show")
 @click.argument("name")
-@click.option("--next", "count", type=int, default=5, show_default=True, help="Due times shown.")
+@option(
+    "--next", "count", type=Count(1, 1000), default=5, show_default=True, help="Due times shown"
+)
 @pass_app
 def schedule_show(app: App, name: str, count: int) -> None:
     """Show a schedule, its next due times (UTC and local) and its recent fires."""
@@ -316,10 +324,22 @@ def _global_args(app: App) -> list[str]:
 @scheduler_group.command("run")
 @click.option("--once", is_flag=True, help="One pass, then exit (from cron or a systemd timer).")
 @click.option("--wait", is_flag=True, help="With --once: wait for the started rollouts to end.")
-@click.option("--poll", default="30s", show_default=True, help="Time between passes.")
-@click.option("--grace", default="5m", show_default=True, help="Later than this, a due is missed.")
+@option(
+    "--poll",
+    type=Duration(positive=True),
+    default="30s",
+    show_default=True,
+    help="Time between passes",
+)
+@option(
+    "--grace",
+    type=Duration(),
+    default="5m",
+    show_default=True,
+    help="Later than this, a due is missed",
+)
 @pass_app
-def scheduler_run(app: App, once: bool, wait: bool, poll: str, grace: str) -> None:
+def scheduler_run(app: App, once: bool, wait: bool, poll: float, grace: float) -> None:
     """Start due rollouts, each as its own `fleet rollout` process (logs under
     <state>/scheduler/). One scheduler leads (a lease in the store); others stand by and take
     over when it stops. `fleet halt` stops it from starting anything.
@@ -328,9 +348,8 @@ def scheduler_run(app: App, once: bool, wait: bool, poll: str, grace: str) -> No
     Example:
       fleet scheduler run --poll 30s
     """
-    from fleet.schedule import Scheduler, SubprocessLauncher, parse_duration
+    from fleet.schedule import Scheduler, SubprocessLauncher
 
-    poll_s = parse_duration(poll, "--poll").total_seconds()
     clock = SystemClock()
     launcher = SubprocessLauncher(
         app.store, log_dir=app.settings.state_dir / "scheduler", global_args=_global_args(app)
@@ -343,8 +362,8 @@ def scheduler_run(app: App, once: bool, wait: bool, poll: str, grace: str) -> No
         app.store,
         launcher,
         clock=clock,
-        grace=parse_duration(grace, "--grace"),
-        lease_ttl=max(60.0, 3 * poll_s),
+        grace=timedelta(seconds=grace),
+        lease_ttl=max(60.0, 3 * poll),
         log=log,
     )
     if once:
@@ -356,7 +375,7 @@ def scheduler_run(app: App, once: bool, wait: bool, poll: str, grace: str) -> No
             launcher.wait()
         failed = [r for r in results if r.action == "failed"]
         raise SystemExit(1 if failed else 0)
-    _run_until_signalled(scheduler, poll_s)
+    _run_until_signalled(scheduler, poll)
 
 
 def _run_until_signalled(scheduler: Scheduler, poll: float) -> None:

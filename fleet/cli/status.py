@@ -8,13 +8,14 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.output import table
+from fleet.cli.params import Count, option
 from fleet.clock import utc_iso
 
 
 @click.command("status")
 @click.argument("run_id", required=False, metavar="[RUN]")
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--limit", "count", type=int, default=20, show_default=True, help="Runs listed.")
+@option("--limit", "count", type=Count(1), default=20, show_default=True, help="Runs listed")
 @pass_app
 def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
     """Runs and their state; with RUN, where every host stands.

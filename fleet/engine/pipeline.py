@@ -30,6 +30,7 @@ from fleet.errors import (
     PlanError,
     ProviderAuthError,
     ProviderError,
+    ProviderRefused,
     TransportError,
 )
 from fleet.inventory import Host
@@ -165,7 +166,7 @@ class Pipeline:
                 return HostResult(self.host.name, "ok", applied=self.applied)
             except Stopped as exc:
                 return self._result("stopped", None, exc.message)
-            except (StepFailed, PayloadError, PlanError) as exc:
+            except (StepFailed, PayloadError, PlanError, ProviderRefused) as exc:
                 return self._result("failed", "payload", exc.message)
             except HostKeyMismatch as exc:
                 return self._result("failed", "hostkey", exc.message)

@@ -124,10 +124,10 @@ class Inventory:
             )
         return host
 
-    def select(self, limit: str | None) -> list[Host]:
+    def select(self, limit: str | None, flag: str = "--limit") -> list[Host]:
         """Hosts chosen by a ``--limit`` expression (see :mod:`fleet.inventory.select`);
-        None = all."""
-        return select_hosts(self, limit)
+        None = all; a given limit that selects no host is a usage error naming ``flag``."""
+        return select_hosts(self, limit, flag)
 
     def check_addresses(self) -> None:
         """Refuse hosts whose address must still come from the OVH API (see :func:`enrich`)."""

@@ -26,35 +26,51 @@ def _suggest(word: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean {' or '.join(repr(c) for c in close)}?" if close else None
 
 
-def select_hosts(inventory: Inventory, limit: str | None) -> list[Host]:
-    """Hosts chosen by a ``--limit`` expression, in inventory order; None = all."""
+def select_hosts(inventory: Inventory, limit: str | None, flag: str = "--limit") -> list[Host]:
+    """Hosts chosen by a ``--limit`` expression, in inventory order; None = all.
+
+    A limit that is given must select something: an empty or blank one (``''``, ``','``) and
+    one that leaves no host (``'!all'``, an empty group) are usage errors naming it, so that a
+    typo never turns into "every host" or a run of nothing.
+    """
     terms = [term.strip() for term in (limit or "").split(",") if term.strip()]
-    if not terms:
+    if limit is None:
         return list(inventory.hosts)
+    if not terms:
+        raise UsageError(
+            f"{flag} {limit!r} is empty",
+            hint=f"name hosts, groups or patterns; leave {flag} out to select every host",
+        )
     union: set[str] | None = None
     narrow: list[set[str]] = []
     exclude: set[str] = set()
     for term in terms:
         if term[0] == "!":
-            exclude |= _match(inventory, term[1:], term)
+            exclude |= _match(inventory, term[1:], term, flag)
         elif term[0] == "&":
-            narrow.append(_match(inventory, term[1:], term))
+            narrow.append(_match(inventory, term[1:], term, flag))
         else:
-            union = (union or set()) | _match(inventory, term, term)
+            union = (union or set()) | _match(inventory, term, term, flag)
     chosen = {host.name for host in inventory.hosts} if union is None else union
     for subset in narrow:
         chosen &= subset
-    return [h for h in inventory.hosts if h.name in chosen and h.name not in exclude]
+    selected = [h for h in inventory.hosts if h.name in chosen and h.name not in exclude]
+    if not selected:
+        raise UsageError(
+            f"{flag} {limit!r} selects no host",
+            hint="`fleet inventory list` shows the hosts, groups and labels",
+        )
+    return selected
 
 
-def _match(inventory: Inventory, term: str, original: str) -> set[str]:
+def _match(inventory: Inventory, term: str, original: str, flag: str) -> set[str]:
     term = term.strip()
     if not term:
-        raise UsageError(f"--limit {original!r}: empty term after '!' or '&'")
+        raise UsageError(f"{flag} {original!r}: empty term after '!' or '&'")
     matched = _match_term(inventory, term)
     if not matched and term not in inventory.groups:
         raise UsageError(
-            f"--limit {original!r} matches no host or group",
+            f"{flag} {original!r} matches no host or group",
             hint=_suggest(term, [*(host.name for host in inventory.hosts), *inventory.groups]),
         )
     return matched

@@ -50,7 +50,7 @@ RESCUE_ROOT = "/mnt"
 #: Written into the installed system after update-initramfs: the hash of the mdadm.conf it saw.
 INITRAMFS_STAMP = "/var/lib/fleet/hybrid-raid.initramfs"
 _SIZE = re.compile(r"^\s*([\d.]+)\s*([KMGTP]?)(i?)(B?)\s*$", re.IGNORECASE)
-_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}$")  # never a leading '-' (an option)
 _HOSTNAME = re.compile(r"^(<none>|[A-Za-z0-9][A-Za-z0-9.-]{0,62})$")
 _MOUNT = re.compile(r"^(/[A-Za-z0-9_.@+-]+)+$")
 _FORBIDDEN_MOUNTS = ("/boot", "/dev", "/etc", "/proc", "/run", "/sys", "/usr", "/var", "/tmp")
@@ -177,11 +177,12 @@ def _text_params(values: Mapping[str, Any], fs: str) -> dict[str, Any]:
     label = str(values.get("label", "data"))
     if not _NAME.match(label) or len(label) > FILESYSTEMS[fs]:
         raise UsageError(
-            f"label={label!r}: at most {FILESYSTEMS[fs]} characters for {fs}, letters, digits, _.-"
+            f"label={label!r}: at most {FILESYSTEMS[fs]} characters for {fs}, letters, digits, "
+            "_.- (not first: -)"
         )
     md_name = str(values.get("md_name", "md4"))
     if not _NAME.match(md_name):
-        raise UsageError(f"md_name={md_name!r}: 1-32 letters, digits and _.-")
+        raise UsageError(f"md_name={md_name!r}: 1-32 letters, digits and _.- (not first: -)")
     homehost = str(values.get("homehost", "<none>"))
     if not _HOSTNAME.match(homehost):
         raise UsageError(f"homehost={homehost!r}: a host name, or <none> for a plain name")
@@ -352,12 +353,7 @@ def selection_facts(settings: Settings, sel: disks.Selection) -> dict[str, Any]:
         "wiped": list(sel.wiped),
         "system_disks": list(sel.system),
         "not_chosen": list(sel.skipped),
-        "mkfs": [
-            f"mkfs.{settings.fs}",
-            "-f" if settings.fs == "xfs" else "-F",
-            "-L",
-            settings.label,
-        ],
+        "mkfs": [f"mkfs.{settings.fs}", "-f" if settings.fs == "xfs" else "-F"],
         "root": RESCUE_ROOT if settings.mode == "rescue" else "/",
         "target_dir": (RESCUE_ROOT if settings.mode == "rescue" else "") + settings.mount,
         "notes": settings.notes(),
@@ -537,7 +533,7 @@ ARRAY_EXISTS = (
 CREATE = (
     "set -e; " + IDENTITY + "\nmdadm --create {{ facts.md_path }} --run --metadata=1.2 "
     "--homehost={{ facts.homehost }} --name={{ facts.md_name }} --level={{ facts.level }} "
-    "--raid-devices={{ facts.member_count }} {{ facts.create_flags }} {{ facts.members }}"
+    "--raid-devices={{ facts.member_count }} {{ facts.create_flags | option }} {{ facts.members }}"
 )
 #: Every member is in an active array in /proc/mdstat.
 ASSEMBLED = (
@@ -561,7 +557,7 @@ MKFS = (
     '  echo {{ facts.md_device }} "already carries $t: not formatting over it '
     "(list the member disks' serials in wipe to allow it)\" >&2; exit 1\n"
     "fi\n"
-    "{{ facts.mkfs }} {{ facts.md_device }}"
+    "{{ facts.mkfs | option }} -L {{ facts.label }} {{ facts.md_device }}"
 )
 
 MOUNT_ROOT_OK = (

@@ -2,7 +2,9 @@
 
 Every python-ovh exception, every ``requests`` error and every error body shape (legacy
 ``{errorCode, httpCode, message}``, current ``{class, message, details}``, message-only, HTML)
-becomes a fleet error that names the server, the HTTP status and OVH's ``X-Ovh-QueryId``.
+becomes a fleet error that names the server, the HTTP status and OVH's ``X-Ovh-QueryId``, and
+says by its class what to do: retry (transient), adopt or wait (a task already running), stop
+at once (credentials), or fail the host once with OVH's message (refused for good).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fleet.errors import (
     ProviderConflict,
     ProviderError,
     ProviderNotFound,
+    ProviderRefused,
     ProviderTransient,
 )
 from fleet.provider.ratelimit import parse_retry_after
@@ -29,9 +32,14 @@ _AUTH_EXCEPTIONS: tuple[type[Exception], ...] = (
     ovh.exceptions.InvalidKey,
     ovh.exceptions.InvalidCredential,
     ovh.exceptions.NotCredential,
-    ovh.exceptions.Forbidden,
     ovh.exceptions.NotGrantedCall,
 )
+#: python-ovh exceptions (raised without a response) that mean "refused for good": the status.
+_REFUSED_EXCEPTIONS: dict[type[Exception], int] = {
+    ovh.exceptions.BadParametersError: 400,
+    ovh.exceptions.Forbidden: 403,
+    ovh.exceptions.ResourceExpiredError: 460,
+}
 #: python-ovh exceptions raised without a response that mean "try again later".
 _TRANSIENT_EXCEPTIONS: tuple[type[Exception], ...] = (
     ovh.exceptions.HTTPError,
@@ -64,9 +72,12 @@ class ApiTransient(ProviderTransient):
 def error_from_response(response: Response, *, server: str | None, action: str) -> ProviderError:
     """Classify an HTTP error answer, whatever its body shape.
 
-    The status decides for 401/403 (auth), 404, 409, 429 and 5xx; a non-JSON body otherwise
-    (an HTML page from a proxy) is transient; a signing failure (400 ``INVALID_SIGNATURE``) is
-    an auth error; any other JSON error is a plain ProviderError.
+    - credentials, signature or rights (401; a 400/403 whose body says so): ProviderAuthError;
+    - 429, 5xx but 501, and pages that are not OVH's JSON (a proxy's HTML): transient;
+    - a 409 about a task already running: ProviderConflict (the caller adopts or waits);
+    - 404: ProviderNotFound; every other 4xx and 501 (a 403 "not supported for this server",
+      a 400 bad value, a 409 "not compatible", a 460 expired service): ProviderRefused, never
+      retried, with OVH's own message.
     """
     status = response.status_code
     headers = response.headers
@@ -75,23 +86,25 @@ def error_from_response(response: Response, *, server: str | None, action: str) 
     detail = body_message(body) if ok else non_json_summary(response.content, headers)
     message = f"{action}: HTTP {status} {detail}"
     context: dict[str, Any] = {"server": server, "query_id": query_id, "status": status}
-    if status in (401, 403):
+    if status == 401 or (status in (400, 403) and is_auth_body(body)):
         return ProviderAuthError(message, hint=_AUTH_HINT, **context)
-    if status == 404:
-        return ProviderNotFound(message, **context)
-    if status == 409:
-        return ProviderConflict(message, **context)
-    if status == 429 or status >= 500 or not ok:
+    if status == 429 or (status >= 500 and status != 501) or (not ok and status != 403):
         retry_after = parse_retry_after(headers.get("Retry-After"))
         return ApiTransient(message, retry_after=retry_after, **context)
-    if is_auth_body(body):
-        return ProviderAuthError(message, hint=_AUTH_HINT, **context)
+    if status == 409 and is_task_conflict(body):
+        return ProviderConflict(message, **context)
+    if status == 404:
+        return ProviderNotFound(message, **context)
+    if 400 <= status < 500 or status == 501:
+        return ProviderRefused(message, hint=_REFUSED_HINT, **context)
     return ProviderError(message, **context)
 
 
 _AUTH_HINT = "check the application key/secret and consumer key, and the consumer key's rights"
+_REFUSED_HINT = "OVH refuses this request for this server: retrying cannot help"
 #: Legacy ``errorCode`` values of signing and credential failures. OVH answers a bad signature
-#: (a wrong application secret) with 400 ``INVALID_SIGNATURE``, not 401/403.
+#: (a wrong application secret) with 400 ``INVALID_SIGNATURE``, not 401/403. ``FORBIDDEN``
+#: is not among them: OVH also uses it for what a server cannot do, so its message decides.
 _AUTH_CODES = frozenset(
     {
         "INVALID_SIGNATURE",
@@ -99,17 +112,28 @@ _AUTH_CODES = frozenset(
         "NOT_CREDENTIAL",
         "INVALID_KEY",
         "NOT_GRANTED_CALL",
-        "FORBIDDEN",
         "QUERY_TIME_OUT",
     }
+)
+#: What OVH's messages about keys, signatures and rights say (lower case).
+_AUTH_PHRASES = (
+    "invalid signature",
+    "credential",
+    "application key",
+    "consumer key",
+    "has not been granted",
+    "login first",
+    "query out of time",
 )
 
 
 def is_auth_body(body: Any) -> bool:
-    """Whether an error body (any shape) reports a signing or credential failure.
+    """Whether an error body (any shape) reports a signing, credential or rights failure.
 
-    The current shape says ``{"class": "Client::BadRequest", "message": "Invalid signature"}``
-    for a bad signature, so the message is read too.
+    The code decides in the legacy shape; otherwise the message (the current shape says
+    ``{"class": "Client::BadRequest", "message": "Invalid signature"}`` for a bad signature,
+    and ``Client::Forbidden`` both for "This call has not been granted" and for "This
+    operation is not supported for this server").
     """
     if not isinstance(body, dict):
         return False
@@ -117,9 +141,19 @@ def is_auth_body(body: Any) -> bool:
     message = str(body.get("message") or "").lower()
     return (
         str(body.get("errorCode") or "") in _AUTH_CODES
-        or kind.startswith(("Client::Unauthorized", "Client::Forbidden"))
-        or "invalid signature" in message
+        or kind.startswith("Client::Unauthorized")
+        or any(phrase in message for phrase in _AUTH_PHRASES)
     )
+
+
+def is_task_conflict(body: Any) -> bool:
+    """Whether a 409 says a task is already running (to adopt or wait out), rather than that
+    the request conflicts with the server itself (``Client::Conflict::OperatingSystemIncompatible``,
+    ``...::HardwareRaidIncompatibleOnServer``...: permanent). Without a detailed class: a task."""
+    kind = str(body.get("class") or "") if isinstance(body, dict) else ""
+    if kind.count("::") >= 2:
+        return kind.endswith("AlreadyExists")
+    return True
 
 
 def error_from_exception(exc: Exception, *, server: str | None, action: str) -> ProviderError:
@@ -128,7 +162,7 @@ def error_from_exception(exc: Exception, *, server: str | None, action: str) -> 
     if isinstance(exc, ovh.exceptions.APIError) and response is not None:
         return error_from_response(response, server=server, action=action)
     text = f"{action}: {exception_text(exc)}"
-    if isinstance(exc, _AUTH_EXCEPTIONS) or "invalid signature" in text.lower():
+    if _is_auth_exception(exc, text):
         return ProviderAuthError(text, server=server, hint=_AUTH_HINT)
     if isinstance(exc, (*_TRANSIENT_EXCEPTIONS, OSError)):
         return ApiTransient(text, server=server)
@@ -136,7 +170,18 @@ def error_from_exception(exc: Exception, *, server: str | None, action: str) -> 
         return ProviderNotFound(text, server=server, status=404)
     if isinstance(exc, ovh.exceptions.ResourceConflictError):
         return ProviderConflict(text, server=server, status=409)
+    refused = _REFUSED_EXCEPTIONS.get(type(exc))
+    if refused is not None:
+        return ProviderRefused(text, server=server, status=refused, hint=_REFUSED_HINT)
     return ProviderError(text, server=server)
+
+
+def _is_auth_exception(exc: Exception, text: str) -> bool:
+    """python-ovh's credential exceptions; its ``Forbidden`` only when the message says so."""
+    lowered = text.lower()
+    if isinstance(exc, ovh.exceptions.Forbidden):
+        return any(phrase in lowered for phrase in _AUTH_PHRASES)
+    return isinstance(exc, _AUTH_EXCEPTIONS) or "invalid signature" in lowered
 
 
 def exception_text(exc: BaseException) -> str:

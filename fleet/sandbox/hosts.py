@@ -925,7 +925,9 @@ class HostFleet:
             "UsePAM no\nStrictModes no\nUseDNS no\nPermitUserEnvironment no\n"
             "PrintMotd no\nPrintLastLog no\nX11Forwarding no\nAllowTcpForwarding no\n"
             "AllowAgentForwarding no\nPermitTunnel no\nLoginGraceTime 30\n"
-            "MaxStartups 100:30:200\nMaxSessions 20\nLogLevel ERROR\n"
+            # VERBOSE logs every connection ("Connection from ..."): the sandbox's own count
+            # of SSH contacts, which tests read to prove a refused command reached no host
+            "MaxStartups 100:30:200\nMaxSessions 20\nLogLevel VERBOSE\n"
             f"{sftp}"
             f"ForceCommand {_force_command(self._account.shell)}\n"
             f"SetEnv HOME={d}/{mode} PATH={path} FLEET_SANDBOX_MODE={mode} "

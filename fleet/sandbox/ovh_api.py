@@ -21,44 +21,46 @@ sandbox running in another process:
 - ``POST /_sandbox/chaos``: add knobs (JSON as in the state's ``chaos``; ``error_shape`` too)
 - ``POST /_sandbox/chaos/reset``: remove every knob, restore the initial error shape
 - ``POST /_sandbox/timings``: task timings for new tasks (fields of ``TaskTimings``)
+
+The fake's house: this module serves (the fake, its control surface, query ids);
+:mod:`~fleet.sandbox.ovh_routes` maps routes to :mod:`~fleet.sandbox.ovh_model` (the state and
+its state machine), whose tasks are in :mod:`~fleet.sandbox.ovh_tasks`, servers' boots and
+hardware in :mod:`~fleet.sandbox.ovh_catalogue`, request checks and error answers in
+:mod:`~fleet.sandbox.ovh_checks`; :mod:`~fleet.sandbox.ovh_auth` checks keys and signatures,
+:mod:`~fleet.sandbox.ovh_http` is the HTTP server; :mod:`~fleet.sandbox.ovh_chaos` the knobs.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import json
 import logging
 import random
-import re
-import secrets
-import socket
-import string
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Literal, get_args
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import TYPE_CHECKING, Any, get_args
+from urllib.parse import parse_qs, urlsplit
 
 from fleet.clock import Clock, SystemClock
+from fleet.sandbox.ovh_auth import AuthError, Credentials, Keyring, signature
+from fleet.sandbox.ovh_catalogue import Mode, ServerSpec
 from fleet.sandbox.ovh_chaos import Chaos, ChaosConfigError, ChaosRule, ceil_seconds
-from fleet.sandbox.ovh_model import (
-    Json,
-    Mode,
-    OvhApiError,
-    OvhModel,
-    PowerEvent,
-    ServerSnapshot,
-    ServerSpec,
-    TaskTimings,
-    bad_request,
-    timings_from_json,
+from fleet.sandbox.ovh_checks import Json, OvhApiError, bad_request
+from fleet.sandbox.ovh_http import (
+    PROXY_502,
+    ErrorShape,
+    HttpServer,
+    Response,
+    error_body,
+    json_response,
+    phrase,
 )
+from fleet.sandbox.ovh_model import OvhModel, ServerSnapshot
+from fleet.sandbox.ovh_routes import Router
+from fleet.sandbox.ovh_tasks import PowerEvent, TaskTimings, timings_from_json
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -72,298 +74,18 @@ __all__ = [
     "PowerHook",
     "ServerSpec",
     "TaskTimings",
+    "error_body",
+    "signature",
 ]
 
 log = logging.getLogger(__name__)
 
-ErrorShape = Literal["class", "legacy", "message"]
 #: Called from the ticker thread with a server name and what happened to its power.
 PowerHook = Callable[[str, PowerEvent], None]
 
 BASE_PATH = "/1.0"
 CONTROL_PATH = "/_sandbox"
 TOKEN_HEADER = "X-Sandbox-Token"
-
-_DEFAULT_CLASSES = {
-    400: "Client::BadRequest",
-    401: "Client::Unauthorized",
-    403: "Client::Forbidden",
-    404: "Client::NotFound",
-    405: "Client::MethodNotAllowed",
-    409: "Client::Conflict",
-    429: "Client::TooManyRequests",
-    500: "Server::InternalServerError",
-    501: "Server::NotImplemented",
-}
-_LEGACY_CODES = {
-    400: "BAD_REQUEST",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    429: "TOO_MANY_REQUESTS",
-    500: "INTERNAL_SERVER_ERROR",
-    501: "NOT_IMPLEMENTED",
-}
-_PROXY_502 = (
-    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    "</body>\r\n</html>\r\n"
-)
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """An application key and secret, and a consumer key of that application."""
-
-    application_key: str
-    application_secret: str
-    consumer_key: str
-
-    @classmethod
-    def generate(cls, rng: random.Random | None = None) -> Credentials:
-        """Fresh random keys, as long as OVH's (16, 32 and 32 characters)."""
-        alphabet = string.ascii_letters + string.digits
-
-        def token(size: int) -> str:
-            if rng is None:
-                return "".join(secrets.choice(alphabet) for _ in range(size))
-            return "".join(rng.choice(alphabet) for _ in range(size))
-
-        return cls(token(16), token(32), token(32))
-
-
-def signature(secret: str, consumer_key: str, method: str, url: str, body: str, ts: str) -> str:
-    """OVH's request signature."""
-    text = "+".join([secret, consumer_key, method.upper(), url, body, ts])
-    return "$1$" + hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
-def error_body(
-    shape: ErrorShape,
-    status: int,
-    message: str,
-    error_class: str | None = None,
-    details: dict[str, str] | None = None,
-) -> Json:
-    """An OVH error body in one of the shapes OVH has served over time."""
-    if shape == "legacy":
-        code = _LEGACY_CODES.get(status, "CLIENT_ERROR" if status < 500 else "SERVER_ERROR")
-        return {"errorCode": code, "httpCode": _http_code(status), "message": message}
-    if shape == "message":
-        return {"message": message}
-    default = _DEFAULT_CLASSES.get(status, "Client::Error" if status < 500 else "Server::Error")
-    return {"class": error_class or default, "message": message, "details": details or {}}
-
-
-def _http_code(status: int) -> str:
-    return f"{status} {_phrase(status)}"
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-@dataclass
-class _Response:
-    status: int
-    body: bytes
-    content_type: str = "application/json; charset=utf-8"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _json_response(status: int, payload: Any, **headers: str) -> _Response:
-    return _Response(status, json.dumps(payload).encode("utf-8"), headers=headers)
-
-
-class _AuthError(Exception):
-    """An authentication failure; always rendered in the legacy shape OVH uses for them."""
-
-    def __init__(self, status: int, code: str | None, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def response(self) -> _Response:
-        if self.code is None:
-            return _json_response(self.status, {"message": self.message})
-        body = {
-            "errorCode": self.code,
-            "httpCode": _http_code(self.status),
-            "message": self.message,
-        }
-        return _json_response(self.status, body)
-
-
-class _Keyring:
-    """Known applications (key -> secret) and consumer keys (key -> application key)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._secrets: dict[str, str] = {}
-        self._consumers: dict[str, str] = {}
-
-    def add(self, credentials: Credentials) -> None:
-        with self._lock:
-            self._secrets[credentials.application_key] = credentials.application_secret
-            self._consumers[credentials.consumer_key] = credentials.application_key
-
-    def verify(
-        self, method: str, url: str, body: str, headers: Message, now: int, skew: int
-    ) -> str:
-        """The consumer key of a correctly signed request, else :class:`_AuthError`."""
-        app_key = headers.get("X-Ovh-Application")
-        consumer = headers.get("X-Ovh-Consumer")
-        if not app_key or not consumer:
-            raise _AuthError(401, None, "You must login first")
-        with self._lock:
-            secret = self._secrets.get(app_key)
-            owner = self._consumers.get(consumer)
-        if secret is None:
-            raise _AuthError(403, "INVALID_KEY", "This application key is invalid")
-        if owner != app_key:
-            raise _AuthError(403, "INVALID_CREDENTIAL", "This credential does not exist")
-        stamp = headers.get("X-Ovh-Timestamp", "")
-        if not stamp.isdigit() or abs(int(stamp) - now) > skew:
-            raise _AuthError(400, "QUERY_TIME_OUT", "Query out of time")
-        expected = signature(secret, consumer, method, url, body, stamp)
-        if not hmac.compare_digest(expected, headers.get("X-Ovh-Signature", "")):
-            raise _AuthError(400, "INVALID_SIGNATURE", "Invalid signature")
-        return consumer
-
-
-#: A route: (path parameters, query parameters, JSON body) -> JSON answer.
-_Call = Callable[[dict[str, str], dict[str, str], Any], Any]
-
-
-class _Router:
-    """The OVH routes the fake serves, as (method, path regex) -> model call."""
-
-    def __init__(self, model: OvhModel) -> None:
-        m = model
-        sn = "/dedicated/server/(?P<sn>[^/]+)"
-        routes: list[tuple[str, str, _Call]] = [
-            ("GET", "/dedicated/server", lambda p, q, b: m.server_names()),
-            ("GET", sn, lambda p, q, b: m.server_json(p["sn"])),
-            ("PUT", sn, lambda p, q, b: m.update_server(p["sn"], b)),
-            ("GET", f"{sn}/boot", lambda p, q, b: m.boot_ids(p["sn"], q.get("bootType"))),
-            ("GET", f"{sn}/boot/(?P<id>[^/]+)", lambda p, q, b: m.boot_json(p["sn"], _id(p))),
-            ("POST", f"{sn}/reboot", lambda p, q, b: m.reboot(p["sn"])),
-            (
-                "GET",
-                f"{sn}/task",
-                lambda p, q, b: m.task_ids(p["sn"], q.get("function"), q.get("status")),
-            ),
-            ("GET", f"{sn}/task/(?P<id>[^/]+)", lambda p, q, b: m.task_json(p["sn"], _id(p))),
-            (
-                "POST",
-                f"{sn}/task/(?P<id>[^/]+)/cancel",
-                lambda p, q, b: m.cancel_task(p["sn"], _id(p)),
-            ),
-            ("GET", f"{sn}/specifications/hardware", lambda p, q, b: m.hardware_json(p["sn"])),
-            ("GET", f"{sn}/install/compatibleTemplates", lambda p, q, b: m.templates_json(p["sn"])),
-            ("GET", f"{sn}/install/status", lambda p, q, b: m.install_status(p["sn"])),
-            ("POST", f"{sn}/reinstall", lambda p, q, b: m.reinstall(p["sn"], b)),
-        ]
-        self._routes = [(method, re.compile(f"{path}/?"), call) for method, path, call in routes]
-
-    def dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> Any:
-        allowed = False
-        for want, pattern, call in self._routes:
-            match = pattern.fullmatch(path)
-            if match is None:
-                continue
-            if want != method:
-                allowed = True
-                continue
-            params = {key: unquote(value) for key, value in match.groupdict().items()}
-            return call(params, query, body)
-        if allowed:
-            raise OvhApiError(405, f"Method {method} not allowed on {path}")
-        raise OvhApiError(404, f"Got an invalid (or empty) URL: {path}")
-
-
-def _id(params: dict[str, str]) -> int:
-    text = params["id"]
-    if not text.isdigit():
-        raise bad_request(f"Invalid value for parameter: {text!r} is not a long")
-    return int(text)
-
-
-class _HttpServer(ThreadingHTTPServer):
-    """A threading HTTP server that knows its fake and can drop its open connections."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], app: FakeOvhApi) -> None:
-        self.app = app
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(address, _RequestHandler)
-
-    def drop_connections(self) -> None:
-        with self.connections_lock:
-            conns, self.connections = list(self.connections), set()
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                log.debug("connection already closed")
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    """Reads one request, lets the fake answer it, writes the answer (keep-alive)."""
-
-    protocol_version = "HTTP/1.1"
-    timeout = 60
-    # One buffered write per answer and no Nagle: headers and body written apart would meet the
-    # client's delayed ACK and cost about 40 ms a request.
-    wbufsize = 64 * 1024
-    disable_nagle_algorithm = True
-    server: _HttpServer
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        super().finish()
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_PUT(self) -> None:
-        self._handle("PUT")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:
-        self._handle("DELETE")
-
-    def _handle(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8", errors="replace") if length else ""
-        response = self.server.app.respond(method, self.path, self.headers, body)
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(response.body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("fake OVH API: %s", format % args)
 
 
 class FakeOvhApi:
@@ -407,7 +129,7 @@ class FakeOvhApi:
             timings=timings,
             chaos=self.chaos,
         )
-        self._keyring = _Keyring()
+        self._keyring = Keyring()
         for creds in [credentials] if isinstance(credentials, Credentials) else credentials:
             self._keyring.add(creds)
         self._on_power = on_power
@@ -416,9 +138,9 @@ class FakeOvhApi:
         self._error_shape: ErrorShape = error_shape
         self._skew = max_time_skew
         self._sleep = sleep
-        self._router = _Router(self.model)
+        self._router = Router(self.model)
         self._query_ids = _QueryIds(random.Random(rng.getrandbits(64)))
-        self._http: _HttpServer | None = None
+        self._http: HttpServer | None = None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self._tick_lock = threading.Lock()
@@ -432,7 +154,7 @@ class FakeOvhApi:
             raise ValueError(f"the fake OVH API serves on loopback only, not {host}")
         if self._http is not None:
             raise RuntimeError("the fake OVH API is already started")
-        self._http = _HttpServer((host, port), self)
+        self._http = HttpServer((host, port), self)
         bound_host, bound_port = self._http.server_address[:2]
         self._origin = f"http://{bound_host!s}:{bound_port}"
         self._stop.clear()
@@ -554,7 +276,7 @@ class FakeOvhApi:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def respond(self, method: str, raw_path: str, headers: Message, body: str) -> _Response:
+    def respond(self, method: str, raw_path: str, headers: Message, body: str) -> Response:
         """The answer to one HTTP request (called from the server's handler threads)."""
         split = urlsplit(raw_path)
         if split.path == CONTROL_PATH or split.path.startswith(CONTROL_PATH + "/"):
@@ -569,16 +291,16 @@ class FakeOvhApi:
 
     def _api(
         self, method: str, raw_path: str, path: str, query: str, headers: Message, body: str
-    ) -> _Response:
+    ) -> Response:
         effects = self.chaos.for_request(method, path)
         if effects.latency > 0:
             self._sleep(effects.latency)
         failure = effects.failure
         if failure is not None and failure.kind == "502":
-            return _Response(502, _PROXY_502.encode(), content_type="text/html")
+            return Response(502, PROXY_502.encode(), content_type="text/html")
         try:
             if method == "GET" and path.rstrip("/") == "/auth/time":
-                return self._failure(failure) or _json_response(200, self._now())
+                return self._failure(failure) or json_response(200, self._now())
             url = self._origin + raw_path
             consumer = self._keyring.verify(method, url, body, headers, self._now(), self._skew)
             refused = self._throttled(consumer) or self._failure(failure)
@@ -588,12 +310,12 @@ class FakeOvhApi:
             if failure is not None and failure.kind == "lost":
                 return self._error(OvhApiError(500, "Internal server error"))
             return answer
-        except _AuthError as exc:
+        except AuthError as exc:
             return exc.response()
         except OvhApiError as exc:
             return self._error(exc)
 
-    def _route(self, method: str, path: str, query_string: str, body: str) -> _Response:
+    def _route(self, method: str, path: str, query_string: str, body: str) -> Response:
         parsed = parse_qs(query_string, keep_blank_values=True)
         query = {key: values[-1] for key, values in parsed.items()}
         payload = None
@@ -604,9 +326,9 @@ class FakeOvhApi:
                 raise bad_request(f"Invalid JSON body: {exc}") from exc
         with self._tick_lock:
             answer = self._router.dispatch(method, path, query, payload)
-        return _json_response(200, answer)
+        return json_response(200, answer)
 
-    def _throttled(self, consumer: str) -> _Response | None:
+    def _throttled(self, consumer: str) -> Response | None:
         wait = self.chaos.throttle(consumer)
         if wait is None:
             return None
@@ -614,13 +336,13 @@ class FakeOvhApi:
         response.headers["Retry-After"] = str(ceil_seconds(wait))
         return response
 
-    def _failure(self, rule: ChaosRule | None) -> _Response | None:
+    def _failure(self, rule: ChaosRule | None) -> Response | None:
         """The answer a chaos rule puts in place of the request's (None: carry it out)."""
         if rule is None or rule.kind == "lost":
             return None
         if rule.kind == "error":
             status = rule.http_status or 500
-            message = rule.message or _phrase(status)
+            message = rule.message or phrase(status)
             return self._error(OvhApiError(status, message, error_class=rule.error_class))
         if rule.kind == "429":
             response = self._error(OvhApiError(429, "Too many requests"))
@@ -629,44 +351,44 @@ class FakeOvhApi:
             return response
         return self._error(OvhApiError(500, "Internal server error"))
 
-    def _error(self, exc: OvhApiError) -> _Response:
+    def _error(self, exc: OvhApiError) -> Response:
         body = error_body(self._error_shape, exc.status, exc.message, exc.error_class, exc.details)
-        return _json_response(exc.status, body)
+        return json_response(exc.status, body)
 
     def _now(self) -> int:
         return int(self._clock.now().timestamp())
 
     # -- the control surface -------------------------------------------------------------------
 
-    def _control(self, method: str, path: str, headers: Message, body: str) -> _Response:
+    def _control(self, method: str, path: str, headers: Message, body: str) -> Response:
         if self._token is None:
-            return _json_response(404, {"message": "the sandbox control surface is disabled"})
+            return json_response(404, {"message": "the sandbox control surface is disabled"})
         if not hmac.compare_digest(headers.get(TOKEN_HEADER, ""), self._token):
-            return _json_response(403, {"message": f"missing or wrong {TOKEN_HEADER}"})
+            return json_response(403, {"message": f"missing or wrong {TOKEN_HEADER}"})
         try:
             data = json.loads(body) if body.strip() else {}
             return self._control_call(method, path.rstrip("/"), data)
         except (ValueError, ChaosConfigError, TypeError) as exc:
-            return _json_response(400, {"message": str(exc)})
+            return json_response(400, {"message": str(exc)})
         except OvhApiError as exc:
-            return _json_response(exc.status, {"message": exc.message})
+            return json_response(exc.status, {"message": exc.message})
 
-    def _control_call(self, method: str, path: str, data: Any) -> _Response:
+    def _control_call(self, method: str, path: str, data: Any) -> Response:
         call = (method, path[len(CONTROL_PATH) :])
         if call == ("GET", "/state"):
-            return _json_response(200, self.control_state())
+            return json_response(200, self.control_state())
         if call == ("POST", "/chaos"):
             if not isinstance(data, dict):
                 raise ChaosConfigError("expected a JSON object")
             self.set_chaos(data)
-            return _json_response(200, self.control_state())
+            return json_response(200, self.control_state())
         if call == ("POST", "/chaos/reset"):
             self.reset_chaos()
-            return _json_response(200, self.control_state())
+            return json_response(200, self.control_state())
         if call == ("POST", "/timings"):
             self.set_timings(timings_from_json(self.model.timings, data))
-            return _json_response(200, self.control_state())
-        return _json_response(404, {"message": f"no control route {method} {path}"})
+            return json_response(200, self.control_state())
+        return json_response(404, {"message": f"no control route {method} {path}"})
 
     def control_state(self) -> Json:
         """What ``GET /_sandbox/state`` answers."""

@@ -2,10 +2,11 @@
 
 Pure state and its state machine, no HTTP (:mod:`fleet.sandbox.ovh_api` serves it). The
 behaviour follows what OVH documents and does (see ``/work/shared/ovh`` in the project's
-references): boot ids differ per server and the customer rescue is never the first rescue
-entry, a reboot applies the boot id set *before* it was asked, a task goes
+references): a reboot applies the boot id set *before* it was asked, a task goes
 ``init -> todo -> doing -> done``, a reinstall answers a short task reply and reports its
-progress on ``install/status`` only while it runs.
+progress on ``install/status`` only while it runs. The servers' boots, hardware and templates
+come from :mod:`fleet.sandbox.ovh_catalogue`; the requests' checks and error answers from
+:mod:`fleet.sandbox.ovh_checks`.
 
 Every public method takes the model's one lock. :meth:`OvhModel.tick` advances the tasks and
 returns the power events, which the caller delivers outside the lock.
@@ -16,168 +17,48 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-from zoneinfo import ZoneInfo
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 from fleet.clock import Clock, SystemClock
+from fleet.sandbox.ovh_catalogue import (
+    BOOT_TYPES,
+    MODE_OF_KERNEL,
+    TEMPLATES,
+    Boot,
+    Mode,
+    ServerSpec,
+    hardware_json,
+    make_boots,
+    region,
+)
+from fleet.sandbox.ovh_checks import (
+    READ_ONLY_KEYS,
+    WRITABLE_KEYS,
+    Json,
+    OvhApiError,
+    bad_request,
+    check_writable,
+    not_found,
+    validate_reinstall,
+)
+from fleet.sandbox.ovh_tasks import (
+    INSTALL_STEPS,
+    PENDING,
+    REBOOT,
+    REBOOT_COMMENT,
+    REINSTALL,
+    REINSTALL_COMMENT,
+    TASK_STATUSES,
+    FakeTask,
+    NoChaos,
+    PowerEvent,
+    TaskChaos,
+    TaskTimings,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
-
-Json = dict[str, Any]
-Mode = Literal["disk", "rescue", "ipxe", "off"]
-
-PENDING = frozenset({"init", "todo", "doing"})
-TASK_STATUSES = frozenset(
-    {"cancelled", "customerError", "doing", "done", "init", "ovhError", "todo"}
-)
-BOOT_TYPES = frozenset({"harddisk", "internal", "network", "power", "rescue"})
-SERVER_STATES = frozenset({"error", "hacked", "hackedBlocked", "ok"})
-REBOOT = "hardReboot"
-REINSTALL = "reinstallServer"
-REINSTALL_COMMENT = "Start bare metal OS installation"
-REBOOT_COMMENT = "Hard reboot requested"
-
-#: The keys ``PUT /dedicated/server/{sn}`` accepts; every other field is read-only.
-WRITABLE_KEYS = frozenset(
-    [
-        "bootId",
-        "bootScript",
-        "efiBootloaderPath",
-        "monitoring",
-        "noIntervention",
-        "rescueMail",
-        "rescueSshKey",
-        "rootDevice",
-        "state",
-    ]
-)
-READ_ONLY_KEYS = frozenset(
-    [
-        "availabilityZone",
-        "commercialRange",
-        "datacenter",
-        "iam",
-        "ip",
-        "linkSpeed",
-        "name",
-        "newUpgradeSystem",
-        "os",
-        "powerState",
-        "professionalUse",
-        "rack",
-        "region",
-        "reverse",
-        "serverId",
-        "supportLevel",
-    ]
-)
-_NULLABLE_TEXT = frozenset(
-    {"bootScript", "efiBootloaderPath", "rescueMail", "rescueSshKey", "rootDevice"}
-)
-
-TEMPLATES = (
-    "alma9_64",
-    "byolinux_64",
-    "debian11_64",
-    "debian12_64",
-    "debian13_64",
-    "proxmox8_64",
-    "rocky9_64",
-    "ubuntu2204-server_64",
-    "ubuntu2404-server_64",
-)
-
-INSTALL_STEPS = (
-    "Preparing the installation",
-    "Setting up disks and partitions",
-    "Deploying the operating system image",
-    "Configuring the operating system",
-    "Rebooting on the installed system",
-)
-
-#: What a kernel does to the server once a reboot lands on it.
-_MODE_OF_KERNEL: dict[str, Mode] = {
-    "hd": "disk",
-    "rescue12-customer": "rescue",
-    "rescue-customer": "rescue",
-    "ipxe-shell": "ipxe",
-    "poweroff": "off",
-}
-
-_REGIONS = {
-    "gra": "eu-west-gra",
-    "rbx": "eu-west-rbx",
-    "sbg": "eu-west-sbg",
-    "eri": "eu-west-eri",
-    "lim": "eu-central-lim",
-    "waw": "eu-central-waw",
-    "bhs": "ca-east-bhs",
-    "hil": "us-west-or",
-    "vin": "us-east-va",
-    "sgp": "ap-southeast-sgp",
-    "syd": "ap-southeast-syd",
-}
-
-
-@dataclass
-class ServerSpec:
-    """One server of the sandbox. ``system_disk_type`` is the system group's type (NVME or SSD)."""
-
-    name: str
-    ip: str
-    datacenter: str
-    rack: str
-    hybrid: bool
-    hdd_count: int = 2
-    hdd_size_gb: int = 4000
-    nvme_size_gb: int = 960
-    os: str = "debian12_64"
-    reverse: str | None = None
-    system_disk_type: str = "NVME"
-
-
-@dataclass(frozen=True)
-class TaskTimings:
-    """Seconds a task spends in ``init``, ``todo`` and ``doing``, per kind; ``tick`` is the
-    period of the thread that advances tasks."""
-
-    reboot_init: float = 0.2
-    reboot_todo: float = 0.2
-    reboot_doing: float = 0.5
-    reinstall_init: float = 0.5
-    reinstall_todo: float = 0.5
-    reinstall_doing: float = 3.0
-    tick: float = 0.05
-
-    @classmethod
-    def fast(cls) -> TaskTimings:
-        """Tiny timings for tests: a reboot lasts about 0.1 s, a reinstall 0.3 s."""
-        return cls(0.02, 0.02, 0.06, 0.03, 0.03, 0.25, 0.01)
-
-    def phases(self, function: str) -> tuple[float, float, float]:
-        if function == REINSTALL:
-            return (self.reinstall_init, self.reinstall_todo, self.reinstall_doing)
-        return (self.reboot_init, self.reboot_todo, self.reboot_doing)
-
-
-@dataclass(frozen=True)
-class PowerEvent:
-    """A server stops or starts serving an OS reachable over SSH.
-
-    ``off`` carries the mode it was in; ``on`` the mode it comes up in. ``rescue_ssh_key`` is
-    the key of the rescue session (None in disk mode). ``reinstalled`` marks the first boot of
-    a fresh install, whose ``sshKey`` customization is ``installed_ssh_key``. A boot on the
-    iPXE shell or the ``poweroff`` kernel serves no SSH: it sends no ``on``.
-    """
-
-    kind: Literal["off", "on"]
-    mode: Literal["disk", "rescue"]
-    rescue_ssh_key: str | None
-    reinstalled: bool = False
-    installed_ssh_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,75 +76,12 @@ class ServerSnapshot:
     last_reinstall: Json | None
 
 
-class OvhApiError(Exception):
-    """An error answer: HTTP status, OVH error class and message (rendered by the HTTP layer)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        error_class: str | None = None,
-        details: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_class = error_class
-        self.details = details or {}
-
-
-def not_found(what: str, value: object) -> OvhApiError:
-    return OvhApiError(
-        404,
-        f"The requested object ({what} = {value}) does not exist",
-        error_class="Client::NotFound",
-        details={what: str(value)},
-    )
-
-
-def bad_request(message: str, *, error_class: str = "Client::BadRequest") -> OvhApiError:
-    return OvhApiError(400, message, error_class=error_class)
-
-
-class TaskChaos(Protocol):
-    """How chaos shapes new tasks (``fleet.sandbox.ovh_chaos.Chaos`` implements it)."""
-
-    def task_fate(self, function: str) -> str: ...
-
-    def hidden_gets(self, function: str) -> int: ...
-
-
-class _NoChaos:
-    def task_fate(self, function: str) -> str:
-        return "done"
-
-    def hidden_gets(self, function: str) -> int:
-        return 0
-
-
-@dataclass(frozen=True)
-class _Boot:
-    id: int
-    type: str
-    kernel: str
-    description: str
-
-    def to_json(self) -> Json:
-        return {
-            "bootId": self.id,
-            "bootType": self.type,
-            "description": self.description,
-            "kernel": self.kernel,
-        }
-
-
 @dataclass
 class _Server:
     spec: ServerSpec
     server_id: int
     iam_id: str
-    boots: list[_Boot]
+    boots: list[Boot]
     settings: Json
     os: str
     mode: Mode = "disk"
@@ -271,146 +89,14 @@ class _Server:
     installs: int = 0
     last_reinstall: Json | None = None
 
-    def boot(self, boot_id: int) -> _Boot:
+    def boot(self, boot_id: int) -> Boot:
         for boot in self.boots:
             if boot.id == boot_id:
                 return boot
         raise not_found("bootId", boot_id)
 
-    def boot_of_kernel(self, kernel: str) -> _Boot:
+    def boot_of_kernel(self, kernel: str) -> Boot:
         return next(boot for boot in self.boots if boot.kernel == kernel)
-
-
-@dataclass
-class _Task:
-    id: int
-    server: str
-    function: str
-    comment: str
-    start: datetime
-    phases: tuple[float, float, float]
-    deadline: float
-    fate: str
-    hidden_gets: int
-    status: str = "init"
-    last_update: datetime | None = None
-    done: datetime | None = None
-    note: str | None = None
-    boot_kernel: str = ""
-    rescue_key: str | None = None
-    request: Json | None = None
-
-    def to_json(self) -> Json:
-        """The full ``dedicated.server.Task``."""
-        return {
-            "taskId": self.id,
-            "function": self.function,
-            "status": self.status,
-            "comment": self.comment,
-            "startDate": _iso(self.start),
-            "doneDate": _iso(self.done),
-            "lastUpdate": _iso(self.last_update or self.start),
-            "needSchedule": False,
-            "note": self.note,
-            "plannedInterventionId": None,
-            "tags": None,
-            "ticketReference": None,
-        }
-
-    def to_response(self) -> Json:
-        """The short ``dedicated.server.task.Response`` of ``POST .../reinstall``."""
-        full = self.to_json()
-        keys = ("taskId", "function", "status", "comment", "startDate", "doneDate")
-        return {key: full[key] for key in keys}
-
-
-#: OVH's European API writes dates in Paris time with their offset, to the second.
-_OVH_ZONE = ZoneInfo("Europe/Paris")
-
-
-def _iso(at: datetime | None) -> str | None:
-    """A date as OVH writes it: ``2024-03-01T01:00:00+01:00``."""
-    return None if at is None else at.astimezone(_OVH_ZONE).isoformat(timespec="seconds")
-
-
-def _region(datacenter: str) -> str:
-    prefix = "".join(ch for ch in datacenter if ch.isalpha())
-    return _REGIONS.get(prefix, f"eu-west-{prefix}")
-
-
-def _make_boots(rng: random.Random) -> list[_Boot]:
-    """The server's boots, ids ascending from a random base; an iPXE shell is the first rescue."""
-    customer = [
-        ("rescue", "rescue12-customer", "Rescue12-customer (Debian 12)"),
-        ("rescue", "rescue-customer", "Rescue (customer)"),
-    ]
-    rng.shuffle(customer)
-    kinds = [
-        ("harddisk", "hd", "Boot from the hard disk"),
-        ("rescue", "ipxe-shell", "iPXE shell"),
-        *customer,
-        ("power", "poweroff", "Power off the server"),
-    ]
-    next_id = rng.randint(2, 4000)
-    boots = []
-    for boot_type, kernel, description in kinds:
-        boots.append(_Boot(next_id, boot_type, kernel, description))
-        next_id += rng.randint(1, 97)
-    return boots
-
-
-def _disk_group(group_id: int, disk_type: str, count: int, size_gb: int) -> Json:
-    return {
-        "diskGroupId": group_id,
-        "diskType": disk_type,
-        "numberOfDisks": count,
-        "diskSize": {"unit": "GB", "value": size_gb},
-        "description": f"{count} X Disk {disk_type} {size_gb} GB, JBOD",
-        "raidController": None,
-        "defaultHardwareRaidType": None,
-        "defaultHardwareRaidSize": None,
-    }
-
-
-def hardware_json(spec: ServerSpec) -> Json:
-    """``dedicated.server.HardwareSpecifications`` for a spec, with OVH's newer extra field."""
-    groups = [_disk_group(1, spec.system_disk_type, 2, spec.nvme_size_gb)]
-    if spec.hybrid:
-        groups.append(_disk_group(2, "HDD", spec.hdd_count, spec.hdd_size_gb))
-    return {
-        "bootMode": "uefi",
-        "coresPerProcessor": 16,
-        "threadsPerProcessor": 32,
-        "numberOfProcessors": 1,
-        "processorName": "AMD EPYC 4344P",
-        "processorArchitecture": "x86_64",
-        "description": "SCALE-a1" if spec.hybrid else "ADVANCE-1",
-        "motherboard": "ASRockRack B665D4U-1L",
-        "formFactor": "1u",
-        "memorySize": {"unit": "MB", "value": 131072},
-        "defaultHardwareRaidType": None,
-        "defaultHardwareRaidSize": None,
-        "expansionCards": None,
-        "usbKeys": None,
-        "defaultDiskGroupId": 1,
-        "diskGroups": groups,
-    }
-
-
-def _check_writable(key: str, value: Any) -> Any:
-    """Type-check one PUT value, as OVH's API layer does before anything changes."""
-    if key == "bootId":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad_request(f"Invalid value for property bootId: {value!r} is not a long")
-    elif key in ("monitoring", "noIntervention"):
-        if not isinstance(value, bool):
-            raise bad_request(f"Invalid value for property {key}: {value!r} is not a boolean")
-    elif key == "state":
-        if value not in SERVER_STATES:
-            raise bad_request(f"Invalid value for property state: {value!r} is not in the enum")
-    elif key in _NULLABLE_TEXT and value is not None and not isinstance(value, str):
-        raise bad_request(f"Invalid value for property {key}: {value!r} is not a string")
-    return value
 
 
 class OvhModel:
@@ -428,11 +114,11 @@ class OvhModel:
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._timings = timings or TaskTimings()
-        self._chaos: TaskChaos = chaos or _NoChaos()
+        self._chaos: TaskChaos = chaos or NoChaos()
         self._lock = threading.Lock()
         self._servers: dict[str, _Server] = {}
-        self._tasks: dict[int, _Task] = {}
-        self._pending: list[_Task] = []
+        self._tasks: dict[int, FakeTask] = {}
+        self._pending: list[FakeTask] = []
         self._next_task_id = self._rng.randint(10_000_000, 90_000_000)
         for spec in specs:
             if spec.name in self._servers:
@@ -440,7 +126,7 @@ class OvhModel:
             self._servers[spec.name] = self._new_server(spec)
 
     def _new_server(self, spec: ServerSpec) -> _Server:
-        boots = _make_boots(self._rng)
+        boots = make_boots(self._rng)
         settings: Json = {
             "bootId": boots[0].id,
             "bootScript": None,
@@ -482,9 +168,9 @@ class OvhModel:
         with self._lock:
             server = self._server(name)
             spec = server.spec
-            region = _region(spec.datacenter)
+            where = region(spec.datacenter)
             return {
-                "availabilityZone": f"{region}-a",
+                "availabilityZone": f"{where}-a",
                 **server.settings,
                 "commercialRange": "scale" if spec.hybrid else "advance",
                 "datacenter": spec.datacenter,
@@ -497,7 +183,7 @@ class OvhModel:
                 "powerState": "poweroff" if server.mode == "off" else "poweron",
                 "professionalUse": False,
                 "rack": spec.rack,
-                "region": region,
+                "region": where,
                 "reverse": spec.reverse,
                 "serverId": server.server_id,
                 "supportLevel": "pro",
@@ -523,7 +209,7 @@ class OvhModel:
                 raise bad_request(f"Property {key} is read-only and cannot be modified")
             if key not in WRITABLE_KEYS:
                 raise bad_request(f"Unknown property {key} for dedicated.server.Dedicated")
-            changes[key] = _check_writable(key, value)
+            changes[key] = check_writable(key, value)
         with self._lock:
             server = self._server(name)
             if "bootId" in changes and all(b.id != changes["bootId"] for b in server.boots):
@@ -556,10 +242,10 @@ class OvhModel:
 
     # -- tasks ---------------------------------------------------------------------------------
 
-    def _new_task(self, server: _Server, function: str, comment: str) -> _Task:
+    def _new_task(self, server: _Server, function: str, comment: str) -> FakeTask:
         phases = self._timings.phases(function)
         self._next_task_id += self._rng.randint(1, 50)
-        task = _Task(
+        task = FakeTask(
             id=self._next_task_id,
             server=server.spec.name,
             function=function,
@@ -623,7 +309,7 @@ class OvhModel:
                 and status in (None, task.status)
             ]
 
-    def _task(self, name: str, task_id: int) -> _Task:
+    def _task(self, name: str, task_id: int) -> FakeTask:
         self._server(name)
         task = self._tasks.get(task_id)
         if task is None or task.server != name:
@@ -651,7 +337,7 @@ class OvhModel:
                 )
             self._finish(task, "cancelled", "Cancelled by the customer")
 
-    def _finish(self, task: _Task, status: str, note: str | None = None) -> None:
+    def _finish(self, task: FakeTask, status: str, note: str | None = None) -> None:
         task.status = status
         task.done = task.last_update = self._clock.now()
         task.note = note
@@ -675,7 +361,7 @@ class OvhModel:
             elapsed = (self._clock.now() - task.start).total_seconds()
             return {"elapsedTime": int(elapsed), "progress": self._steps(task)}
 
-    def _steps(self, task: _Task) -> list[Json]:
+    def _steps(self, task: FakeTask) -> list[Json]:
         statuses = ["todo"] * len(INSTALL_STEPS)
         if task.status == "doing":
             doing = task.phases[2]
@@ -704,7 +390,7 @@ class OvhModel:
                     self._step(task, events)
         return events
 
-    def _step(self, task: _Task, events: list[tuple[str, PowerEvent]]) -> None:
+    def _step(self, task: FakeTask, events: list[tuple[str, PowerEvent]]) -> None:
         server = self._servers[task.server]
         task.last_update = self._clock.now()
         if task.status == "init":
@@ -721,7 +407,7 @@ class OvhModel:
             if task.function == REINSTALL:
                 self._installed(server, task, events)
             else:
-                self._booted(server, _MODE_OF_KERNEL[task.boot_kernel], task.rescue_key, events)
+                self._booted(server, MODE_OF_KERNEL[task.boot_kernel], task.rescue_key, events)
 
     def _power_off(self, server: _Server, events: list[tuple[str, PowerEvent]]) -> None:
         if server.mode in ("disk", "rescue"):
@@ -745,7 +431,7 @@ class OvhModel:
             events.append((server.spec.name, PowerEvent("on", "disk", None)))
 
     def _installed(
-        self, server: _Server, task: _Task, events: list[tuple[str, PowerEvent]]
+        self, server: _Server, task: FakeTask, events: list[tuple[str, PowerEvent]]
     ) -> None:
         request = task.request or {}
         server.os = str(request.get("operatingSystem", server.os))
@@ -792,150 +478,3 @@ class OvhModel:
 def _timings(model: OvhModel) -> Json:
     t = model.timings
     return {key: getattr(t, key) for key in TaskTimings.__dataclass_fields__}
-
-
-def timings_from_json(base: TaskTimings, data: Any) -> TaskTimings:
-    """New timings from a JSON object of (some) :class:`TaskTimings` fields."""
-    if not isinstance(data, dict):
-        raise bad_request("timings: expected a JSON object")
-    for key, value in data.items():
-        if key not in TaskTimings.__dataclass_fields__:
-            raise bad_request(f"timings: unknown key {key}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise bad_request(f"timings: {key} must be a number of seconds >= 0")
-    return replace(base, **{key: float(value) for key, value in data.items()})
-
-
-# -- reinstall body validation ---------------------------------------------------------------
-
-_REINSTALL_KEYS = frozenset({"operatingSystem", "customizations", "storage", "properties"})
-_CUSTOMIZATION_ENUMS = {
-    "imageCheckSumType": frozenset({"md5", "sha1", "sha256", "sha512"}),
-    "imageType": frozenset({"qcow2", "raw"}),
-    "language": frozenset(
-        {"cs-cz", "de-de", "en-us", "es-es", "fr-fr", "it-it", "nl-nl", "pl-pl", "pt-pt"}
-    ),
-    "postInstallationScriptExtension": frozenset({"cmd", "ps1"}),
-}
-_CUSTOMIZATION_MAPS = frozenset({"configDriveMetadata", "httpHeaders", "nutanixConfiguration"})
-_CUSTOMIZATION_TEXT = frozenset(
-    {
-        "configDriveUserData",
-        "efiBootloaderPath",
-        "hostname",
-        "imageCheckSum",
-        "imageURL",
-        "postInstallationScript",
-        "sshKey",
-    }
-)
-_STORAGE_KEYS = frozenset({"diskGroupId", "hardwareRaid", "partitioning"})
-_PARTITIONING_KEYS = frozenset({"disks", "layout", "schemeName"})
-_LAYOUT_KEYS = frozenset({"extras", "fileSystem", "mountPoint", "raidLevel", "size"})
-_HARDWARE_RAID_KEYS = frozenset({"arrays", "disks", "raidLevel", "spares"})
-_FILE_SYSTEMS = frozenset(
-    {"btrfs", "ext3", "ext4", "fat16", "none", "ntfs", "reiserfs", "swap", "ufs"}
-    | {"vmfs5", "vmfs6", "vmfsl", "xfs", "zfs"}
-)
-_SOFT_RAID_LEVELS = frozenset({0, 1, 5, 6, 7, 10})
-
-
-def _object(value: Any, where: str, allowed: frozenset[str]) -> Json:
-    if not isinstance(value, dict):
-        raise bad_request(f"{where}: expected a JSON object")
-    unknown = sorted(set(value) - allowed)
-    if unknown:
-        raise bad_request(f"{where}: unknown parameter {unknown[0]}")
-    return value
-
-
-def _string_map(value: Any, where: str) -> None:
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise bad_request(
-            f"{where}: expected a map of strings",
-            error_class="Client::BadRequest::CustomizationInvalidFormat",
-        )
-
-
-def validate_reinstall(
-    body: Any, templates: Sequence[str], groups: Sequence[int], name: str
-) -> Json:
-    """Check a ``dedicated.server.Reinstall`` body loosely: keys, types and enums."""
-    request = _object(body, "body", _REINSTALL_KEYS)
-    system = request.get("operatingSystem")
-    if not isinstance(system, str) or not system:
-        raise bad_request("Missing parameter operatingSystem")
-    if system not in templates:
-        raise bad_request(f"Operating system {system} is not compatible with server {name}")
-    if "customizations" in request:
-        _check_customizations(request["customizations"])
-    if "properties" in request:
-        _string_map(request["properties"], "properties")
-    storage = request.get("storage", [])
-    if not isinstance(storage, list):
-        raise bad_request("storage: expected a list")
-    if len(storage) > 1:
-        raise OvhApiError(
-            501,
-            f"Multiple ({len(storage)}) disk groups customization not implemented",
-            error_class="Server::NotImplemented::DiskGroupMultipleConfigs",
-        )
-    for item in storage:
-        _check_storage(item, groups, name)
-    return request
-
-
-def _check_customizations(value: Any) -> None:
-    allowed = _CUSTOMIZATION_TEXT | _CUSTOMIZATION_MAPS | set(_CUSTOMIZATION_ENUMS)
-    custom = _object(value, "customizations", allowed | {"enableLacpBonding"})
-    for key, item in custom.items():
-        where = f"customizations.{key}"
-        if key in _CUSTOMIZATION_MAPS:
-            _string_map(item, where)
-        elif key in _CUSTOMIZATION_ENUMS and item not in _CUSTOMIZATION_ENUMS[key]:
-            raise bad_request(f"{where}: {item!r} is not in the enum")
-        elif key == "enableLacpBonding" and not isinstance(item, bool):
-            raise bad_request(f"{where}: expected a boolean")
-        elif key in _CUSTOMIZATION_TEXT and not isinstance(item, str):
-            raise bad_request(
-                f"{where}: expected a string",
-                error_class="Client::BadRequest::CustomizationInvalidFormat",
-            )
-
-
-def _check_storage(value: Any, groups: Sequence[int], name: str) -> None:
-    storage = _object(value, "storage[]", _STORAGE_KEYS)
-    group = storage.get("diskGroupId")
-    if group not in (None, 0, *groups):
-        raise OvhApiError(
-            404,
-            f"Disk group {group} could not be found on server {name}",
-            error_class="Client::NotFound::DiskGroup",
-        )
-    raids = storage.get("hardwareRaid", [])
-    if not isinstance(raids, list):
-        raise bad_request("storage[].hardwareRaid: expected a list")
-    for raid in raids:
-        _object(raid, "storage[].hardwareRaid[]", _HARDWARE_RAID_KEYS)
-    if "partitioning" in storage:
-        partitioning = _object(
-            storage["partitioning"], "storage[].partitioning", _PARTITIONING_KEYS
-        )
-        layout = partitioning.get("layout", [])
-        if not isinstance(layout, list):
-            raise bad_request("storage[].partitioning.layout: expected a list")
-        for part in layout:
-            _check_partition(part)
-
-
-def _check_partition(value: Any) -> None:
-    part = _object(value, "storage[].partitioning.layout[]", _LAYOUT_KEYS)
-    if part.get("fileSystem") not in _FILE_SYSTEMS:
-        raise bad_request(f"layout: fileSystem {part.get('fileSystem')!r} is not in the enum")
-    if not isinstance(part.get("mountPoint"), str):
-        raise bad_request("layout: mountPoint is required")
-    if part.get("raidLevel") not in (None, *_SOFT_RAID_LEVELS):
-        raise bad_request(f"layout: raidLevel {part.get('raidLevel')!r} is not in the enum")
-    size = part.get("size", 0)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise bad_request(f"layout: size {size!r} must be a number of MiB >= 0")

@@ -75,7 +75,7 @@ def test_exit_3_on_usage_and_configuration_errors(fleet: FleetCli, tmp_path: Pat
     bad = fleet("rollout", plan(tmp_path), "--limit", "srv-041", "--max-failure-ratio", "2")
     assert (bad.returncode, bad.stderr.splitlines()[0]) == (
         3,
-        "error: --max-failure-ratio must be between 0 and 1",
+        "error: Invalid value for '--max-failure-ratio': '2' is out of range (0 to 1, or 0% to 100%)",
     )
 
 

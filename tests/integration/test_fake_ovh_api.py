@@ -23,9 +23,8 @@ import ovh.exceptions
 import pytest
 import requests
 
-from fleet.sandbox.ovh_api import Credentials, FakeOvhApi
+from fleet.sandbox.ovh_api import Credentials, FakeOvhApi, PowerEvent, ServerSpec, TaskTimings
 from fleet.sandbox.ovh_chaos import ChaosConfigError, ChaosRule, Early404, TaskFailure
-from fleet.sandbox.ovh_model import PowerEvent, ServerSpec, TaskTimings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

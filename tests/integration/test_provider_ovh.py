@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +22,7 @@ from fleet.errors import (
     ProviderConflict,
     ProviderError,
     ProviderNotFound,
+    ProviderRefused,
     TaskFailed,
 )
 from fleet.provider.ovh import SANDBOX_ENDPOINT, OvhProvider, RetryPolicy, build_client
@@ -27,8 +30,6 @@ from fleet.sandbox.ovh_api import Credentials, ErrorShape, FakeOvhApi, ServerSpe
 from fleet.sandbox.ovh_chaos import ChaosRule, Early404, FailureStatus, TaskFailure
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from fleet.provider.base import Task
 
 pytestmark = pytest.mark.integration
@@ -91,6 +92,17 @@ class FakeClock:
 @pytest.fixture
 def creds() -> Credentials:
     return Credentials.generate(random.Random(11))
+
+
+@contextmanager
+def fake_api(creds: Credentials, **options: Any) -> Iterator[FakeOvhApi]:
+    """A started fake API with fast tasks over :data:`SPECS`; stopped afterwards."""
+    api = FakeOvhApi(SPECS, creds, **{"timings": TaskTimings.fast(), **options})
+    api.start()
+    try:
+        yield api
+    finally:
+        api.stop()
 
 
 def _start(api: FakeOvhApi) -> tuple[FakeOvhApi, ChaosRule]:
@@ -233,14 +245,14 @@ def test_set_boot_leaves_the_key_alone_unless_told(provider: OvhProvider, api: F
     assert api.snapshot(NS1).boot_kernel == "rescue12-customer"
 
 
-def test_set_boot_with_an_unknown_id_is_a_plain_error(
+def test_set_boot_with_an_unknown_id_is_refused_at_once(
     provider: OvhProvider, counter: ChaosRule
 ) -> None:
     provider.list_servers()
     before = counter.fired
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(ProviderRefused) as caught:
         provider.set_boot(NS1, 1)
-    assert type(caught.value) is ProviderError
+    assert type(caught.value) is ProviderRefused
     assert caught.value.status == 400
     assert counter.fired == before + 1
 
@@ -278,9 +290,9 @@ def test_unknown_server_is_not_found_in_every_error_shape(
 def test_a_bad_reinstall_request_fails_at_once(provider: OvhProvider, counter: ChaosRule) -> None:
     provider.list_servers()
     before = counter.fired
-    with pytest.raises(ProviderError, match="HTTP 400") as caught:
+    with pytest.raises(ProviderRefused, match="HTTP 400") as caught:
         provider.reinstall(NS1, {"operatingSystem": "windows95"})
-    assert type(caught.value) is ProviderError
+    assert type(caught.value) is ProviderRefused
     # one look for a task to adopt (the task list: empty), then the one POST
     assert counter.fired == before + 2
 

@@ -19,7 +19,14 @@ from fleet.clock import SystemClock
 from fleet.provider.ovh_tasks import next_whole_second
 from fleet.sandbox.ovh_api import Credentials, FakeOvhApi, TaskTimings
 from fleet.sandbox.ovh_chaos import ChaosRule, Early404
-from tests.integration.test_provider_ovh import KEY, NS1, NS2, SPECS, make_client, make_provider
+from tests.integration.test_provider_ovh import (
+    KEY,
+    NS1,
+    NS2,
+    fake_api,
+    make_client,
+    make_provider,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,12 +45,8 @@ def creds() -> Credentials:
 
 @pytest.fixture
 def api(creds: Credentials) -> Iterator[FakeOvhApi]:
-    fake = FakeOvhApi(SPECS, creds, timings=TaskTimings.fast(), seed=20260301)
-    fake.start()
-    try:
+    with fake_api(creds, seed=20260301) as fake:
         yield fake
-    finally:
-        fake.stop()
 
 
 @pytest.fixture
@@ -191,9 +194,7 @@ class SkewedClock(SystemClock):
 def test_a_skewed_local_clock_is_corrected_by_ovhs_time(creds: Credentials, offset: float) -> None:
     """Without the correction OVH's dates and ours are a minute and a half apart: with the
     API ahead, an older task looks newer than since (and is adopted); behind, ours looks older."""
-    api = FakeOvhApi(SPECS, creds, timings=TaskTimings.fast(), seed=5, clock=SkewedClock(offset))
-    api.start()
-    try:
+    with fake_api(creds, seed=5, clock=SkewedClock(offset)) as api:
         provider = make_provider(api, creds, task_grace_seconds=0.3)
         older = provider.reboot(NS1)
         provider.wait_task(NS1, older.id, timeout=20)
@@ -207,8 +208,6 @@ def test_a_skewed_local_clock_is_corrected_by_ovhs_time(creds: Credentials, offs
         assert provider.tasks(NS1, function=REBOOT) == sorted([older.id, task.id])
         found = provider.task_since(NS1, REBOOT, asked)
         assert found is not None and found.id == task.id
-    finally:
-        api.stop()
 
 
 def test_since_must_be_aware(provider: OvhProvider) -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from fleet.provider.ovh import OvhProvider, build_client
 from fleet.sandbox.ovh_chaos import ChaosRule, TaskFailure
-from fleet.sandbox.ovh_model import REINSTALL
+from fleet.sandbox.ovh_tasks import REINSTALL
 from fleet.sandbox.sandbox import ENDPOINT_NAME, Sandbox
 from fleet.store import open_store
 from fleet.store.base import Event

@@ -287,3 +287,48 @@ def test_state_from_env_is_reported_as_env(home: Path, tmp_path: Path) -> None:
     s = config.load({}, {"FLEET_STATE": str(tmp_path / "st")})
     assert s.state_dir == tmp_path / "st"
     assert s.sources["state"] == "env"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"FLEET_ROLLOUT_CONCURRENCY": "0"},
+            "rollout.concurrency must be a finite number at least 1",
+        ),
+        ({"FLEET_ROLLOUT_CONCURRENCY": "-3"}, "at least 1, got -3"),
+        ({"FLEET_REBOOT_TIMEOUT": "nan"}, "reboot.timeout must be a finite number above 0"),
+        ({"FLEET_REBOOT_TIMEOUT": "inf"}, "got inf"),
+        ({"FLEET_REBOOT_TIMEOUT": "0"}, "above 0, got 0.0"),
+        ({"FLEET_OVH_RATE_LIMIT": "-inf"}, "ovh.rate_limit"),
+        ({"FLEET_OVH_RETRY_WAIT": "-1"}, "ovh.retry_wait must be a finite number at least 0"),
+        ({"FLEET_ROLLOUT_INFRA_RETRIES": "-1"}, "rollout.infra_retries"),
+        ({"FLEET_ROLLOUT_LEASE_TTL": "1e400"}, "got inf"),  # float() reads it as infinity
+    ],
+)
+def test_numbers_out_of_range_are_refused_naming_the_source(
+    home: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        config.load({}, env)
+    assert info.value.message.startswith(next(iter(env)) + ": ")
+    assert info.value.exit_code == 3
+
+
+def test_numbers_out_of_range_in_a_file_name_the_file(home: Path, tmp_path: Path) -> None:
+    path = toml(tmp_path / "fleet.toml", "[rollout]\nconcurrency = 0\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: rollout.concurrency")):
+        config.load({}, {}, config_file=str(path))
+    path = toml(tmp_path / "fleet.toml", "[reboot]\ntimeout = nan\n")
+    with pytest.raises(ConfigError, match=r"reboot\.timeout must be a finite number"):
+        config.load({}, {}, config_file=str(path))
+
+
+def test_the_edges_of_the_ranges_are_accepted(home: Path) -> None:
+    env = {
+        "FLEET_ROLLOUT_CONCURRENCY": "1",
+        "FLEET_OVH_RETRY_WAIT": "0",
+        "FLEET_REBOOT_TIMEOUT": "0.1",
+    }
+    s = config.load({}, env)
+    assert (s.get("rollout.concurrency"), s.get("ovh.retry_wait")) == (1, 0.0)

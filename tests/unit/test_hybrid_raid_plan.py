@@ -64,6 +64,8 @@ def test_inventory_values_keep_their_types() -> None:
         ({"label": "a-label-longer-than-16"}, "at most 16 characters for ext4"),
         ({"fs": "xfs", "label": "thirteen-char"}, "at most 12 characters for xfs"),
         ({"md_name": "md 4"}, "md_name='md 4'"),
+        ({"label": "-x"}, "(not first: -)"),  # it would reach mkfs -L and blkid as an option
+        ({"md_name": "--run"}, "(not first: -)"),
         ({"homehost": "bad host"}, "homehost='bad host'"),
         ({"mode": "chroot"}, "expected rescue or live"),
         ({"assume_clean": "maybe"}, "expected true or false"),

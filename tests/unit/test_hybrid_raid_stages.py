@@ -95,7 +95,7 @@ def test_facts_then_guard_on_blank_hdds() -> None:
     assert chosen["expected_bytes"] == 2 * HDD_BYTES
     assert chosen["create_flags"] == [] and chosen["format_over"] == "yes"
     assert chosen["root"] == "/mnt" and chosen["target_dir"] == "/mnt/opt"
-    assert chosen["mkfs"] == ["mkfs.ext4", "-F", "-L", "data"]
+    assert chosen["mkfs"] == ["mkfs.ext4", "-F"]
 
 
 def test_guard_refusal_names_the_disk() -> None:

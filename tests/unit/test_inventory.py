@@ -499,8 +499,7 @@ def selection_inventory() -> Inventory:
     ("limit", "expected"),
     [
         (None, ["web-1", "web-2", "db-1", "db-2"]),
-        ("", ["web-1", "web-2", "db-1", "db-2"]),
-        (" , ", ["web-1", "web-2", "db-1", "db-2"]),
+        ("web-1,", ["web-1"]),
         ("db-2", ["db-2"]),
         ("db-2,web-1", ["web-1", "db-2"]),  # inventory order, not limit order
         ("web", ["web-1", "web-2"]),
@@ -520,8 +519,6 @@ def selection_inventory() -> Inventory:
         ("label:env=prod,&db", ["db-1"]),
         ("&rack:G102", ["web-1", "db-1"]),
         ("web,db-1,&label:env=prod,!dc:rbx8", ["web-1"]),
-        ("empty", []),
-        ("web,&empty", []),
     ],
 )
 def test_select(limit: str | None, expected: list[str]) -> None:
@@ -541,6 +538,33 @@ def test_select(limit: str | None, expected: list[str]) -> None:
 def test_select_terms_that_match_nothing_are_usage_errors(limit: str, shown: str) -> None:
     with pytest.raises(UsageError, match=shown):
         selection_inventory().select(limit)
+
+
+@pytest.mark.parametrize(
+    ("limit", "message"),
+    [
+        ("", "--limit '' is empty"),
+        ("   ", "--limit '   ' is empty"),
+        (" , ,", "--limit ' , ,' is empty"),
+        ("!all", "--limit '!all' selects no host"),
+        ("web,!web", "--limit 'web,!web' selects no host"),
+        ("empty", "--limit 'empty' selects no host"),  # a group that exists, with no host
+        ("web,&empty", "--limit 'web,&empty' selects no host"),
+        ("web-1,&db", "--limit 'web-1,&db' selects no host"),
+        ("hybrid,!label:env=prod", "--limit 'hybrid,!label:env=prod' selects no host"),
+    ],
+)
+def test_a_limit_that_selects_nothing_is_a_usage_error(limit: str, message: str) -> None:
+    """Never "every host" for a blank limit, never a run of nothing: exit 3, naming it."""
+    with pytest.raises(UsageError) as info:
+        selection_inventory().select(limit)
+    assert info.value.message == message
+    assert info.value.exit_code == 3 and info.value.hint
+
+
+def test_the_flag_named_in_selection_errors_is_the_callers() -> None:
+    with pytest.raises(UsageError, match=r"^HOSTS '!all' selects no host$"):
+        selection_inventory().select("!all", "HOSTS")
 
 
 def test_select_no_match_message_and_hint() -> None:

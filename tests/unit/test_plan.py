@@ -658,7 +658,10 @@ def test_hostile_value_stays_one_word(tmp_path: Path, pattern: str) -> None:
     plan = parse_plan(
         {"name": "p", "vars": {"v": value}, "stages": [{"name": "s", "steps": ["x"]}]}, "t"
     )
-    command = render("printf '%s' {{ v }}", host_context(HOST, plan.vars), where="w", source="t")
+    template = (
+        "printf '%s' {{ v }}" if not value.startswith("-") else "printf '%s' {{ v | option }}"
+    )
+    command = render(template, host_context(HOST, plan.vars), where="w", source="t")
     assert run_sh(command, tmp_path) == value.encode()
     assert list(tmp_path.iterdir()) == []
 
@@ -692,7 +695,7 @@ SHELL_TEXT = st.text(
 @settings(max_examples=300, deadline=None, database=None)
 @given(value=SHELL_TEXT)
 def test_any_value_is_exactly_one_shell_word(value: str) -> None:
-    command = render("printf %s {{ v }} done", {"v": value}, where="w", source="t")
+    command = render("printf %s {{ v | option }} done", {"v": value}, where="w", source="t")
     assert shlex.split(command) == ["printf", "%s", value, "done"]
 
 
@@ -702,7 +705,7 @@ def test_any_value_round_trips_through_sh(
     tmp_path_factory: pytest.TempPathFactory, value: str
 ) -> None:
     cwd = tmp_path_factory.mktemp("sh")
-    command = render("printf '%s' {{ v }}", {"v": value}, where="w", source="t")
+    command = render("printf '%s' {{ v | option }}", {"v": value}, where="w", source="t")
     assert run_sh(command, cwd) == value.encode()
     assert list(cwd.iterdir()) == []
 

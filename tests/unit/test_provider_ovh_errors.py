@@ -13,6 +13,7 @@ from fleet.errors import (
     ProviderConflict,
     ProviderError,
     ProviderNotFound,
+    ProviderRefused,
     ProviderTransient,
 )
 from fleet.provider.ovh_errors import (
@@ -47,16 +48,26 @@ LEGACY = {"errorCode": "INVALID_SIGNATURE", "httpCode": "400 Bad Request", "mess
 CURRENT = {"class": "Client::BadRequest", "message": "Invalid body", "details": {"field": "x"}}
 MESSAGE_ONLY = {"message": "The requested object (serviceName = ns1) does not exist"}
 HTML = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad</h1></body></html>"
+NOT_SUPPORTED = "This operation is not supported for this server"
 
 
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [
-        (400, {"errorCode": "INVALID_ARGUMENT", "message": "Bad bootId"}, ProviderError),
-        (400, CURRENT, ProviderError),
+        (400, {"errorCode": "INVALID_ARGUMENT", "message": "Bad bootId"}, ProviderRefused),
+        (400, CURRENT, ProviderRefused),
         (401, MESSAGE_ONLY, ProviderAuthError),
         (403, {"errorCode": "INVALID_CREDENTIAL", "message": "bad ck"}, ProviderAuthError),
-        (403, {"class": "Client::Forbidden", "message": "no right"}, ProviderAuthError),
+        (
+            403,
+            {"class": "Client::Forbidden", "message": "This call has not been granted"},
+            ProviderAuthError,
+        ),
+        (
+            403,
+            {"errorCode": "FORBIDDEN", "message": "This call has not been granted"},
+            ProviderAuthError,
+        ),
         (
             400,
             {"errorCode": "INVALID_SIGNATURE", "message": "Invalid signature"},
@@ -64,13 +75,63 @@ HTML = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad</h1></bo
         ),
         (400, {"class": "Client::BadRequest", "message": "Invalid signature"}, ProviderAuthError),
         (400, {"message": "Invalid signature"}, ProviderAuthError),
+        (400, {"errorCode": "QUERY_TIME_OUT", "message": "Query out of time"}, ProviderAuthError),
         (403, {"message": "This credential does not exist"}, ProviderAuthError),
+        (403, {"message": "This application key is invalid"}, ProviderAuthError),
+        # refused for good, not about credentials: OVH's own examples and what it answers
+        (403, {"class": "Client::Forbidden", "message": NOT_SUPPORTED}, ProviderRefused),
+        (403, {"errorCode": "FORBIDDEN", "message": NOT_SUPPORTED}, ProviderRefused),
+        (403, {"message": NOT_SUPPORTED}, ProviderRefused),
+        (403, {"message": "Hardware RAID is not supported by this server"}, ProviderRefused),
+        (
+            403,
+            {
+                "class": "Client::Forbidden::OperatingSystemLicenseMissing",
+                "message": "Operating system windows2022 requires a license on server ns1",
+            },
+            ProviderRefused,
+        ),
+        (
+            403,
+            {
+                "class": "Client::Forbidden::BadAccess",
+                "message": "An internal error has occurred due to a wrong configuration",
+            },
+            ProviderRefused,
+        ),
+        (403, HTML, ProviderRefused),  # a proxy refusing us: not a credentials problem either
         (404, MESSAGE_ONLY, ProviderNotFound),
         (404, CURRENT, ProviderNotFound),
         (409, {"class": "Client::Conflict", "message": "task running"}, ProviderConflict),
+        (
+            409,
+            {"class": "Client::Conflict::TaskAlreadyExists", "message": "Task 1 is running"},
+            ProviderConflict,
+        ),
+        (
+            409,
+            {"class": "Client::Conflict::DisturbAlreadyExists", "message": "already locked"},
+            ProviderConflict,
+        ),
+        (409, {"errorCode": "CONFLICT", "message": "task running"}, ProviderConflict),
+        (
+            409,
+            {
+                "class": "Client::Conflict::OperatingSystemIncompatible",
+                "message": "Operating system x is not compatible for server ns1",
+            },
+            ProviderRefused,
+        ),
+        (
+            409,
+            {"class": "Client::Conflict::HardwareRaidIncompatibleOnServer", "message": "no"},
+            ProviderRefused,
+        ),
         (429, {"message": "Too many requests"}, ProviderTransient),
-        (460, MESSAGE_ONLY, ProviderError),
+        (460, MESSAGE_ONLY, ProviderRefused),
         (500, {"class": "Server::InternalServerError", "message": "boom"}, ProviderTransient),
+        (501, {"class": "Server::NotImplemented", "message": "not implemented"}, ProviderRefused),
+        (501, {"errorCode": "NOT_IMPLEMENTED", "message": "not implemented"}, ProviderRefused),
         (503, LEGACY, ProviderTransient),
         (502, HTML, ProviderTransient),
         (418, b"I am a teapot, not JSON", ProviderTransient),
@@ -165,14 +226,26 @@ def _raise_like_python_ovh(status: int, body: object) -> ovh.exceptions.APIError
             "InvalidCredential",
             ProviderAuthError,
         ),
-        (403, {"errorCode": "FORBIDDEN", "message": "m"}, "Forbidden", ProviderAuthError),
-        (403, {"class": "Client::Forbidden", "message": "m"}, "APIError", ProviderAuthError),
+        (403, {"errorCode": "FORBIDDEN", "message": NOT_SUPPORTED}, "Forbidden", ProviderRefused),
+        (
+            403,
+            {"errorCode": "FORBIDDEN", "message": "This call has not been granted"},
+            "Forbidden",
+            ProviderAuthError,
+        ),
+        (
+            403,
+            {"class": "Client::Forbidden", "message": NOT_SUPPORTED},
+            "APIError",
+            ProviderRefused,
+        ),
         (401, {"message": "You must login first"}, "APIError", ProviderAuthError),
         (404, MESSAGE_ONLY, "ResourceNotFoundError", ProviderNotFound),
-        (400, CURRENT, "BadParametersError", ProviderError),
+        (400, CURRENT, "BadParametersError", ProviderRefused),
         (400, LEGACY, "BadParametersError", ProviderAuthError),
         (409, {"message": "busy"}, "ResourceConflictError", ProviderConflict),
-        (460, {"message": "expired"}, "ResourceExpiredError", ProviderError),
+        (460, {"message": "expired"}, "ResourceExpiredError", ProviderRefused),
+        (501, {"message": "not implemented"}, "APIError", ProviderRefused),
         (429, {"message": "slow"}, "APIError", ProviderTransient),
         (500, LEGACY, "APIError", ProviderTransient),
     ],
@@ -203,14 +276,15 @@ def test_every_python_ovh_api_error_maps(
         (ovh.exceptions.InvalidKey("Invalid ApplicationSecret 'None'"), ProviderAuthError),
         (ovh.exceptions.InvalidCredential("bad"), ProviderAuthError),
         (ovh.exceptions.NotCredential("bad"), ProviderAuthError),
-        (ovh.exceptions.Forbidden("bad"), ProviderAuthError),
+        (ovh.exceptions.Forbidden("This call has not been granted"), ProviderAuthError),
+        (ovh.exceptions.Forbidden(NOT_SUPPORTED), ProviderRefused),
         (ovh.exceptions.NotGrantedCall("bad"), ProviderAuthError),
         (ovh.exceptions.ResourceNotFoundError("gone"), ProviderNotFound),
         (ovh.exceptions.ResourceConflictError("busy"), ProviderConflict),
-        (ovh.exceptions.BadParametersError("bad"), ProviderError),
+        (ovh.exceptions.BadParametersError("bad"), ProviderRefused),
         (ovh.exceptions.BadParametersError("Invalid signature"), ProviderAuthError),
         (ovh.exceptions.APIError("plain"), ProviderError),
-        (ovh.exceptions.ResourceExpiredError("expired"), ProviderError),
+        (ovh.exceptions.ResourceExpiredError("expired"), ProviderRefused),
     ],
 )
 def test_exceptions_without_a_response_map_by_class(
@@ -226,3 +300,26 @@ def test_wrapped_cause_is_named() -> None:
     exc = ovh.exceptions.HTTPError("Low HTTP request failed error", OSError("connection reset"))
     error = error_from_exception(exc, server=None, action=ACTION)
     assert "OSError: connection reset" in str(error)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"class": "Client::Forbidden", "message": NOT_SUPPORTED},
+        {"errorCode": "FORBIDDEN", "httpCode": "403 Forbidden", "message": NOT_SUPPORTED},
+        {"message": NOT_SUPPORTED},
+    ],
+)
+def test_a_403_not_about_credentials_says_what_ovh_said(body: object) -> None:
+    """Not "check your credentials": OVH's message, query id, and that retrying cannot help."""
+    error = error_from_response(make_response(403, body), server="ns1", action=ACTION)
+    assert isinstance(error, ProviderRefused)
+    assert NOT_SUPPORTED in str(error) and QID in str(error)
+    assert error.hint and "credential" not in error.hint and "retrying cannot help" in error.hint
+
+
+def test_refused_and_not_found_are_payload_kinds_not_transient() -> None:
+    """The executor fails a host once on ProviderRefused (404 included), retries transients."""
+    assert issubclass(ProviderNotFound, ProviderRefused)
+    for cls in (ProviderRefused, ProviderNotFound):
+        assert not issubclass(cls, (ProviderTransient, ProviderConflict, ProviderAuthError))

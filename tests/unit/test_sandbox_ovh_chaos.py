@@ -102,7 +102,11 @@ def test_task_fates_and_hidden_gets_match_functions() -> None:
 def test_json_settings_round_trip_through_the_snapshot() -> None:
     knobs, _ = chaos()
     settings = {
-        "rules": [{"kind": "429", "route": "PUT /**", "retry_after": 3, "count": 1}],
+        "rules": [
+            {"kind": "429", "route": "PUT /**", "retry_after": 3, "count": 1},
+            {"kind": "error", "http_status": 501, "error_class": "Server::NotImplemented"},
+            {"kind": "lost", "route": "POST /dedicated/server/*/reboot", "count": 1},
+        ],
         "task_failures": [{"status": "ovhError", "probability": 0.5}],
         "early_404": {"gets": 2},
         "rate_limit_per_minute": 60,
@@ -128,6 +132,11 @@ def test_json_settings_round_trip_through_the_snapshot() -> None:
         {"early_404": [{"gets": -1}]},
         {"rate_limit_per_minute": 0},
         {"rate_limit_per_minute": "60"},
+        {"rules": [{"kind": "error"}]},  # an error rule needs its HTTP status
+        {"rules": [{"kind": "error", "http_status": 302}]},
+        {"rules": [{"kind": "error", "http_status": "403"}]},
+        {"rules": [{"kind": "error", "http_status": 403, "message": 5}]},
+        {"rules": [{"kind": "lost", "route": ["POST /**"]}]},
     ],
 )
 def test_bad_json_settings_are_refused(settings: dict[str, Any]) -> None:

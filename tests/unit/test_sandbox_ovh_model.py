@@ -8,15 +8,10 @@ from typing import Any
 
 import pytest
 
-from fleet.sandbox.ovh_model import (
-    OvhApiError,
-    OvhModel,
-    PowerEvent,
-    ServerSpec,
-    TaskTimings,
-    timings_from_json,
-    validate_reinstall,
-)
+from fleet.sandbox.ovh_catalogue import ServerSpec
+from fleet.sandbox.ovh_checks import OvhApiError, validate_reinstall
+from fleet.sandbox.ovh_model import OvhModel
+from fleet.sandbox.ovh_tasks import PowerEvent, TaskTimings, timings_from_json
 
 TIMINGS = TaskTimings(0.2, 0.2, 0.5, 1.0, 1.0, 5.0, 0.05)
 
