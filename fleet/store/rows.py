@@ -1,7 +1,7 @@
 """What every SQL backend shares: the columns of each table and how a row becomes a record.
 
 The backends store the same columns; they differ only in how an instant and a JSON value are
-kept (SQLite: ISO-8601 text and JSON text; PostgreSQL: ``timestamptz`` and ``jsonb``), which a
+kept (SQLite: ISO-8601 text and JSON text; PostgreSQL: ``timestamptz`` and ``json``), which a
 :class:`Codec` decodes. Validation that needs no database lives here too, so that both backends
 refuse the same bad input with the same words.
 """
@@ -79,7 +79,7 @@ def _same(value: Any) -> Any:
 
 #: SQLite keeps instants as ISO-8601 text (:func:`fleet.clock.utc_iso`) and JSON as text.
 TEXT_CODEC = Codec(parse_utc, json.loads)
-#: psycopg hands back aware datetimes and decoded ``jsonb`` already.
+#: psycopg hands back aware datetimes and decoded ``json`` already.
 NATIVE_CODEC = Codec(_aware_utc, _same)
 
 

@@ -55,7 +55,7 @@ INSERT_EVENT = (
 )
 _INSERT_AUDIT = (
     f"INSERT INTO audit ({AUDIT_INSERT_COLUMNS})"
-    f" VALUES (now(), %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
+    f" VALUES (now(), %s, %s, %s, %s, %s, %s, %s, %s::json)"
 )
 _MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
@@ -204,7 +204,7 @@ class PgCore:
         detail = dumps(data, kind)
         cur.execute(
             f"INSERT INTO events ({EVENT_INSERT_COLUMNS}) VALUES"
-            f" (%s, %s, now(), %s, NULL, NULL, NULL, NULL, NULL, NULL, %s::jsonb)",
+            f" (%s, %s, now(), %s, NULL, NULL, NULL, NULL, NULL, NULL, %s::json)",
             (run_id, kind, host, detail),
         )
         self._audit_row(cur, kind, None if run_id == "-" else run_id, host, detail)

@@ -24,7 +24,7 @@ from fleet.store.rows import (
 )
 
 _INSERT_RUN = (
-    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s::jsonb, %s::jsonb,"
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s::json, %s::json,"
     " %s, %s, %s, %s, %s, %s, COALESCE(%s, now()), COALESCE(%s, %s, now()))"
     " ON CONFLICT (id) DO NOTHING"
 )

@@ -22,7 +22,7 @@ from fleet.store.rows import (
 )
 
 _INSERT = (
-    f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s,"
+    f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (%s, %s, %s, %s, %s::json, %s, %s, %s,"
     " COALESCE(%s, now()), COALESCE(%s, %s, now()), %s) ON CONFLICT (name) DO NOTHING"
     " RETURNING created_at, since"
 )

@@ -6,8 +6,8 @@ CREATE TABLE runs (
     plan_name text NOT NULL,
     plan_source text NOT NULL,
     plan_hash text NOT NULL,
-    hosts jsonb NOT NULL,
-    options jsonb NOT NULL,
+    hosts json NOT NULL,
+    options json NOT NULL,
     owner_user text NOT NULL,
     owner_machine text NOT NULL,
     owner_pid integer NOT NULL,
@@ -32,7 +32,7 @@ CREATE TABLE events (
     exit_code integer,
     excerpt text,
     query_id text,
-    data jsonb
+    data json
 );
 CREATE INDEX events_by_run ON events (run_id, seq);
 

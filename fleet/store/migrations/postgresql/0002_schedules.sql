@@ -4,7 +4,7 @@ CREATE TABLE schedules (
     plan text NOT NULL,
     cron text NOT NULL,
     tz text NOT NULL,
-    args jsonb NOT NULL,
+    args json NOT NULL,
     missed text NOT NULL,
     paused boolean NOT NULL DEFAULT false,
     created_by text NOT NULL,

@@ -9,6 +9,6 @@ CREATE TABLE audit (
     pid integer,
     run_id text,
     host text,
-    detail jsonb
+    detail json
 );
 CREATE INDEX audit_by_at ON audit (at, seq);
