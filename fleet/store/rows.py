@@ -142,6 +142,48 @@ def actor_params(actor: Actor) -> tuple[str, str, str, int | None]:
     return (actor.operator, actor.user, actor.machine, actor.pid)
 
 
+# ---------------------------------------------------------------------------- records to rows
+
+
+def run_params(run: RunRecord) -> tuple[Any, ...]:
+    """A new run's columns up to ``reason`` (each backend adds its two instants), validated."""
+    check_state(run.state)
+    return (
+        run.id,
+        run.plan_name,
+        run.plan_source,
+        run.plan_hash,
+        dumps(list(run.hosts), f"run {run.id} hosts"),
+        dumps(run.options, f"run {run.id} options"),
+        *owner_params(run.owner),
+        run.state,
+        run.reason,
+    )
+
+
+def run_start_detail(run: RunRecord) -> str:
+    """What the audit trail keeps of a run's start."""
+    return dumps({"plan": run.plan_name, "hosts": len(run.hosts)}, "run.start")
+
+
+def event_params(event: Event, at: Any) -> tuple[Any, ...]:
+    """An event's columns (:data:`EVENT_INSERT_COLUMNS`), with ``at`` as the backend keeps it."""
+    data = dumps(event.data, f"event {event.kind} data") if event.data else None
+    return (
+        event.run_id,
+        event.kind,
+        at,
+        event.host,
+        event.stage,
+        event.step,
+        event.outcome,
+        event.exit_code,
+        event.excerpt,
+        event.query_id,
+        data,
+    )
+
+
 def audit_query(
     since: Any | None, who: str | None, limit: int, mark: str
 ) -> tuple[str, tuple[Any, ...]]:

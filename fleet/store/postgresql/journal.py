@@ -14,12 +14,13 @@ from fleet.store.rows import (
     NATIVE_CODEC,
     RUN_COLUMNS,
     check_state,
-    dumps,
     event_from_row,
+    event_params,
     event_time,
     no_run,
-    owner_params,
     run_from_row,
+    run_params,
+    run_start_detail,
     to_ms,
 )
 
@@ -37,24 +38,10 @@ class PgJournal(PgCore):
 
     def create_run(self, run: RunRecord) -> None:
         """Store a new run (its id must be new), audited as ``run.start``."""
-        check_state(run.state)
         created = to_ms(run.created_at) if run.created_at else None
         updated = to_ms(run.updated_at) if run.updated_at else None
-        params = (
-            run.id,
-            run.plan_name,
-            run.plan_source,
-            run.plan_hash,
-            dumps(list(run.hosts), f"run {run.id} hosts"),
-            dumps(run.options, f"run {run.id} options"),
-            *owner_params(run.owner),
-            run.state,
-            run.reason,
-            created,
-            updated,
-            created,
-        )
-        detail = dumps({"plan": run.plan_name, "hosts": len(run.hosts)}, "run.start")
+        params = (*run_params(run), created, updated, created)
+        detail = run_start_detail(run)
         with self._transaction("create a run") as cur:
             cur.execute(_INSERT_RUN, params)
             if cur.rowcount == 0:
@@ -90,20 +77,7 @@ class PgJournal(PgCore):
 
     def record(self, event: Event) -> int:
         """Append one event and return its seq, once committed."""
-        data = dumps(event.data, f"event {event.kind} data") if event.data else None
-        params = (
-            event.run_id,
-            event.kind,
-            event_time(event),
-            event.host,
-            event.stage,
-            event.step,
-            event.outcome,
-            event.exit_code,
-            event.excerpt,
-            event.query_id,
-            data,
-        )
+        params = event_params(event, event_time(event))
         with self._transaction("record an event") as cur:
             cur.execute(INSERT_EVENT, params)
             row = cur.fetchone()

@@ -12,12 +12,13 @@ from fleet.store.rows import (
     RUN_COLUMNS,
     TEXT_CODEC,
     check_state,
-    dumps,
     event_from_row,
+    event_params,
     event_time,
     no_run,
-    owner_params,
     run_from_row,
+    run_params,
+    run_start_detail,
 )
 from fleet.store.sqlite.core import SqliteCore
 
@@ -29,23 +30,10 @@ class SqliteJournal(SqliteCore):
 
     def create_run(self, run: RunRecord) -> None:
         """Store a new run (its id must be new), audited as ``run.start``."""
-        check_state(run.state)
         created = utc_iso(run.created_at) if run.created_at else self._now()
         updated = utc_iso(run.updated_at) if run.updated_at else created
-        params = (
-            run.id,
-            run.plan_name,
-            run.plan_source,
-            run.plan_hash,
-            dumps(list(run.hosts), f"run {run.id} hosts"),
-            dumps(run.options, f"run {run.id} options"),
-            *owner_params(run.owner),
-            run.state,
-            run.reason,
-            created,
-            updated,
-        )
-        detail = dumps({"plan": run.plan_name, "hosts": len(run.hosts)}, "run.start")
+        params = (*run_params(run), created, updated)
+        detail = run_start_detail(run)
         try:
             with self._transaction("create a run") as conn:
                 conn.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({_marks(14)})", params)
@@ -84,22 +72,7 @@ class SqliteJournal(SqliteCore):
 
     def record(self, event: Event) -> int:
         """Append one event and return its seq (the hot path of a rollout: group-committed)."""
-        at = utc_iso(event_time(event))
-        data = dumps(event.data, f"event {event.kind} data") if event.data else None
-        params = (
-            event.run_id,
-            event.kind,
-            at,
-            event.host,
-            event.stage,
-            event.step,
-            event.outcome,
-            event.exit_code,
-            event.excerpt,
-            event.query_id,
-            data,
-        )
-        return self._group_commit(params)
+        return self._group_commit(event_params(event, utc_iso(event_time(event))))
 
     def events(self, run_id: str, host: str | None = None) -> list[Event]:
         """A run's events (of one host if given), in the order they were recorded."""
