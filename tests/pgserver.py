@@ -1,8 +1,9 @@
 """A real PostgreSQL server for the tests: Debian's binaries, a throwaway data directory.
 
 One server per test session (``tests/conftest.py``'s ``postgres`` fixture): ``initdb`` in a fresh
-directory under /tmp, ``pg_ctl start`` listening on 127.0.0.1 on a free port and on a unix
-socket in that directory, stopped and removed when the session ends, whatever happened. As root,
+directory under /tmp, then the postmaster as a child of the test process, listening on 127.0.0.1
+on a free port and on a unix socket in that directory; stopped and removed when the session
+ends, whatever happened, and stopped by the kernel should the test process be killed. As root,
 the server runs as Debian's unprivileged ``postgres`` account (PostgreSQL refuses to run as root).
 
 Tests log in as the role ``fleet`` with a password (scram-sha-256 over TCP, as a team's server
@@ -22,9 +23,11 @@ import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,7 +44,7 @@ SERVER_OPTIONS = (
 
 
 def binaries() -> Path | None:
-    """The directory of initdb and pg_ctl: Debian's newest, else those on PATH."""
+    """The directory of initdb and postgres: Debian's newest, else those on PATH."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version)
     if found:
         return Path(found[-1]).parent
@@ -72,6 +75,7 @@ class PgServer:
         self.port = 0
         self._names = itertools.count(1)
         self._shared: str | None = None
+        self._server: subprocess.Popen[bytes] | None = None
         self._as_root = os.geteuid() == 0
         self._account = ADMIN if self._as_root else getpass.getuser()
 
@@ -112,31 +116,48 @@ class PgServer:
             )
 
     def _start_on(self, port: int) -> bool:
-        options = f"{SERVER_OPTIONS} -c listen_addresses=127.0.0.1 -c port={port}"
-        options += f" -c unix_socket_directories={self.socket_dir}"
-        proc = self._run(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.top / "server.log"),
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "start",
-            check=False,
-        )
-        return proc.returncode == 0
+        """Run the postmaster as this process's child; True once it accepts connections.
+
+        It gets SIGQUIT (immediate shutdown) if the test process dies, even by SIGKILL
+        (``setpriv --pdeathsig``), so a killed test run leaves no server behind."""
+        listen = ["listen_addresses=127.0.0.1", f"port={port}"]
+        listen.append(f"unix_socket_directories={self.socket_dir}")
+        options = [*SERVER_OPTIONS.split(), *(arg for item in listen for arg in ("-c", item))]
+        command = ["setpriv", "--pdeathsig", "SIGQUIT"]
+        if self._as_root:
+            command += ["--reuid", ADMIN, "--regid", ADMIN, "--init-groups"]
+        command += ["--", str(self.bindir / "postgres"), "-D", str(self.data), *options]
+        with (self.top / "server.log").open("ab") as log:
+            self._server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self._server.poll() is not None:
+                return False  # the port was taken meanwhile, or worse: see server.log
+            try:
+                self.admin().close()
+                return True
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        self._stop_server()
+        return False
 
     def stop(self) -> None:
         """Stop the server (fast: its data is thrown away) and remove its directory."""
         try:
-            if (self.data / "postmaster.pid").exists():
-                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            self._stop_server()
         finally:
             shutil.rmtree(self.top, ignore_errors=True)
+
+    def _stop_server(self) -> None:
+        server, self._server = self._server, None
+        if server is None or server.poll() is not None:
+            return
+        server.send_signal(signal.SIGQUIT)  # immediate shutdown: nothing here is kept
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(self.bindir / tool), *args]

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -90,6 +91,7 @@ class PgCore:
             migrations.check_version(
                 "postgresql", self.schema_version(), self.where, upgrade_on_open=False
             )
+        # opened on first use: `fleet store migrate` and the schema check need none of it
         self._pool = ConnectionPool(
             self.info.conninfo,
             kwargs={"autocommit": True},
@@ -99,11 +101,8 @@ class PgCore:
             name="fleet-store",
             open=False,
         )
-        try:
-            self._pool.open(wait=True, timeout=conninfo.CONNECT_TIMEOUT + 5)
-        except PoolTimeout as exc:
-            self._pool.close()
-            raise StoreError(f"{self.where}: cannot open the connection pool: {exc}") from exc
+        self._pool_lock = threading.Lock()
+        self._pool_state = "new"  # then "open", then "closed"
 
     # ----------------------------------------------------------------- connections
 
@@ -121,13 +120,28 @@ class PgCore:
     def close(self) -> None:
         """Close the pool's connections and the halt listener."""
         self._halts.close()
-        self._pool.close()
+        with self._pool_lock:
+            self._pool_state = "closed"
+            self._pool.close()
+
+    def _opened_pool(self) -> ConnectionPool:
+        with self._pool_lock:
+            if self._pool_state == "closed":
+                raise StoreError(f"{self.where}: the store is closed")
+            if self._pool_state == "new":
+                try:
+                    self._pool.open(wait=True, timeout=conninfo.CONNECT_TIMEOUT + 5)
+                except PoolTimeout as exc:
+                    raise StoreError(f"{self.where}: cannot connect: {exc}") from exc
+                self._pool_state = "open"
+        return self._pool
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[psycopg.Cursor[Any]]:
         """A cursor in one transaction; rolled back when the block raises."""
         try:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            pool = self._opened_pool()
+            with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 yield cur
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: cannot {what}: {one_line(exc)}") from exc
