@@ -206,18 +206,38 @@ FIELD_HELP: dict[str, dict[str, str]] = {
     },
     "Stage": {
         "name": "Unique within the plan; with the step name it keys the journal (`stage/step`).",
-        "kind": "`ssh` runs `steps` over SSH; `python` calls a built-in plan function; "
+        "kind": "`ssh` runs `steps` over SSH; `python` calls a Python function with the host's "
+        "Fabric connection (yours, or a built-in plan's); "
         "`rescue`, `disk`, `reboot`, `wait_ssh` and `reinstall` are provider stages.",
         "steps": "The steps of an `ssh` stage (a bare string is a step with only `apply`). "
         "Other kinds take none.",
         "when": "Run the stage only on hosts where this condition holds.",
         "timeout": "Seconds a provider stage may wait (default: `reboot.timeout`).",
-        "call": "`python` stages only: `fleet.plans.MODULE:FUNCTION`.",
+        "call": "`python` stages only: `FILE.py:FUNCTION` (a file next to the plan), "
+        "`package.module:FUNCTION`, or a built-in `fleet.plans.MODULE:FUNCTION`. The function "
+        "gets the host's `fabric.Connection` (a fabfile `@task` works as is) and may return "
+        "`changed` or `unchanged`.",
+        "check": "`python` stages only: a function like `call`'s; a true result means the stage "
+        "already holds and `call` is skipped (converged).",
+        "verify": "`python` stages only: a function run after `call`; a false result fails the "
+        "stage.",
         "params": "Parameters of a `python` or `reinstall` stage.",
     },
     "Step": {
         "name": "Unique within the stage.",
-        "apply": "The command that makes the step hold. Run by the remote shell.",
+        "apply": "The command that makes the step hold. Run by the remote shell. A step has "
+        "exactly one of `apply`, `put` and `template`.",
+        "put": "A local file or directory (relative to the plan file) copied to `dest`: each "
+        "file replaced atomically, only where the host's sha256 differs.",
+        "template": "A local Jinja2 template (relative to the plan file) rendered on the "
+        "controller in a sandbox, with the host's vars, the plan's vars, `host` and `facts`; "
+        "an undefined name is an error. Copied to `dest` like `put`.",
+        "dest": "`put` and `template`: the absolute path on the host, or `~/...` under the "
+        "login user's home. A directory for a `put` of a directory.",
+        "mode": '`put` and `template`: octal permissions of the file(s), e.g. `"0644"`.',
+        "owner": "`put` and `template`: `USER` or `USER:GROUP` of the file(s).",
+        "sudo": "Run the step's commands as root through sudo (the host's sudo password, if "
+        "any, comes from its `sudo_password` source).",
         "check": "Exit 0 means the step already holds: `apply` is skipped (converged). "
         "Required for destructive steps.",
         "verify": "Run after `apply`; non-zero fails the step.",
@@ -229,7 +249,7 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "re-validated right before it runs, and it must have a `check`.",
     },
 }
-HIDDEN_FIELDS = {("Plan", "source")}
+HIDDEN_FIELDS = {("Plan", "source"), ("Plan", "code")}
 
 
 def type_text(annotation: Any) -> str:

@@ -120,6 +120,22 @@ SETTINGS: tuple[Setting, ...] = (
         "ssh.key_file", str, None, "private key for SSH logins (unless the inventory sets one)"
     ),
     Setting(
+        "ssh.key_passphrase",
+        str,
+        None,
+        "passphrase of an encrypted ssh.key_file (env or fleet.toml only; else ssh-agent)",
+        secret=True,
+    ),
+    Setting(
+        "ssh.agent", bool, True, "use ssh-agent (SSH_AUTH_SOCK) for hosts without a usable key"
+    ),
+    Setting(
+        "ssh.config_file",
+        str,
+        None,
+        "read this ssh_config (e.g. ~/.ssh/config) for HostName, Port, User, IdentityFile, ProxyJump",
+    ),
+    Setting(
         "ssh.connect_timeout",
         float,
         10.0,

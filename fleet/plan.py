@@ -19,6 +19,13 @@ exactly what a rollout would run. YAML shape::
             when: {datacenter: gra3}       # conditions on host facts and vars
             destructive: false
           - echo short form                # a bare string is a step with only ``apply``
+          - name: app config                 # a file step: rendered with Jinja2 (sandboxed)
+            template: templates/app.conf.j2  # relative to the plan file; `put:` copies a file
+            dest: /etc/app.conf              # or a directory as is; replaced atomically, and
+            mode: "0644"                     # only where the host's checksum differs
+      - name: deploy                       # kind: python runs a function with the host's
+        kind: python                       # fabric.Connection: a file next to the plan or a
+        call: tasks.py:deploy              # module (package.module:func); check/verify too
       - name: rescue                       # provider stages: rescue, disk, reboot, wait_ssh
         kind: rescue
 
@@ -46,15 +53,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fleet import yamlsrc
+from fleet import plancheck, plancode, yamlsrc
 from fleet.errors import PlanError
 from fleet.inventory import Host
+from fleet.plancode import FileOp
 
 #: Stage kinds run by the provider rather than a shell (see fleet.stages.boot).
 PROVIDER_KINDS = ("rescue", "disk", "reboot", "wait_ssh", "reinstall")
 StageKind = Literal["ssh", "python", "rescue", "disk", "reboot", "wait_ssh", "reinstall"]
-#: ``python`` stages may only call functions of fleet's built-in plans.
-PYTHON_CALL_PREFIX = "fleet.plans."
+#: ``python`` stages calling this prefix run fleet's built-in plan functions (see
+#: :mod:`fleet.plancode` for users' own: ``FILE.py:FUNCTION`` and ``package.module:FUNCTION``).
+PYTHON_CALL_PREFIX = plancode.BUILTIN_PREFIX
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w.-]*)\s*(?:\|\s*([^\s}|]*)\s*)?\}\}")
 #: The one placeholder filter: ``{{ NAME | option }}`` lets the value start with ``-``.
 OPTION_FILTER = "option"
@@ -66,10 +75,21 @@ class _Strict(BaseModel):
 
 
 class Step(_Strict):
-    """One converging action: ``check`` (converged?), ``apply`` (make it so), ``verify`` (prove it)."""
+    """One converging action: ``check`` (converged?), ``apply`` (make it so), ``verify`` (prove it).
+
+    A file step has ``put`` (a local file or directory) or ``template`` (a local Jinja2
+    template) instead of ``apply``, with ``dest`` and optional ``mode``/``owner``: its check is
+    the host's checksum, so a re-run changes nothing. ``sudo``: run as root through sudo.
+    """
 
     name: str = Field(min_length=1)
-    apply: str = Field(min_length=1)
+    apply: str | None = Field(default=None, min_length=1)
+    put: str | None = Field(default=None, min_length=1)
+    template: str | None = Field(default=None, min_length=1)
+    dest: str | None = Field(default=None, min_length=1)
+    mode: str | None = None
+    owner: str | None = None
+    sudo: bool = False
     check: str | None = None
     verify: str | None = None
     timeout: float = Field(default=600.0, gt=0)
@@ -87,7 +107,9 @@ class Stage(_Strict):
     steps: tuple[Step, ...] = ()
     when: str | dict[str, Scalar] | None = None
     timeout: float | None = Field(default=None, gt=0)
-    call: str | None = None  # python stages: "fleet.plans.MODULE:FUNCTION"
+    call: str | None = None  # python stages: FILE.py:FUNC, package.module:FUNC, fleet.plans.*
+    check: str | None = None  # python stages: a function saying "already converged"
+    verify: str | None = None  # python stages: a function proving the stage held
     params: dict[str, Scalar | list[Scalar] | None] = Field(default_factory=dict)
 
     @field_validator("steps", mode="before")
@@ -112,11 +134,15 @@ class Plan(_Strict):
     converged: str | None = None
     stages: tuple[Stage, ...] = Field(min_length=1)
     source: str = "adhoc"
+    #: sha256 of each local file the plan uses (calls' code, put sources, templates), set by
+    #: :func:`parse_plan` (never written in a plan): part of the hash.
+    code: dict[str, str] = Field(default_factory=dict)
 
     @property
     def hash(self) -> str:
-        """Content hash (without ``source``): tells whether a resumed run's plan changed."""
-        body = self.model_dump(mode="json", exclude={"source"})
+        """Content hash (without ``source``, with the code and files it uses): tells whether a
+        resumed run's plan changed."""
+        body = plancheck.stable_body(self.model_dump(mode="json", exclude={"source"}))
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
     def step_keys(self) -> list[str]:
@@ -135,18 +161,18 @@ def _check_structure(plan: Plan) -> list[tuple[tuple[Any, ...], str]]:
             problems.append((("stages", i), f"stage {stage.name!r} has no steps"))
         if stage.kind != "ssh" and stage.steps:
             problems.append((("stages", i, "steps"), f"a {stage.kind} stage takes no steps"))
-        if stage.kind == "python" and not (stage.call or "").startswith(PYTHON_CALL_PREFIX):
-            problems.append(
-                (("stages", i, "call"), f"a python stage calls {PYTHON_CALL_PREFIX}MODULE:FUNCTION")
-            )
-        if stage.kind != "python" and stage.call:
-            problems.append((("stages", i, "call"), "only python stages take `call`"))
+        if stage.kind == "python" and not stage.call:
+            problems.append((("stages", i), "a python stage needs `call: FILE.py:FUNCTION`"))
+        for key in ("call", "check", "verify"):
+            if stage.kind != "python" and getattr(stage, key):
+                problems.append((("stages", i, key), f"only python stages take `{key}`"))
         names: set[str] = set()
         for j, step in enumerate(stage.steps):
             where = ("stages", i, "steps", j)
             if step.name in names:
                 problems.append(((*where, "name"), f"duplicate step name {step.name!r}"))
             names.add(step.name)
+            problems += [((*where, key), msg) for key, msg in plancheck.step_problems(step)]
             if step.destructive and not step.check:
                 problems.append(
                     (
@@ -168,6 +194,10 @@ def parse_plan(data: Any, source: str, lines: yamlsrc.Lines | None = None) -> Pl
     lines = lines or {}
     if not isinstance(data, dict):
         raise PlanError("a plan is a mapping with `name` and `stages`", path=source, line=1)
+    if "code" in data:
+        raise PlanError(
+            "unknown key", path=source, line=yamlsrc.line_of(lines, ("code",)), key="code"
+        )
     try:
         plan = Plan.model_validate({**data, "source": source})
     except ValidationError as exc:
@@ -181,7 +211,10 @@ def parse_plan(data: Any, source: str, lines: yamlsrc.Lines | None = None) -> Pl
         raise PlanError(msg, path=source, line=line, key=_loc_text(loc)) from None
     for loc, msg in _check_structure(plan):
         raise PlanError(msg, path=source, line=yamlsrc.line_of(lines, loc), key=_loc_text(loc))
-    return plan
+    digests, problems = plancheck.code_digests(plan)
+    for loc, msg in problems:
+        raise PlanError(msg, path=source, line=yamlsrc.line_of(lines, loc), key=_loc_text(loc))
+    return plan.model_copy(update={"code": digests}) if digests else plan
 
 
 def _known_keys(data: Any, err: Any) -> set[str]:
@@ -217,6 +250,8 @@ class RenderedStep:
     retries: int
     retry_delay: float
     destructive: bool
+    file: FileOp | None = None
+    sudo: bool = False
 
     @property
     def key(self) -> str:
@@ -231,6 +266,9 @@ class RenderedStage:
     steps: tuple[RenderedStep, ...] = ()
     call: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    check: str | None = None
+    verify: str | None = None
+    base: str | None = None  # the plan's directory, where FILE.py calls are found
 
 
 @dataclass(frozen=True)
@@ -295,9 +333,12 @@ class _Pending(str):
     __slots__ = ()
 
 
-def render(template: str, ctx: Mapping[str, Any], *, where: str, source: str) -> str:
-    """Replace ``{{ name }}`` by the quoted value; an undefined or empty-null name is an error,
-    and so is a value starting with ``-`` unless written ``{{ name | option }}``."""
+def render(
+    template: str, ctx: Mapping[str, Any], *, where: str, source: str, quote: bool = True
+) -> str:
+    """Replace ``{{ name }}`` by the quoted value (the plain text with ``quote=False``, for
+    values fleet quotes itself); an undefined or empty-null name is an error, and so is a value
+    starting with ``-`` unless written ``{{ name | option }}``."""
 
     def one(match: re.Match[str]) -> str:
         name, flag = match.group(1), match.group(2)
@@ -315,7 +356,7 @@ def render(template: str, ctx: Mapping[str, Any], *, where: str, source: str) ->
         value = ctx[name]
         if flag is None:
             _refuse_option_like(name, value, ctx, where=where, source=source)
-        return _quote(value)
+        return _quote(value) if quote else str(value)
 
     return _PLACEHOLDER.sub(one, template)
 
@@ -376,23 +417,50 @@ def render_stage(
             where = f"stages.{stage.name}.{step.name}.{part}"
             return None if text is None else render(text, ctx, where=where, source=plan.source)
 
+        file = _file_op(plan, stage, step, ctx)
         steps.append(
             RenderedStep(
                 stage.name,
                 step.name,
-                r(step.apply, "apply") or "",
+                file.describe() if file else r(step.apply, "apply") or "",
                 r(step.check, "check"),
                 r(step.verify, "verify"),
                 step.timeout,
                 step.retries,
                 step.retry_delay,
                 step.destructive,
+                file,
+                step.sudo,
             )
         )
+    base = plancode.base_dir(plan.source)
     rendered = RenderedStage(
-        stage.name, stage.kind, stage.timeout, tuple(steps), stage.call, dict(stage.params)
+        stage.name,
+        stage.kind,
+        stage.timeout,
+        tuple(steps),
+        stage.call,
+        dict(stage.params),
+        stage.check,
+        stage.verify,
+        str(base) if base else None,
     )
     return rendered, skipped
+
+
+def _file_op(plan: Plan, stage: Stage, step: Step, ctx: Mapping[str, Any]) -> FileOp | None:
+    """The rendered file operation of a put or template step (None for a command step)."""
+    kind: Literal["put", "template"] = "put" if step.put else "template"
+    name = step.put or step.template
+    if name is None or step.dest is None:
+        return None
+    where = f"stages.{stage.name}.{step.name}.dest"
+    dest = render(step.dest, ctx, where=where, source=plan.source, quote=False)
+    try:
+        source = plancode.local_path(name, plancode.base_dir(plan.source), kind)
+    except plancode.CodeError as exc:
+        raise PlanError(str(exc), path=plan.source, key=where) from exc
+    return FileOp(kind, str(source), dest, step.mode, step.owner)
 
 
 def render_for_host(plan: Plan, host: Host, facts: Mapping[str, Any] | None = None) -> HostPlan:

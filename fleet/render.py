@@ -19,6 +19,11 @@ def print_plan(plan: Plan, rendered: list[HostPlan], batches: list[list[Host]]) 
                 click.echo(f"      {describe_stage(stage.params)}")
                 continue
             click.echo(f"  stage {stage.name} [{stage.kind}]")
+            for key in ("check", "call", "verify"):
+                ref = getattr(stage, key)
+                if ref:
+                    digest = plan.code.get(ref)
+                    click.echo(f"    {key}: {ref}" + (f" (sha256 {digest[:12]})" if digest else ""))
             for step in stage.steps:
                 mark = "  DESTRUCTIVE" if step.destructive else ""
                 click.echo(f"    step {step.name}{mark}")

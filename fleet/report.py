@@ -19,6 +19,11 @@ _QUIET_KINDS = {"step.start"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+def escape_control(text: str) -> str:
+    """``text`` with control characters (escape sequences, carriage returns) shown as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def describe(e: Event) -> str:
     """One human line for an event, without the timestamp."""
     who = e.host or "-"
@@ -56,7 +61,7 @@ class PlainPrinter:
     def event(self, event: Event) -> None:
         if event.kind in _QUIET_KINDS and not self.verbose:
             return
-        line = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", describe(event))
+        line = escape_control(describe(event))
         self.stream.write(f"{utc_iso(event.at)} {line}\n")
         self.stream.flush()
 
@@ -91,7 +96,8 @@ class OutputPrinter:
     def output(self, host: str, step: str, result: CommandResult) -> None:
         lines = result.stdout.splitlines() + [f"stderr: {x}" for x in result.stderr.splitlines()]
         if lines:
-            self.stream.write("".join(f"{host} {line}\n" for line in lines))
+            self.stream.write("".join(f"{host} {escape_control(line)}\n" for line in lines))
+            self.stream.flush()
 
 
 def event_dict(e: Event) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleet.errors import UsageError
+from fleet.inventory.select import _suggest
 from fleet.store.base import Event, Store
 
 
@@ -43,3 +45,31 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
         "owner": str(run.owner),
         "hosts": _host_rows(run.hosts, events),
     }
+
+
+def host_steps(store: Store, run_id: str, host: str) -> dict[str, Any]:
+    """One host of a run: every step it ran, in order, with its outcome and kept output.
+
+    Raises:
+        UsageError: the run has no such host.
+    """
+    run = store.get_run(run_id)
+    if host not in run.hosts:
+        raise UsageError(f"run {run_id} has no host {host!r}", hint=_suggest(host, run.hosts))
+    steps: list[dict[str, Any]] = []
+    state = "waiting"
+    for e in store.events(run_id, host):
+        if e.kind == "step.end":
+            step: dict[str, Any] = {"step": f"{e.stage}/{e.step}", "outcome": e.outcome}
+            if e.exit_code not in (None, 0):
+                step["exit_code"] = e.exit_code
+            if isinstance(e.data.get("duration"), int | float):
+                step["duration"] = e.data["duration"]
+            if e.excerpt:
+                step["excerpt"] = e.excerpt
+            if isinstance(e.data.get("output"), dict):
+                step["output"] = e.data["output"]
+            steps.append(step)
+        elif e.kind in ("host.end", "host.skip", "host.start"):
+            state = e.outcome or ("running" if e.kind == "host.start" else state)
+    return {"run": run_id, "host": host, "state": state, "steps": steps}

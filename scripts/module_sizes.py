@@ -18,8 +18,6 @@ SPLIT_PENDING: dict[str, str] = {
     "fleet/plans/disks.py": "the hybrid-raid rework (facts, selection, guards)",
     "fleet/plans/hybrid_raid.py": "the hybrid-raid rework (facts, selection, guards)",
     "fleet/sandbox/vm.py": "the hybrid-raid rework (VM shapes)",
-    "fleet/transport/ssh.py": "the Fabric transport (connection, host keys, commands)",
-    "fleet/sandbox/hosts.py": "the Fabric transport (sandbox jump host)",
 }
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.options import load_plan
+
+if TYPE_CHECKING:
+    from fleet.inventory import Host
+    from fleet.plan import HostPlan, Plan
 
 
 @click.command("plan")
@@ -19,6 +24,12 @@ from fleet.cli.options import load_plan
     "--var", "variables", multiple=True, metavar="NAME=VALUE", help="Set a plan variable."
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--diff",
+    is_flag=True,
+    help="Also connect to each host (read-only) and show what its put and template steps "
+    "would change: a unified diff per template.",
+)
 @pass_app
 def plan_cmd(
     app: App,
@@ -28,14 +39,17 @@ def plan_cmd(
     by: str | None,
     variables: tuple[str, ...],
     as_json: bool,
+    diff: bool,
 ) -> None:
     """Show what a rollout of PLAN would do, per host. Changes nothing anywhere.
 
-    PLAN is a YAML file or a built-in plan name (see docs/plans.md).
+    PLAN is a YAML file or a built-in plan name (see docs/plans.md). Without --diff no host
+    is contacted; with it, each host is read (checksums and current file contents only).
 
     \b
     Example:
       fleet plan plans/app.yaml --limit 'dc:gra3,&hybrid' --batches 1,10%,100%
+      fleet plan plans/app.yaml --limit web --diff
     """
     from fleet.engine.batching import make_batches
     from fleet.plan import render_for_host
@@ -44,6 +58,7 @@ def plan_cmd(
     hosts = app.hosts(limit)
     rendered = [render_for_host(plan, h) for h in hosts]
     groups = make_batches(hosts, batches, by)
+    diffs = _diffs(app, plan, hosts, rendered) if diff else None
     if as_json:
         click.echo(
             json.dumps(
@@ -53,6 +68,7 @@ def plan_cmd(
                     "hosts": [r.to_dict() for r in rendered],
                     "batches": [[h.name for h in b] for b in groups],
                     "leases": [h.name for h in hosts],
+                    **({"diff": diffs} if diffs is not None else {}),
                 },
                 indent=2,
             )
@@ -61,3 +77,35 @@ def plan_cmd(
     from fleet.render import print_plan
 
     print_plan(plan, rendered, groups)
+    if diffs is not None:
+        click.echo("\nfile steps against the hosts (read-only):")
+        for name, lines in diffs.items():
+            click.echo(f"host {name}")
+            for line in lines or ["  no file steps"]:
+                click.echo(line)
+
+
+def _diffs(
+    app: App, plan: Plan, hosts: list[Host], rendered: list[HostPlan]
+) -> dict[str, list[str]]:
+    """Per host, what its file steps would change (hosts read in parallel, read-only)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fleet.cli.wiring import connector
+    from fleet.preview import safe_diff
+    from fleet.transport.base import KeyExpectation
+
+    ssh = connector(app)
+
+    def one(pair: tuple[Host, HostPlan]) -> list[str]:
+        host, hp = pair
+        return safe_diff(plan, host, hp, ssh.open(host.endpoint, KeyExpectation()))
+
+    with ThreadPoolExecutor(max(1, min(20, len(hosts)))) as pool:
+        return dict(
+            zip(
+                [h.name for h in hosts],
+                pool.map(one, zip(hosts, rendered, strict=True)),
+                strict=True,
+            )
+        )

@@ -8,7 +8,7 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.options import load_plan, rollout_flags, rollout_options
-from fleet.cli.wiring import audit_approval, execute, finish
+from fleet.cli.wiring import audit_approval, execute, finish, live_output
 from fleet.errors import UsageError
 
 
@@ -34,6 +34,12 @@ from fleet.errors import UsageError
 @click.option(
     "--window-hosts", is_flag=True, help="Also start no new host (not only batch) outside."
 )
+@click.option(
+    "--show-output",
+    is_flag=True,
+    help="Print every step's output as it ends, a line at a time prefixed by the host "
+    "(it is kept either way: `fleet status RUN HOST`).",
+)
 @pass_app
 def rollout_cmd(
     app: App,
@@ -47,6 +53,7 @@ def rollout_cmd(
     windows: tuple[str, ...],
     windows_file: str | None,
     window_hosts: bool,
+    show_output: bool,
     **kw: Any,
 ) -> None:
     """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
@@ -88,6 +95,7 @@ def rollout_cmd(
             hosts,
             options,
             output,
+            live_output(output, run, show_output),
             wait_for_leases=wait_for_leases,
             configure=in_windows,
         )
@@ -97,8 +105,9 @@ def rollout_cmd(
 @click.command("resume")
 @click.argument("run_id", metavar="RUN")
 @click.option("--output", "-o", type=click.Choice(["plain", "json"]), default="plain")
+@click.option("--show-output", is_flag=True, help="Print every step's output as it ends.")
 @pass_app
-def resume_cmd(app: App, run_id: str, output: str) -> None:
+def resume_cmd(app: App, run_id: str, output: str, show_output: bool) -> None:
     """Continue a halted, failed or crashed run: finished steps are skipped, an interrupted
     step is re-checked before anything is re-applied, hosts never reached are run.
 
@@ -132,7 +141,17 @@ def resume_cmd(app: App, run_id: str, output: str) -> None:
     store.set_run_state(run.id, "running", None)
     store.audit("run.resume", run_id=run.id, detail={"was": run.state, "plan_hash": plan.hash})
     finish(
-        execute(app, run, plan, hosts_of(run), options, output, resuming=True, configure=in_windows)
+        execute(
+            app,
+            run,
+            plan,
+            hosts_of(run),
+            options,
+            output,
+            live_output(output, run, show_output),
+            resuming=True,
+            configure=in_windows,
+        )
     )
 
 

@@ -54,6 +54,12 @@ def sandbox_group() -> None:
     "--port", type=Count(1, 65535), default=2222, show_default=True, help="SSH port of every host"
 )
 @click.option(
+    "--jump-host",
+    is_flag=True,
+    help="Put the servers in a network namespace of their own, reachable only through a jump "
+    "host (a real sshd); the inventory names it as their bastion (needs root).",
+)
+@click.option(
     "--seed", type=int, help="Seed boot ids, task ids and chaos for a replayable sandbox."
 )
 @option(
@@ -76,6 +82,7 @@ def sandbox_up(
     servers: int,
     vms: int,
     port: int,
+    jump_host: bool,
     seed: int | None,
     reboot_seconds: float,
     timeout: float,
@@ -86,6 +93,7 @@ def sandbox_up(
     Example:
       fleet sandbox up --servers 50
       fleet sandbox up --servers 0 --vms 3
+      fleet sandbox up --servers 20 --jump-host
     """
     if servers == 0 and vms == 0:
         raise FleetError("a sandbox needs at least one server", hint="--servers or --vms")
@@ -111,6 +119,7 @@ def sandbox_up(
         str(reboot_seconds),
         "--vms",
         str(vms),
+        *(["--jump-host"] if jump_host else []),
     ]
     if seed is not None:
         cmd += ["--seed", str(seed)]

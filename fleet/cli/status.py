@@ -14,16 +14,22 @@ from fleet.clock import utc_iso
 
 @click.command("status")
 @click.argument("run_id", required=False, metavar="[RUN]")
+@click.argument("host", required=False, metavar="[HOST]")
 @click.option("--json", "as_json", is_flag=True)
 @option("--limit", "count", type=Count(1), default=20, show_default=True, help="Runs listed")
 @pass_app
-def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
-    """Runs and their state; with RUN, where every host stands.
+def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, count: int) -> None:
+    """Runs and their state; with RUN, where every host stands; with RUN HOST, every step
+    of that host with what it printed (the tail of each stream, control characters escaped).
 
     \b
     Example:
       fleet status r20261125-101500-ab12 --json
+      fleet status r20261125-101500-ab12 web-07
     """
+    if run_id is not None and host is not None:
+        _host_status(app, run_id, host, as_json)
+        return
     from fleet.status import run_status
 
     if run_id is None:
@@ -74,3 +80,27 @@ def status_cmd(app: App, run_id: str | None, as_json: bool, count: int) -> None:
         [[h["host"], h["state"], h["where"] or "", h["message"] or ""] for h in status["hosts"]],
         ["HOST", "STATE", "STAGE/STEP", "LAST MESSAGE"],
     )
+
+
+def _host_status(app: App, run_id: str, host: str, as_json: bool) -> None:
+    from fleet.report import escape_control
+    from fleet.status import host_steps
+
+    steps = host_steps(app.store, run_id, host)
+    if as_json:
+        click.echo(json.dumps(steps, indent=2))
+        return
+    click.echo(f"run {run_id}, host {host}: {steps['state']}")
+    for step in steps["steps"]:
+        took = f" in {step['duration']:.2f} s" if "duration" in step else ""
+        code = f" (exit {step['exit_code']})" if "exit_code" in step else ""
+        click.echo(f"\n{step['step']}: {step['outcome']}{code}{took}")
+        output = step.get("output", {})
+        for stream in ("stdout", "stderr"):
+            for line in output.get(stream, "").splitlines():
+                mark = "  | " if stream == "stdout" else "  ! "
+                click.echo(mark + escape_control(line))
+        if output.get("truncated"):
+            click.echo("  (output truncated: the tail is kept)")
+        if step.get("excerpt") and not output:
+            click.echo("  " + escape_control(step["excerpt"]))

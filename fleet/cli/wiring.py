@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from fleet.plan import Plan
     from fleet.stages.context import ExecSettings
     from fleet.store.base import RunRecord
+    from fleet.transport.ssh import SshConnector
 
 
 def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
@@ -44,20 +45,31 @@ def exec_settings(app: App, wait_for_leases: float = 0.0) -> ExecSettings:
     )
 
 
-def services(app: App) -> Services:
-    from fleet.engine.leases import LeaseKeeper
-    from fleet.engine.pipeline import Services
+def connector(app: App) -> SshConnector:
+    """The SSH connector of this process, from the settings (closed with the app)."""
     from fleet.transport.ssh import SshConnector
 
     s = app.settings
-    connector = SshConnector(
+    made = SshConnector(
         host_keys=app.store,
+        default_key_file=s.get("ssh.key_file"),
+        key_passphrase=s.get("ssh.key_passphrase"),
+        agent=s.get("ssh.agent"),
+        ssh_config=s.get("ssh.config_file"),
         connect_timeout=s.get("ssh.connect_timeout"),
         trust_on_first_use=s.get("ssh.trust_on_first_use"),
     )
-    keeper = LeaseKeeper(app.store, s.get("rollout.lease_ttl"))
+    app._closers.append(made.close)
+    return made
+
+
+def services(app: App) -> Services:
+    from fleet.engine.leases import LeaseKeeper
+    from fleet.engine.pipeline import Services
+
+    keeper = LeaseKeeper(app.store, app.settings.get("rollout.lease_ttl"))
     app._closers.append(keeper.close)
-    return Services(app.store, connector, provider_factory=app.provider, leases=keeper)
+    return Services(app.store, connector(app), provider_factory=app.provider, leases=keeper)
 
 
 def observers(output: str, run: RunRecord | None = None) -> list[Observer]:
@@ -72,6 +84,17 @@ def observers(output: str, run: RunRecord | None = None) -> list[Observer]:
 
         return [LiveView(run)]
     return [PlainPrinter()]
+
+
+def live_output(output: str, run: RunRecord, show: bool) -> list[Observer] | None:
+    """The observers of a run whose steps' output is printed as they end (``--show-output``):
+    plain lines (or JSON events) and the output, prefixed by host; None: the usual ones."""
+    if not show:
+        return None
+    from fleet.report import JsonPrinter, OutputPrinter, PlainPrinter
+
+    printer: Observer = JsonPrinter() if output == "json" else PlainPrinter()
+    return [printer, OutputPrinter(sys.stderr if output == "json" else None)]
 
 
 @contextmanager

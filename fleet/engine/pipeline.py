@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleet.engine.journal import Journal
@@ -267,7 +267,7 @@ class Pipeline:
     @property
     def endpoint(self) -> Endpoint:
         h = self.host
-        return Endpoint(h.name, h.address, h.port, h.user, h.key_file or self.job.settings.key_file)
+        return replace(h.endpoint, key_file=h.key_file or self.job.settings.key_file)
 
     def session(self) -> Transport:
         if self.transport is None:
@@ -276,8 +276,17 @@ class Pipeline:
             self.svc.stop.track(self.transport)
         return self.transport
 
-    def run_command(self, command: str, timeout: float) -> CommandResult:
-        return self.session().run(command, timeout=timeout)
+    def run_command(self, command: str, timeout: float, *, sudo: bool = False) -> CommandResult:
+        if self.host.command_timeout is not None:  # the host's own bound on every command
+            timeout = min(timeout, self.host.command_timeout)
+        session = self.session()
+        if not sudo:
+            return session.run(command, timeout=timeout)
+        run_sudo = getattr(session, "sudo", None)
+        if run_sudo is None:
+            raise PayloadError(f"{self.host.name}: this session cannot run commands through sudo")
+        result: CommandResult = run_sudo(command, timeout=timeout)
+        return result
 
     def adopt(self, transport: Transport) -> None:
         """Use ``transport`` (opened by a provider stage) for the next steps."""

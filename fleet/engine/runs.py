@@ -85,7 +85,8 @@ def plan_for_resume(run: RunRecord) -> Plan:
     stored = run.options.get("plan")
     if not isinstance(stored, dict):
         raise FleetError(f"run {run.id} has no stored plan and {source} is gone")
-    return parse_plan({k: v for k, v in stored.items() if k != "source"}, source)
+    # ``code`` (digests of the files the plan uses) is recomputed by parse_plan, never read
+    return parse_plan({k: v for k, v in stored.items() if k not in ("source", "code")}, source)
 
 
 def hosts_of(run: RunRecord) -> list[Host]:

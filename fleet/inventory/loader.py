@@ -119,6 +119,10 @@ def _build_host(
         labels=labels,
         vars=copy.deepcopy(user_vars),
         source=draft.site.where,
+        bastion=settings.get("bastion"),
+        connect_timeout=settings.get("connect_timeout"),
+        command_timeout=settings.get("command_timeout"),
+        sudo_password=settings.get("sudo_password"),
     )
 
 

@@ -19,23 +19,29 @@ from fleet.inventory.checks import (
     _plain,
     _Site,
 )
+from fleet.inventory.connection import CONNECTION_CHECKS
 from fleet.inventory.select import _suggest
 
 #: fleet's own host keys (``vars`` apart).
-FIELD_KEYS = ("address", "port", "user", "ssh_key", "ovh_service", "datacenter", "rack", "labels")
+FIELD_KEYS = (
+    "address", "port", "user", "ssh_key", "ovh_service", "datacenter", "rack", "labels",
+    "bastion", "connect_timeout", "command_timeout", "sudo_password",
+)  # fmt: skip
 #: Ansible spellings fleet accepts for its keys.
 ALIASES = {
     "ansible_host": "address",
     "ansible_port": "port",
     "ansible_user": "user",
     "ansible_ssh_private_key_file": "ssh_key",
+    "ansible_ssh_common_args": "bastion",  # its -o ProxyJump=..., see fleet.inventory.connection
+    "ansible_timeout": "connect_timeout",
+    "ansible_become_password": "sudo_password",  # a lookup of env or file only
 }
 #: Ansible connection keys accepted and ignored: fleet always verifies host keys, runs commands
 #: through the login shell of ``user`` over SSH, and needs no Python on the host.
 IGNORED_ANSIBLE_KEYS = frozenset(
     {
         "ansible_host_key_checking",
-        "ansible_ssh_common_args",
         "ansible_python_interpreter",
         "ansible_connection",
         "ansible_become",
@@ -243,6 +249,10 @@ class _FileParser:
             checked = _check_key_file(value, site, self.base)
         elif canon in ("datacenter", "rack"):
             checked = _check_text(value, site, numbers=True)
+        elif canon in CONNECTION_CHECKS:
+            checked = CONNECTION_CHECKS[canon](value, site)
+            if checked is None:  # ssh options without a ProxyJump: nothing for fleet
+                return
         else:  # address, user, ovh_service reach SSH and API command lines
             checked = _check_token(value, site)
         _put(layer.fields, canon, checked, site, owner)

@@ -11,7 +11,7 @@ from typing import Any
 
 from fleet.errors import InventoryError, UsageError
 from fleet.inventory.select import _suggest, select_hosts
-from fleet.transport.base import Endpoint
+from fleet.transport.base import Endpoint, parse_jump
 
 #: Columns of :meth:`Inventory.table_rows`, in display order.
 TABLE_COLUMNS = (
@@ -59,10 +59,30 @@ class Host:
     vars: dict[str, Any] = field(default_factory=dict)
     disks: DiskSummary | None = None
     source: str | None = None  # file (and line) or "ovh"
+    bastion: str | None = None  # OpenSSH ProxyJump value: [user@]host[:port][,...]
+    connect_timeout: float | None = None  # seconds; None: the ssh.connect_timeout setting
+    command_timeout: float | None = None  # seconds a step's command may run, unless it says
+    sudo_password: str | None = None  # where the sudo password is read: env:NAME / file:PATH
 
     @property
     def endpoint(self) -> Endpoint:
-        return Endpoint(self.name, self.address, self.port, self.user, self.key_file)
+        """Where and how to connect, the bastion chain included (its hops log in as this
+        host's user with its key unless the ProxyJump value names another user)."""
+        gateway = (
+            parse_jump(self.bastion, user=self.user, key_file=self.key_file)
+            if (self.bastion)
+            else None
+        )
+        return Endpoint(
+            self.name,
+            self.address,
+            self.port,
+            self.user,
+            self.key_file,
+            gateway=gateway,
+            connect_timeout=self.connect_timeout,
+            sudo_password=self.sudo_password,
+        )
 
     @property
     def hybrid(self) -> bool:

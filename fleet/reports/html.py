@@ -42,6 +42,7 @@ def render(run: RunRecord, events: list[Event]) -> str:
         _timeline(doc),
         _failures(doc),
         _hosts(doc),
+        _outputs(doc),
         _gates(doc),
     ]
     title = esc(f"fleet run {doc['run']['id']} ({doc['run']['plan']})")
@@ -288,6 +289,36 @@ def _hosts(doc: dict[str, Any]) -> str:
     )
 
 
+def _outputs(doc: dict[str, Any]) -> str:
+    """What each host's steps printed (the journal's kept tail), one foldable block per host."""
+    blocks = []
+    for h in sorted(doc["hosts"], key=lambda h: h["name"]):
+        steps = [s for s in h["steps"] if s.get("output")]
+        if not steps:
+            continue
+        items = "".join(
+            f"<h4>{esc(s['stage'])}/{esc(s['step'])}: {esc(s['outcome'] or '')}</h4>"
+            f"<pre>{esc(_output_text(s['output']))}</pre>"
+            for s in steps
+        )
+        blocks.append(
+            f'<details class="output" data-host="{esc(h["name"])}"><summary>{esc(h["name"])} '
+            f"({len(steps)} steps with output)</summary>{items}</details>"
+        )
+    if not blocks:
+        return ""
+    return f'<section id="output"><h2>Step output</h2>{"".join(blocks)}</section>'
+
+
+def _output_text(output: dict[str, Any]) -> str:
+    text = str(output.get("stdout", ""))
+    if output.get("stderr"):
+        text += "".join(f"stderr: {line}\n" for line in str(output["stderr"]).splitlines())
+    if output.get("truncated"):
+        text = "(the start was cut: the tail is kept)\n" + text
+    return text
+
+
 def _gates(doc: dict[str, Any]) -> str:
     if not doc["gates"]:
         return ""
@@ -311,7 +342,7 @@ table.hosts{border-collapse:collapse}table.hosts td,table.hosts th{padding:2px 8
 border-bottom:1px solid #eee;text-align:left;vertical-align:top}
 tr.failed td{background:#fdecea}tr.dim,g.dim{opacity:.15}tr.hidden{display:none}
 .halt{background:#fdecea;border-left:4px solid #d32f2f;padding:.2em 1em}
-.failure pre,td pre{background:#f6f6f6;padding:.5em;overflow:auto;max-height:20em;margin:0}
+.output pre,.failure pre,td pre{background:#f6f6f6;padding:.5em;overflow:auto;max-height:20em;margin:0}
 .scroll{overflow-x:auto}
 svg.timeline text{font:11px system-ui,sans-serif}
 .hostlabel{text-anchor:end;fill:#333}.row.failed .hostlabel{fill:#d32f2f;font-weight:700}

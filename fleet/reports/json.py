@@ -113,6 +113,7 @@ def _span(s: Span) -> dict[str, Any]:
         "outcome": s.outcome,
         "exit_code": s.exit_code,
         "excerpt": s.excerpt,
+        **({"output": s.output} if s.output else {}),
     }
 
 

@@ -49,6 +49,7 @@ class Span:
     batch: int | None = None
     exit_code: int | None = None
     excerpt: str | None = None
+    output: dict[str, Any] | None = None  # the kept tail of stdout/stderr (fleet.stages.output)
 
     @property
     def key(self) -> str:
@@ -271,6 +272,8 @@ class RunProgress:
             t.spans.append(span)
         span.end, span.outcome = e.at, e.outcome
         span.exit_code, span.excerpt = e.exit_code, e.excerpt
+        output = e.data.get("output")
+        span.output = output if isinstance(output, dict) else None
         t.wait = None
         if e.outcome == "failed":
             t.message, t.where = e.excerpt or t.message, span.key

@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", type=int, default=10)
     parser.add_argument("--vms", type=int, default=0, help="QEMU VM servers (vm-01...)")
     parser.add_argument("--port", type=int, default=2222)
+    parser.add_argument(
+        "--jump-host", action="store_true", help="servers reachable only through a jump host"
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument(
         "--reboot-seconds",
@@ -51,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         timings=timings,
         vms=args.vms,
+        jump_host=args.jump_host,
     )
     try:
         sandbox.start()

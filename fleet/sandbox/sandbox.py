@@ -95,6 +95,7 @@ class Sandbox:
         timings: TaskTimings | None = None,
         runtime_root: Path | None = None,
         vms: int = 0,
+        jump_host: bool = False,
     ) -> None:
         if not 0 <= vms <= 8:
             raise ValueError("a sandbox has 0 to 8 VM servers")
@@ -107,6 +108,8 @@ class Sandbox:
         self.seed = seed
         self.timings = timings
         self.runtime_root = runtime_root
+        self.jump_host = jump_host  # the servers are reachable only through a jump host
+        self.jump_address: str | None = None
         self.id = secrets.token_hex(4)
         self.credentials = Credentials.generate()
         self.control_token = secrets.token_hex(16)
@@ -124,7 +127,8 @@ class Sandbox:
         key.write_text(private)
         key.chmod(0o600)
         (self.dir / "id_ed25519.pub").write_text(public + "\n")
-        addresses = allocate_addresses(self.count + self.vm_count, self.port)
+        addresses = allocate_addresses(self.count + self.vm_count + 1, self.port)
+        self.jump_address = addresses.pop() if self.jump_host else None
         self.servers = plan_servers(self.count, addresses)
         self.servers += plan_vms(self.vm_count, addresses[self.count :])
         try:
@@ -150,6 +154,7 @@ class Sandbox:
             runtime_root=self.runtime_root,
             operator_public_key=public_key,
             sandbox_id=self.id,
+            jump=HostSpec("jump", self.jump_address, self.port) if self.jump_address else None,
         )
         self.hosts.start()
 
@@ -287,6 +292,15 @@ class Sandbox:
         vms = [s for s in self.servers if s.vm]
         if vms:
             lines += ["    vms:", "      hosts:"] + [f"        {s.name}: {{}}" for s in vms]
+        if self.jump_address:  # the sshd servers, reachable only through the jump host
+            bastion = f"{user}@{self.jump_address}:{self.port}"
+            lines += [
+                "    behind_jump:",
+                "      vars:",
+                f"        bastion: {bastion}",
+                "      hosts:",
+            ]
+            lines += [f"        {s.name}: {{}}" for s in self.servers if not s.vm]
         return "\n".join(lines) + "\n"
 
     def describe(self) -> dict[str, Any]:
@@ -295,6 +309,7 @@ class Sandbox:
             "pid": os.getpid(),
             "api": self.url,
             "port": self.port,
+            "jump": f"{self.jump_address}:{self.port}" if self.jump_address else None,
             "servers": [s.__dict__ for s in self.servers],
             "host_pids": {
                 **(self.hosts.pids() if self.hosts else {}),

@@ -1,11 +1,12 @@
-"""``python`` stages: a built-in plan's function run on the controller, with the host at hand.
+"""``python`` stages: a built-in plan's function run on the controller, with the host at hand
+(users' own functions, called with the host's Fabric connection, are :mod:`.usercall`'s).
 
 Such a function reads the host through commands (``ctx.run``), parses their output in Python
 (JSON, never scraped columns), and returns facts: a JSON-safe mapping that later stages use as
 ``{{ facts.NAME }}`` and ``when: {facts.NAME: value}``. A guard that refuses the host raises
 :class:`fleet.errors.PayloadError`: the host fails and counts against the failure budget.
 
-Only functions under ``fleet.plans.`` can be called, so a YAML plan cannot run arbitrary code.
+Built-in functions live under ``fleet.plans.``; any other ``call`` is a user's function.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from fleet.errors import PayloadError, PlanError
 from fleet.inventory import Host
 from fleet.plan import PYTHON_CALL_PREFIX
+from fleet.stages import usercall
 from fleet.stages.context import Context, Outcome
 from fleet.transport.base import CommandResult
 
@@ -93,7 +95,9 @@ def call_stage(ctx: Context, stage: RenderedStage) -> dict[str, Any]:
 
 def run(ctx: Context, stage: RenderedStage) -> Outcome:
     """Call a built-in plan's function; journal the facts it returns so that a resume
-    restores them."""
+    restores them. A user's function goes to :func:`fleet.stages.usercall.run`."""
+    if stage.call is not None and not stage.call.startswith(PYTHON_CALL_PREFIX):
+        return usercall.run(ctx, stage)
     ctx.emit("step.start", stage=stage.name, step="python")
     try:
         facts = call_stage(ctx, stage)

@@ -31,6 +31,7 @@ from fleet.transport.ssh import (
     SshTransport,
     fingerprint,
 )
+from tests.hostkeys import MemoryHostKeys
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -41,19 +42,6 @@ HOSTS = 26  # one fresh host per test: tests reboot, reinstall and power hosts o
 CAP = 1 << 20
 DISK = KeyExpectation()
 RESCUE_NEW = KeyExpectation(role="rescue", accept_new=True)
-
-
-class MemoryHostKeys:
-    """HostKeys kept in a dict."""
-
-    def __init__(self) -> None:
-        self.keys: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def pinned_key(self, host: str, role: str) -> tuple[str, str] | None:
-        return self.keys.get((host, role))
-
-    def pin_key(self, host: str, role: str, key_type: str, blob: str) -> None:
-        self.keys[host, role] = (key_type, blob)
 
 
 class CountingClock:
@@ -234,6 +222,19 @@ def test_one_connection_serves_every_command(transport: SshTransport, endpoint: 
     # $SSH_CONNECTION holds the client's source port: one TCP connection, one port.
     seen = {transport.run("echo $SSH_CONNECTION").stdout for _ in range(6)}
     assert len(seen) == 1
+    assert established_to(endpoint) == 1
+
+
+def test_the_connection_is_fabrics_and_shared_with_the_fast_path(
+    transport: SshTransport, endpoint: Endpoint
+) -> None:
+    import fabric
+
+    fast = transport.run("echo $SSH_CONNECTION").stdout
+    connection = transport.connection
+    assert isinstance(connection, fabric.Connection)
+    via_fabric = connection.run("echo $SSH_CONNECTION", hide=True, in_stream=False)
+    assert via_fabric.stdout == fast  # same TCP connection: same client port
     assert established_to(endpoint) == 1
 
 

@@ -77,7 +77,13 @@ def _yaml_blocks() -> list[Block]:
 
 @pytest.mark.parametrize("block", _yaml_blocks(), ids=_ids)
 def test_yaml_samples_load(block: Block, tmp_path: Path) -> None:
-    path = tmp_path / (Path(block.file).name if block.file else "sample.yaml")
+    # the page's other files (a plan's templates, its tasks.py) sit where the page puts them
+    for sibling in BLOCKS:
+        if sibling.page == block.page and sibling.file and sibling is not block:
+            (tmp_path / sibling.file).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / sibling.file).write_text(sibling.body)
+    path = tmp_path / (block.file or "sample.yaml")
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(block.body)
     data = yaml.safe_load(block.body)
     assert isinstance(data, dict), f"{block.where}: a YAML sample is a mapping"

@@ -11,8 +11,11 @@ import paramiko
 import pytest
 
 from fleet.errors import UsageError
-from fleet.sandbox import hosts
+from fleet.sandbox.account import rmtree
 from fleet.sandbox.hosts import HostSpec, generate_ed25519
+from fleet.sandbox.netinfo import proc_endpoint
+from fleet.sandbox.runtime import validate_specs
+from fleet.sandbox.sshd_files import force_command, hostname_script
 
 
 def test_generated_key_loads_in_paramiko_and_matches_its_public_line() -> None:
@@ -25,8 +28,8 @@ def test_generated_key_loads_in_paramiko_and_matches_its_public_line() -> None:
 
 @pytest.mark.skipif(sys.byteorder != "little", reason="/proc/net/tcp spelling is native-endian")
 def test_proc_endpoint_spells_addresses_as_proc_net_tcp() -> None:
-    assert hosts._proc_endpoint("127.150.0.1", 2222) == "0100967F:08AE"
-    assert hosts._proc_endpoint("127.0.0.1", 22) == "0100007F:0016"
+    assert proc_endpoint("127.150.0.1", 2222) == "0100967F:08AE"
+    assert proc_endpoint("127.0.0.1", 22) == "0100007F:0016"
 
 
 @pytest.mark.parametrize(
@@ -44,18 +47,18 @@ def test_proc_endpoint_spells_addresses_as_proc_net_tcp() -> None:
 )
 def test_bad_specs_are_refused(specs: list[HostSpec]) -> None:
     with pytest.raises(UsageError):
-        hosts._validate_specs(specs)
+        validate_specs(specs)
 
 
 def test_good_specs_pass() -> None:
-    hosts._validate_specs(
+    validate_specs(
         [HostSpec("ns1.ip-1-2-3.eu", "127.100.0.1"), HostSpec("ns2", "127.100.0.1", port=2223)]
     )
 
 
 def test_hostname_script_prints_identity(tmp_path: Path) -> None:
     script = tmp_path / "hostname"
-    script.write_text(hosts._hostname_script("ns1.ip-1-2-3.eu"))
+    script.write_text(hostname_script("ns1.ip-1-2-3.eu"))
     run = [["sh", str(script)], ["sh", str(script), "-f"], ["sh", str(script), "-s"]]
     outputs = [
         subprocess.run(cmd, capture_output=True, text=True, check=True).stdout for cmd in run
@@ -64,15 +67,15 @@ def test_hostname_script_prints_identity(tmp_path: Path) -> None:
 
 
 def test_force_command_runs_bash_whatever_the_login_shell() -> None:
-    inline = hosts._force_command("/bin/bash")
+    inline = force_command("/bin/bash")
     assert inline.startswith('cd "$HOME"') and "SSH_ORIGINAL_COMMAND" in inline
-    assert hosts._force_command("/usr/bin/fish") == f"exec /bin/bash -c '{inline}'"
+    assert force_command("/usr/bin/fish") == f"exec /bin/bash -c '{inline}'"
 
 
 def test_force_command_runs_the_original_command_in_home(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path), "SSH_ORIGINAL_COMMAND": "pwd; exit 3", "PATH": "/usr/bin:/bin"}
     for shell in ("/bin/bash", "/bin/sh"):
-        command = hosts._force_command(shell)
+        command = force_command(shell)
         done = subprocess.run([shell, "-c", command], env=env, capture_output=True, text=True)
         assert (done.returncode, done.stdout) == (3, f"{tmp_path}\n")
 
@@ -86,6 +89,6 @@ def test_rmtree_removes_closed_directories_and_keeps_symlink_targets(tmp_path: P
     (home / "closed" / "file").write_text("x")
     (home / "link").symlink_to(outside)
     (home / "closed").chmod(0)
-    hosts._rmtree(home)
+    rmtree(home)
     assert not home.exists()
     assert (outside / "precious").read_text() == "keep"

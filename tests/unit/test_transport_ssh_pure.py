@@ -13,16 +13,11 @@ import pytest
 
 from fleet.errors import ConfigError, HostKeyMismatch, Unreachable
 from fleet.transport.base import Endpoint, KeyExpectation
-from fleet.transport.ssh import (
-    ConnectRetry,
-    SshConnector,
-    _host_key_algorithms,
-    _is_transient,
-    _OutputTail,
-    check_host_key,
-    fingerprint,
-    load_key,
-)
+from fleet.transport.connect import ConnectRetry, is_transient
+from fleet.transport.hostkeys import check_host_key, fingerprint, host_key_algorithms
+from fleet.transport.keys import load_key
+from fleet.transport.runner import OutputTail
+from fleet.transport.ssh import SshConnector
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -120,14 +115,14 @@ def test_accept_new_takes_any_key_and_pins_it(keys: list[tuple[str, str]]) -> No
 
 def test_pinned_key_type_is_offered_first() -> None:
     offered = ["ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256"]
-    assert _host_key_algorithms(offered, "ssh-rsa") == [
+    assert host_key_algorithms(offered, "ssh-rsa") == [
         "rsa-sha2-512",
         "rsa-sha2-256",
         "ssh-ed25519",
         "ecdsa-sha2-nistp256",
     ]
-    assert _host_key_algorithms(offered, "ecdsa-sha2-nistp256")[0] == "ecdsa-sha2-nistp256"
-    assert _host_key_algorithms(offered, "ssh-ed25519") == offered
+    assert host_key_algorithms(offered, "ecdsa-sha2-nistp256")[0] == "ecdsa-sha2-nistp256"
+    assert host_key_algorithms(offered, "ssh-ed25519") == offered
 
 
 # -- retries ---------------------------------------------------------------------------
@@ -148,14 +143,14 @@ def test_pinned_key_type_is_offered_first() -> None:
     ],
 )
 def test_only_transient_connect_failures_are_retried(exc: BaseException, transient: bool) -> None:
-    assert _is_transient(exc) is transient
+    assert is_transient(exc) is transient
 
 
 # -- output capping --------------------------------------------------------------------
 
 
 def test_output_tail_keeps_the_last_bytes() -> None:
-    tail = _OutputTail(10)
+    tail = OutputTail(10)
     for n in range(100):
         tail.add(f"{n:03d}".encode())
     assert tail.truncated
@@ -163,14 +158,14 @@ def test_output_tail_keeps_the_last_bytes() -> None:
 
 
 def test_output_tail_under_the_cap_is_whole_and_decodes_utf8() -> None:
-    tail = _OutputTail(10)
+    tail = OutputTail(10)
     tail.add("é".encode())
     tail.add(b"ok")
     assert (tail.text(), tail.truncated) == ("éok", False)
 
 
 def test_output_tail_cut_inside_a_character_decodes_with_a_replacement() -> None:
-    tail = _OutputTail(4)
+    tail = OutputTail(4)
     tail.add("aé€".encode())  # 1 + 2 + 3 bytes: keeping 4 cuts "é" in half
     assert tail.text() == "\ufffd€"
 
