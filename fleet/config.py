@@ -117,6 +117,12 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0,
     ),
     Setting(
+        "ovh.cache_max_age",
+        float,
+        86400.0,
+        "seconds OVH's server and hardware data is reused for hw: selectors (0: always fetch)",
+    ),
+    Setting(
         "ssh.key_file", str, None, "private key for SSH logins (unless the inventory sets one)"
     ),
     Setting(

@@ -15,6 +15,7 @@ from fleet.errors import UsageError
 
 if TYPE_CHECKING:
     from fleet.inventory import Host, Inventory
+    from fleet.inventory.ovhcache import OvhCache
     from fleet.provider.base import Provider
     from fleet.store.base import Actor, Store
 
@@ -70,15 +71,42 @@ class App:
         return load_inventory(paths)
 
     def hosts(self, limit: str | None, flag: str = "--limit") -> list[Host]:
-        """The hosts a command works on: never none (an empty inventory or a limit that
-        selects nothing is a usage error, before any run exists or any host is contacted)."""
+        """The hosts a command that connects works on: never none (an empty inventory or a
+        limit that selects nothing is a usage error, before any run exists or any host is
+        contacted), selected with OVH's data when the limit asks for hardware, each one fleet
+        can connect to as the inventory says."""
+        from fleet.inventory import needs_ovh
+
         inventory = self.inventory()
         if not inventory.hosts:
             raise UsageError(
                 f"the inventory ({self.settings.get('inventory')}) has no host",
                 hint="add hosts to it, pass -i FILE, or run `fleet sandbox up`",
             )
-        return inventory.select(limit, flag)
+        if needs_ovh(inventory, limit, flag):
+            inventory = self.with_ovh(inventory)
+        hosts = inventory.select(limit, flag)
+        inventory.check_connectable(hosts)
+        return hosts
+
+    def with_ovh(self, inventory: Inventory, *, refresh: bool = False) -> Inventory:
+        """The inventory enriched from the OVH API through the on-disk cache; says on stderr
+        how old the data is."""
+        from fleet.inventory import enrich
+
+        cache = self.ovh_cache(refresh=refresh)
+        try:
+            return enrich(inventory, cache)
+        finally:
+            cache.save()
+            click.echo(cache.describe(), err=True)
+
+    def ovh_cache(self, *, refresh: bool = False) -> OvhCache:
+        from fleet.inventory.ovhcache import OvhCache, cache_path
+
+        s = self.settings
+        path = cache_path(s.state_dir, s.get("ovh.endpoint"), s.get("ovh.endpoint_url"))
+        return OvhCache(path, self.provider, 0.0 if refresh else s.get("ovh.cache_max_age"))
 
     def provider(self) -> Provider:
         from fleet.provider.ovh import OvhProvider, RetryPolicy, build_client

@@ -27,7 +27,10 @@ def _service(app: App, host: str) -> str:
     if entry is None:
         return host
     if not entry.service_name:
-        raise UsageError(f"{host} has no `ovh_service` in the inventory")
+        raise UsageError(
+            f"{host} has no `ovh_service` in the inventory",
+            hint="give the host `fleet: {ovh_service: nsXXXX.ip-...}`",
+        )
     return entry.service_name
 
 

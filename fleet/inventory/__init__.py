@@ -1,60 +1,41 @@
-"""Hosts, groups and labels: the YAML loader, OVH enrichment and hybrid classification.
+"""Ansible inventories as written (YAML, INI, ``group_vars/``, ``host_vars/``), OVH enrichment,
+hybrid classification and the ``--limit`` language.
 
-Inventory files have the shape Ansible users already write (see ``inventories/README.md``)::
+fleet reads an inventory as ``ansible-inventory --list`` does: the same hosts, groups and
+variables. Its own settings live under the variable ``fleet`` (``ovh_service``, ``datacenter``,
+``rack``, ``labels``) so that they never collide with yours; where to connect comes from
+Ansible's connection variables (``ansible_host``, ``ansible_ssh_port``...). For example::
 
     all:
-      vars:                       # defaults for every host; other keys are user variables
-        user: root
-        labels: {env: prod}
+      vars:
+        ansible_user: root
+        fleet: {labels: {env: prod}}
       children:
-        web:
-          vars: {datacenter: gra3}
+        storage:
+          vars: {fleet: {datacenter: gra3}}
           hosts:
-            web-1: {address: 203.0.113.10, rack: G102, vars: {role: front}}
+            stor-[1:2]:
+              fleet: {ovh_service: ns1001.ip-203-0-113.eu}
 
-Host entries accept only fleet's keys (``address``, ``port``, ``user``, ``ssh_key``,
-``ovh_service``, ``datacenter``, ``rack``, ``labels``, ``vars``), the Ansible spellings
-``ansible_host``, ``ansible_port``, ``ansible_user`` and ``ansible_ssh_private_key_file``, and
-the Ansible connection keys of :data:`IGNORED_ANSIBLE_KEYS`; any other key is an error, so that a
-typo never passes silently. In ``vars:`` sections fleet's keys set defaults and any other key is
-a user variable, as in Ansible.
-
-Precedence, weakest first: built-in defaults (port 22, user root), the vars of ``all``, the vars
-of every group the host belongs to, shallower groups first (ties in group-name order, as
-Ansible does), then the host entry itself. ``labels`` and user variables merge key by key; the
-other keys are replaced. One place (a group, or a host's entries) may not set a key to two
-different values.
-
-Selection (``--limit``) is a comma-separated list of terms:
-
-================  ==========================================================================
-``web-1``         a host
-``web``           a group (with its child groups' hosts); ``all`` is every host
-``web-*``         a glob over host names (``*``, ``?``, ``[...]``)
-``label:k=v``     hosts whose label ``k`` matches ``v`` (a glob); ``label:k`` has label ``k``
-``dc:gra3``       hosts in that datacenter (glob, case-insensitive)
-``rack:G102``     hosts in that rack (glob, case-insensitive)
-``hybrid``        hosts classified hybrid (NVMe/SSD system disks plus HDDs, from OVH data),
-                  and the members of a group named ``hybrid`` if the inventory has one
-``!term``         exclude the hosts of ``term``
-``&term``         keep only hosts that are also in ``term``
-================  ==========================================================================
-
-The result is the union of the plain terms (every host when there is none), intersected with
-each ``&`` term, minus each ``!`` term, in inventory order. A term that matches nothing is a
-:class:`~fleet.errors.UsageError`: a mistyped exclusion must never widen a rollout silently.
-No host may be called ``hybrid``, and no host or group name may start with ``label:``,
-``dc:`` or ``rack:``.
-
-The package: :mod:`~fleet.inventory.records` (Host, DiskSummary, Inventory),
-:mod:`~fleet.inventory.select` (the ``--limit`` language), :mod:`~fleet.inventory.yamlfile`,
-:mod:`~fleet.inventory.checks`, :mod:`~fleet.inventory.parser` and
-:mod:`~fleet.inventory.loader` (files to hosts), :mod:`~fleet.inventory.ovh` (classification
-and enrichment). Import from ``fleet.inventory``: the submodules are its implementation.
+``docs/concepts/inventory.md`` describes the whole format. The package: :mod:`.yamlread`
+(bounded YAML), :mod:`.yamlinv` and :mod:`.iniinv` (the two formats), :mod:`.hostpattern`
+(ranges), :mod:`.varsdirs`, :mod:`.sources`, :mod:`.model`, :mod:`.checks` and :mod:`.keys`
+(what fleet reads, near misses), :mod:`.resolve` (precedence), :mod:`.loader`,
+:mod:`.records` (Host, Inventory), :mod:`.select` and :mod:`.hwselect` (``--limit``),
+:mod:`.ovh`, :mod:`.ovhcache` and :mod:`.importer` (OVH data). Import from ``fleet.inventory``:
+the submodules are its implementation.
 """
 
 from __future__ import annotations
 
+from fleet.inventory.keys import (
+    CONNECTION_VARS,
+    FLEET_KEYS,
+    KNOWN_ANSIBLE_VARS,
+    PARAMIKO_VARS,
+    UNSUPPORTED_VARS,
+)
+from fleet.inventory.limits import DEFAULT_LIMITS, Limits
 from fleet.inventory.loader import DEFAULT_PORT, DEFAULT_USER, load_inventory
 from fleet.inventory.ovh import (
     FAST_DISK_TYPES,
@@ -64,12 +45,34 @@ from fleet.inventory.ovh import (
     enrich,
     from_provider,
 )
-from fleet.inventory.parser import ALIASES, FIELD_KEYS, GROUP_KEYS, IGNORED_ANSIBLE_KEYS
+from fleet.inventory.problems import InventoryProblems
 from fleet.inventory.records import TABLE_COLUMNS, DiskSummary, Host, Inventory
-from fleet.inventory.select import RESERVED_HOST_NAMES, RESERVED_PREFIXES
+from fleet.inventory.select import (
+    RESERVED_HOST_NAMES,
+    RESERVED_PREFIXES,
+    SELECTOR_PREFIXES,
+    needs_ovh,
+    select_hosts,
+    split_limit,
+)
+from fleet.inventory.yamlinv import SECTIONS
+
+#: Every Ansible spelling fleet reads, and the :class:`Host` field it sets.
+ALIASES = {
+    **{name: field for field, names in CONNECTION_VARS.items() for name in names},
+    **{name: field for field, name in PARAMIKO_VARS.items()},
+}
+#: fleet's own keys, under the ``fleet`` variable.
+FIELD_KEYS = FLEET_KEYS
+#: The keys of a YAML group.
+GROUP_KEYS = SECTIONS
+#: Ansible variables fleet knows and that change nothing for it (privilege escalation,
+#: interpreters, timeouts...): fleet verifies host keys and needs no Python on the hosts.
+IGNORED_ANSIBLE_KEYS = KNOWN_ANSIBLE_VARS - ALIASES.keys() - UNSUPPORTED_VARS.keys()
 
 __all__ = [
     "ALIASES",
+    "DEFAULT_LIMITS",
     "DEFAULT_PORT",
     "DEFAULT_USER",
     "FAST_DISK_TYPES",
@@ -79,13 +82,19 @@ __all__ = [
     "RESERVED_HOST_NAMES",
     "RESERVED_PREFIXES",
     "ROTATIONAL_DISK_TYPES",
+    "SELECTOR_PREFIXES",
     "TABLE_COLUMNS",
     "DiskSummary",
     "Host",
     "Inventory",
+    "InventoryProblems",
+    "Limits",
     "ServerSource",
     "classify_disks",
     "enrich",
     "from_provider",
     "load_inventory",
+    "needs_ovh",
+    "select_hosts",
+    "split_limit",
 ]

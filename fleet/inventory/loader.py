@@ -1,141 +1,60 @@
-"""Loading inventory files: file discovery, inheritance resolution and the host records."""
+"""Loading Ansible inventories: sources, vars directories, precedence, every problem at once."""
 
 from __future__ import annotations
 
-import copy
+import gc
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from fleet.errors import InventoryError
-from fleet.inventory.parser import _Drafts, _FileParser, _GroupDraft, _HostDraft
-from fleet.inventory.records import Host, Inventory
-from fleet.inventory.yamlfile import _read_yaml
+from fleet.inventory.limits import DEFAULT_LIMITS, Limits
+from fleet.inventory.model import Model
+from fleet.inventory.problems import Problems, Site
+from fleet.inventory.records import Inventory
+from fleet.inventory.resolve import DEFAULT_PORT, DEFAULT_USER, Resolver
+from fleet.inventory.sources import find_sources, read_source_file
+from fleet.inventory.varsdirs import load_vars_files
 
-DEFAULT_PORT = 22
-DEFAULT_USER = "root"
+__all__ = ["DEFAULT_PORT", "DEFAULT_USER", "load_inventory"]
 
 
-def load_inventory(paths: Sequence[Path | str]) -> Inventory:
-    """Load YAML inventory files and directories (their ``*.yaml``/``*.yml``, sorted).
+def load_inventory(paths: Sequence[Path | str], *, limits: Limits = DEFAULT_LIMITS) -> Inventory:
+    """Load Ansible inventory files and directories (YAML or INI, with ``group_vars/`` and
+    ``host_vars/``), as ``ansible-inventory -i PATH ...`` would.
+
+    Python's cyclic garbage collector is paused meanwhile: loading builds hundreds of thousands
+    of objects, none in a cycle, and the collector would walk them again and again (its cost
+    grows faster than the inventory). It is resumed at the end, whatever happens.
 
     Raises:
-        InventoryError: naming the file, line and key of the first problem found.
+        InventoryError: naming the file, line and key of the problem, or
+            :class:`~fleet.inventory.problems.InventoryProblems` listing every problem found.
     """
-    drafts = _Drafts()
-    for path in _inventory_files(paths):
-        _FileParser(path, drafts).parse(_read_yaml(path))
-    return _resolve(drafts, paths)
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(paths, limits)
+    finally:
+        if paused:
+            gc.enable()
 
 
-def _inventory_files(paths: Sequence[Path | str]) -> list[Path]:
-    if not paths:
-        raise InventoryError("no inventory file given", path="<inventory>")
-    files: dict[Path, None] = {}  # ordered set: the same file named twice is read once
-    for item in paths:
-        path = Path(item).expanduser()
-        if path.is_dir():
-            found = sorted(
-                p
-                for p in path.iterdir()
-                if p.suffix in (".yaml", ".yml") and p.is_file() and not p.name.startswith(".")
-            )
-            if not found:
-                raise InventoryError("no *.yaml or *.yml file in this directory", path=str(path))
-            files.update(dict.fromkeys(p.resolve() for p in found))
-        elif path.is_file():
-            files[path.resolve()] = None
-        else:
-            raise InventoryError("no such inventory file or directory", path=str(path))
-    return list(files)
-
-
-def _resolve(drafts: _Drafts, paths: Sequence[Path | str]) -> Inventory:
-    if not drafts.hosts:
+def _load(paths: Sequence[Path | str], limits: Limits) -> Inventory:
+    problems = Problems()
+    model = Model(limits, problems)
+    sources = find_sources(paths, problems)
+    seen: set[Path] = set()
+    for source in sources:
+        for path in source.files:
+            real = path.resolve()
+            if real not in seen:  # the same file named twice is read once
+                seen.add(real)
+                read_source_file(path, model)
+    files = load_vars_files(sources, model)
+    inventory = Inventory(())
+    if model.hosts:  # also after problems: resolving finds more (loops, conflicts)
+        inventory = Resolver(model, files, len(sources)).run()
+    elif not problems:
         where = ", ".join(str(p) for p in paths)
-        raise InventoryError("the inventory defines no host", path=where)
-    clash = sorted(drafts.groups.keys() & drafts.hosts.keys())
-    if clash:
-        raise drafts.hosts[clash[0]].site.error(f"{clash[0]!r} names both a host and a group")
-    lineage = _lineage(drafts.groups)
-    hosts = tuple(_build_host(name, d, drafts, lineage) for name, d in drafts.hosts.items())
-    _refuse_shared_services(hosts)
-    groups = {
-        group: tuple(h.name for h in hosts if group == "all" or group in h.groups)
-        for group in drafts.groups
-    }
-    return Inventory(hosts, groups)
-
-
-def _lineage(groups: dict[str, _GroupDraft]) -> dict[str, tuple[int, frozenset[str]]]:
-    """Per group: its depth (longest path from ``all``) and its ancestors."""
-    done: dict[str, tuple[int, frozenset[str]]] = {"all": (0, frozenset())}
-
-    def visit(name: str, trail: tuple[str, ...]) -> tuple[int, frozenset[str]]:
-        if name in done:
-            return done[name]
-        if name in trail:
-            cycle = " -> ".join((*trail[trail.index(name) :], name))
-            raise InventoryError(f"groups contain each other: {cycle}", path=groups[name].where)
-        parents = sorted(groups[name].parents)
-        above = [visit(parent, (*trail, name)) for parent in parents]
-        ancestors = frozenset(parents).union(*(a for _, a in above))
-        done[name] = (1 + max(d for d, _ in above), ancestors)
-        return done[name]
-
-    for name in groups:
-        visit(name, ())
-    return done
-
-
-def _build_host(
-    name: str, draft: _HostDraft, drafts: _Drafts, lineage: dict[str, tuple[int, frozenset[str]]]
-) -> Host:
-    member_of = {"all", *draft.groups}.union(*(lineage[g][1] for g in draft.groups))
-    order = sorted(member_of, key=lambda g: (lineage[g][0], g))
-    settings: dict[str, Any] = {"port": DEFAULT_PORT, "user": DEFAULT_USER}
-    labels: dict[str, str] = {}
-    user_vars: dict[str, Any] = {}
-    for layer in [*(drafts.groups[g].layer for g in order), draft.layer]:
-        settings.update((key, v.value) for key, v in layer.fields.items())
-        labels.update((key, v.value) for key, v in layer.labels.items())
-        user_vars.update((key, v.value) for key, v in layer.vars.items())
-    if not settings.get("address") and not settings.get("ovh_service"):
-        raise draft.site.error(
-            f"host {name!r} has no address",
-            hint="set address: (or ansible_host:) on the host or in a group's vars, "
-            "or ovh_service: to take it from the OVH API",
-        )
-    return Host(
-        name=name,
-        address=settings.get("address", ""),
-        port=settings["port"],
-        user=settings["user"],
-        key_file=settings.get("ssh_key"),
-        service_name=settings.get("ovh_service"),
-        datacenter=settings.get("datacenter"),
-        rack=settings.get("rack"),
-        groups=tuple(sorted(member_of - {"all"})),
-        labels=labels,
-        vars=copy.deepcopy(user_vars),
-        source=draft.site.where,
-        bastion=settings.get("bastion"),
-        connect_timeout=settings.get("connect_timeout"),
-        command_timeout=settings.get("command_timeout"),
-        sudo_password=settings.get("sudo_password"),
-    )
-
-
-def _refuse_shared_services(hosts: Sequence[Host]) -> None:
-    owners: dict[str, Host] = {}
-    for host in hosts:
-        if host.service_name is None:
-            continue
-        other = owners.setdefault(host.service_name, host)
-        if other is not host:
-            raise InventoryError(
-                f"hosts {other.name!r} ({other.source}) and {host.name!r} name the same "
-                f"ovh_service {host.service_name!r}",
-                path=host.source,
-                key="ovh_service",
-            )
+        problems.add(Site(where), "the inventory defines no host")
+    problems.raise_if_any()
+    return inventory

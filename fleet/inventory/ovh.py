@@ -64,6 +64,7 @@ def classify_disks(hardware: Hardware) -> DiskSummary:
         system_size_gb=system.size_gb if system else 0,
         hdd_total_gb=sum(g.count * g.size_gb for g in slow),
         description=" + ".join(_describe(g) for g in hardware.disk_groups),
+        kinds=tuple(k for k in ("NVME", "SSD", "HDD") if any(kind == k for _, kind in kinds)),
     )
 
 
@@ -78,11 +79,12 @@ def enrich(
     include_unlisted: bool = False,
     max_workers: int = 8,
 ) -> Inventory:
-    """Add what the OVH API knows to the hosts that name an ``ovh_service``.
+    """Add what the OVH API knows to the hosts that name a ``fleet.ovh_service``.
 
-    The YAML wins: datacenter, rack and address come from the API only where the inventory sets
-    none; ``disks`` always comes from the API. With ``include_unlisted``, the account's servers
-    that no host names are added as hosts named by their service name (root@ip:22).
+    The files win: datacenter and rack come from the API only where the inventory sets none;
+    ``disks`` and ``model`` always come from the API; the address is the inventory's (Ansible's
+    ``ansible_host``, or the host's name). With ``include_unlisted``, the account's servers that
+    no host names are added as hosts named by their service name (root@ip:22).
 
     Raises:
         InventoryError: a host names a service the account does not have, or an unlisted
@@ -120,9 +122,9 @@ def _refuse_name_clash(inventory: Inventory, unlisted: Sequence[str]) -> None:
         host = inventory.get(name)
         if host is not None:
             raise InventoryError(
-                f"host {name!r} has the name of an OVH server but no ovh_service",
+                f"host {name!r} has the name of an OVH server but no fleet.ovh_service",
                 path=host.source,
-                hint=f"add `ovh_service: {name}` to it",
+                hint=f"add `fleet: {{ovh_service: {name}}}` to it",
             )
 
 
@@ -154,7 +156,7 @@ def _result(future: Future[tuple[Server, Hardware]], host: Host | None) -> tuple
         if host is None:
             raise
         raise InventoryError(
-            f"ovh_service {host.service_name!r} of host {host.name!r} is not a server "
+            f"fleet.ovh_service {host.service_name!r} of host {host.name!r} is not a server "
             "of this OVH account",
             path=host.source,
             key="ovh_service",
@@ -175,6 +177,7 @@ def _merge(host: Host, server: Server, hardware: Hardware) -> Host:
         datacenter=host.datacenter or server.datacenter or None,
         rack=host.rack or server.rack or None,
         disks=classify_disks(hardware),
+        model=hardware.description or None,
     )
 
 
@@ -187,4 +190,5 @@ def _unlisted_host(name: str, server: Server, hardware: Hardware) -> Host:
         rack=server.rack or None,
         disks=classify_disks(hardware),
         source="ovh",
+        model=hardware.description or None,
     )

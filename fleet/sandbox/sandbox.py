@@ -260,35 +260,34 @@ class Sandbox:
         )
 
     def inventory_yaml(self) -> str:
+        """An Ansible inventory of the sandbox's servers, grouped by datacenter. Which are hybrid
+        is for OVH's data to say (``--limit hw:hybrid``), not for a hand-kept group."""
         user = self.hosts.login_user if self.hosts else "root"
         lines = [
             "# Written by `fleet sandbox up`: the sandbox's servers, by datacenter.",
             "all:",
             "  vars:",
-            f"    user: {user}",
-            f"    port: {self.port}",
-            "    labels: {env: sandbox}",
+            f"    ansible_user: {user}",
+            f"    ansible_port: {self.port}",
+            "    fleet: {labels: {env: sandbox}}",
             "  children:",
         ]
         for dc in DATACENTERS:
             members = [s for s in self.servers if s.datacenter == dc]
             if not members:
                 continue
-            lines += [f"    {dc}:", "      vars:", f"        datacenter: {dc}", "      hosts:"]
+            lines += [f"    {dc}:", "      vars:", f"        fleet: {{datacenter: {dc}}}"]
+            lines += ["      hosts:"]
             for s in members:
                 role = "storage" if s.hybrid else "web"
                 lines += [
                     f"        {s.name}:",
-                    f"          address: {s.address}",
-                    f"          ovh_service: {s.service}",
-                    f"          rack: {s.rack}",
-                    f"          labels: {{role: {role}}}",
+                    f"          ansible_host: {s.address}",
+                    f"          fleet: {{ovh_service: {s.service}, rack: {s.rack}, "
+                    f"labels: {{role: {role}}}}}",
                 ]
                 if s.vm:  # a VM's sshd is the real one: root logs in, as on OVH
-                    lines += ["          user: root"]
-        hybrid = [s for s in self.servers if s.hybrid]
-        if hybrid:  # also a group, so `--limit hybrid` works without asking OVH
-            lines += ["    hybrid:", "      hosts:"] + [f"        {s.name}: {{}}" for s in hybrid]
+                    lines += ["          ansible_user: root"]
         vms = [s for s in self.servers if s.vm]
         if vms:
             lines += ["    vms:", "      hosts:"] + [f"        {s.name}: {{}}" for s in vms]
@@ -297,7 +296,8 @@ class Sandbox:
             lines += [
                 "    behind_jump:",
                 "      vars:",
-                f"        bastion: {bastion}",
+                "        fleet:",
+                f"          bastion: {bastion}",
                 "      hosts:",
             ]
             lines += [f"        {s.name}: {{}}" for s in self.servers if not s.vm]

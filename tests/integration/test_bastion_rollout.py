@@ -80,7 +80,8 @@ def test_a_rollout_goes_through_the_jump_host_and_pins_both_keys(
         (jumped.dir / "inventory.yaml")
         .read_text()
         .replace(
-            "        bastion:", "        sudo_password: env:SANDBOX_SUDO_PASSWORD\n        bastion:"
+            "          bastion:",
+            "          sudo_password: env:SANDBOX_SUDO_PASSWORD\n          bastion:",
         )
     )
     fleet = FleetCli(tmp_path / "state", jumped.config_path)

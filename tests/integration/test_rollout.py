@@ -268,7 +268,8 @@ def test_bad_plans_are_refused_before_any_host_is_contacted(
 ) -> None:
     inventory = tmp_path / "inv.yaml"
     inventory.write_text(
-        f"all:\n  hosts:\n    probe:\n      address: 127.0.0.1\n      port: {listener.port}\n"
+        f"all:\n  hosts:\n    probe:\n      ansible_host: 127.0.0.1\n"
+        f"      ansible_port: {listener.port}\n"
     )
     fleet = FleetCli(tmp_path / "state", None)
     cases = {
@@ -309,18 +310,22 @@ def test_bad_inventory_is_refused_before_any_host_is_contacted(
     plan = write_plan(
         tmp_path / "p.yaml", "name: x\nstages:\n  - name: s\n    steps:\n      - 'true'\n"
     )
-    good = f"    probe:\n      address: 127.0.0.1\n      port: {listener.port}\n"
+    good = f"    probe:\n      ansible_host: 127.0.0.1\n      ansible_port: {listener.port}\n"
     cases = {
-        "unknown key": (
-            f"all:\n  hosts:\n{good}    other:\n      adress: 127.0.0.2\n",
-            "inv.yaml:7: adress",
+        "near miss": (
+            f"all:\n  hosts:\n{good}    other:\n      ansible_hots: 127.0.0.2\n",
+            "inv.yaml:7: ansible_hots",
         ),
-        "missing address": (f"all:\n  hosts:\n{good}    other:\n      port: 22\n", "other"),
+        "no SSH": (
+            f"all:\n  hosts:\n{good}    other:\n      ansible_connection: local\n",
+            "ansible_connection=local",
+        ),
         "duplicate host": (f"all:\n  hosts:\n{good}{good}", "inv.yaml:6"),
         "syntax": (f"all:\n  hosts:\n{good}    other: [\n", "inv.yaml"),
         "wrong type": (
-            f"all:\n  hosts:\n{good}    other:\n      address: 127.0.0.2\n      port: ssh\n",
-            "port",
+            f"all:\n  hosts:\n{good}    other:\n      ansible_host: 127.0.0.2\n"
+            "      ansible_port: ssh\n",
+            "ansible_port",
         ),
     }
     for what, (text, expected) in cases.items():

@@ -101,6 +101,16 @@ def test_yaml_samples_load(block: Block, tmp_path: Path) -> None:
         pytest.fail(f"{block.where}: {exc.message}")
 
 
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.lang == "ini"], ids=_ids)
+def test_ini_samples_are_inventories(block: Block, tmp_path: Path) -> None:
+    path = tmp_path / (Path(block.file).name if block.file else "hosts.ini")
+    path.write_text(block.body)
+    try:
+        assert load_inventory([path]).select(None)
+    except FleetError as exc:
+        pytest.fail(f"{block.where}: {exc.message}")
+
+
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.lang == "toml"], ids=_ids)
 def test_toml_samples_are_valid_settings(block: Block, tmp_path: Path) -> None:
     path = tmp_path / "fleet.toml"

@@ -157,8 +157,8 @@ def test_fleet_plan_command_shows_destructive_steps_and_placeholders(tmp_path: P
             """
             all:
               hosts:
-                hyb-1: {address: 127.0.0.1, ovh_service: ns1.ip-203-0-113.eu}
-                hyb-2: {address: 127.0.0.2, ovh_service: ns2.ip-203-0-113.eu, vars: {level: 1}}
+                hyb-1: {ansible_host: 127.0.0.1, fleet: {ovh_service: ns1.ip-203-0-113.eu}}
+                hyb-2: {ansible_host: 127.0.0.2, fleet: {ovh_service: ns2.ip-203-0-113.eu}, level: 1}
             """
         ),
         encoding="utf-8",

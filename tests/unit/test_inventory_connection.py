@@ -20,11 +20,13 @@ INVENTORY = """all:
         ansible_become_password: "{{ lookup('env', 'WEB_SUDO') }}"
         ansible_timeout: 7
       hosts:
-        web-1: {address: 10.0.0.1}
-        web-2: {address: 10.0.0.2, command_timeout: 30, sudo_password: "file:/run/secrets/sudo"}
+        web-1: {ansible_host: 10.0.0.1}
+        web-2:
+          ansible_host: 10.0.0.2
+          fleet: {command_timeout: 30, sudo_password: "file:/run/secrets/sudo"}
     direct:
       hosts:
-        db-1: {address: 192.0.2.5, bastion: "jump1,admin@jump2:2200"}
+        db-1: {ansible_host: 192.0.2.5, fleet: {bastion: "jump1,admin@jump2:2200"}}
 """
 
 
@@ -57,14 +59,15 @@ def test_fleet_and_ansible_spellings_reach_the_endpoint(tmp_path: Path) -> None:
     ("line", "message"),
     [
         ("ansible_become_password: hunter2", "never goes in an inventory"),
-        ("sudo_password: 'vault:x'", "env:NAME or file:PATH"),
-        ("bastion: 'ssh://jump'", "not a ProxyJump hop"),
-        ("connect_timeout: -1", "positive number of seconds"),
+        ("fleet: {sudo_password: 'vault:x'}", "env:NAME or file:PATH"),
+        ("fleet: {bastion: 'ssh://jump'}", "not a ProxyJump hop"),
+        ("fleet: {connect_timeout: -1}", "positive number of seconds"),
+        ("ansible_ssh_timeout: zero", "positive number of seconds"),
         ("ansible_ssh_common_args: '-o ProxyJump=a:b'", "not a ProxyJump hop"),
     ],
 )
 def test_bad_connection_keys_are_named(tmp_path: Path, line: str, message: str) -> None:
-    text = f"all:\n  hosts:\n    h1:\n      address: 192.0.2.1\n      {line}\n"
+    text = f"all:\n  hosts:\n    h1:\n      ansible_host: 192.0.2.1\n      {line}\n"
     with pytest.raises(InventoryError, match=message) as caught:
         load(tmp_path, text)
     assert ":5" in str(caught.value) and "hunter2" not in str(caught.value)
@@ -75,3 +78,19 @@ def test_proxy_jump_is_read_from_ssh_options() -> None:
     assert proxy_jump("-oProxyJump=u@j:22") == "u@j:22"
     assert proxy_jump("-J bastion -o Port=22") == "bastion"
     assert proxy_jump("-o ProxyCommand='ssh -W %h:%p j'") is None
+
+
+def test_fleet_keys_win_over_ansible_spellings(tmp_path: Path) -> None:
+    hosts = load(
+        tmp_path,
+        """all:
+  vars:
+    ansible_ssh_common_args: -J far
+    ansible_timeout: 9
+    fleet: {bastion: near, connect_timeout: 3}
+  hosts:
+    h1:
+""",
+    )
+    host = hosts["h1"]
+    assert (host.bastion, host.connect_timeout) == ("near", 3.0)  # type: ignore[attr-defined]

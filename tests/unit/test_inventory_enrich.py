@@ -79,11 +79,13 @@ def inventory(tmp_path: Path) -> Inventory:
               children:
                 storage:
                   hosts:
-                    stor-1: {address: 10.1.0.1, datacenter: gra3, ovh_service: ns1.ip-1.eu}
-                    stor-2: {ovh_service: ns2.ip-2.eu, rack: MINE}
+                    stor-1:
+                      ansible_host: 10.1.0.1
+                      fleet: {datacenter: gra3, ovh_service: ns1.ip-1.eu}
+                    stor-2: {fleet: {ovh_service: ns2.ip-2.eu, rack: MINE}}
                 plain:
                   hosts:
-                    web-1: {address: 10.1.0.9}
+                    web-1: {ansible_host: 10.1.0.9}
             """
         ),
         encoding="utf-8",
@@ -98,7 +100,9 @@ def test_yaml_wins_and_the_api_fills_the_gaps(
         enriched = enrich(inventory, FakeServers(ACCOUNT))
     stor1, stor2, web = enriched.hosts
     assert (stor1.address, stor1.datacenter, stor1.rack) == ("10.1.0.1", "gra3", "R1")
-    assert (stor2.address, stor2.datacenter, stor2.rack) == ("192.0.2.2", "gra3", "MINE")
+    # the address is the inventory's (the host name, as Ansible), never OVH's
+    assert (stor2.address, stor2.datacenter, stor2.rack) == ("stor-2", "gra3", "MINE")
+    assert (stor1.model, stor2.model) == ("hybrid", "fast")
     assert stor1.hybrid and stor1.disks is not None and stor1.disks.hdd_count == 4
     assert not stor2.hybrid and stor2.disks is not None and stor2.disks.system_type == "NVME"
     assert web == inventory.require("web-1")
@@ -107,6 +111,8 @@ def test_yaml_wins_and_the_api_fills_the_gaps(
     assert "inventory datacenter 'gra3' differs from OVH's 'rbx8'" in caplog.text
     enriched.check_addresses()
     assert [h.name for h in enriched.select("hybrid")] == ["stor-1"]
+    assert [h.name for h in enriched.select("hw:hybrid")] == ["stor-1"]
+    assert [h.name for h in enriched.select("!hw:hybrid")] == ["stor-2", "web-1"]
     assert [h.name for h in enriched.select("dc:gra3,&storage")] == ["stor-1", "stor-2"]
 
 
@@ -142,7 +148,7 @@ def test_a_service_the_account_lacks_names_the_host(inventory: Inventory) -> Non
     with pytest.raises(InventoryError) as info:
         enrich(inventory, FakeServers(account))
     err = info.value
-    assert "ovh_service 'ns2.ip-2.eu' of host 'stor-2' is not a server" in str(err)
+    assert "fleet.ovh_service 'ns2.ip-2.eu' of host 'stor-2' is not a server" in str(err)
     assert err.path == inventory.require("stor-2").source
     assert isinstance(err.__cause__, ProviderNotFound)
 
@@ -156,9 +162,10 @@ def test_provider_failures_propagate_unchanged(inventory: Inventory) -> None:
 
 def test_an_unlisted_server_named_like_a_host_without_service(tmp_path: Path) -> None:
     path = tmp_path / "inv.yaml"
-    path.write_text("all:\n  hosts:\n    ns3.ip-3.eu: {address: 10.0.0.3}\n", encoding="utf-8")
-    with pytest.raises(InventoryError, match="has the name of an OVH server but no ovh_service"):
+    path.write_text("all:\n  hosts:\n    ns3.ip-3.eu: {ansible_host: 10.0.0.3}\n", encoding="utf-8")
+    with pytest.raises(InventoryError, match=r"an OVH server but no fleet\.ovh_service") as info:
         enrich(load_inventory([path]), FakeServers(ACCOUNT), include_unlisted=True)
+    assert info.value.hint == "add `fleet: {ovh_service: ns3.ip-3.eu}` to it"
 
 
 def test_servers_are_fetched_concurrently() -> None:

@@ -73,9 +73,12 @@ def vm_sandbox(directory: Path, single_hdd: str | None = None) -> Iterator[Sandb
 
 def write_inventory(box: Sandbox, levels: dict[str, int]) -> Path:
     """The sandbox's VM servers with the RAID level of each as an inventory var."""
-    lines = ["all:", f"  vars: {{user: root, port: {box.port}}}", "  hosts:"]
+    lines = ["all:", f"  vars: {{ansible_user: root, ansible_port: {box.port}}}", "  hosts:"]
     for s in box.servers:
-        entry = f"address: {s.address}, ovh_service: {s.service}, vars: {{level: {levels.get(s.name, 1)}}}"
+        entry = (
+            f"ansible_host: {s.address}, fleet: {{ovh_service: {s.service}}}, "
+            f"level: {levels.get(s.name, 1)}"
+        )
         lines.append(f"    {s.name}: {{{entry}}}")
     path = box.dir / "hybrid-inventory.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

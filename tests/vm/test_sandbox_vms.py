@@ -32,8 +32,8 @@ def test_vm_servers_are_hybrid_root_login_hosts_of_the_vms_group(sandbox: Sandbo
     assert list(inventory["all"]["children"]["vms"]["hosts"]) == ["vm-01"]
     vm = next(s for s in sandbox.servers if s.vm)
     entry = inventory["all"]["children"][vm.datacenter]["hosts"]["vm-01"]
-    assert (entry["user"], entry["address"]) == ("root", vm.address)
-    assert "vm-01" in inventory["all"]["children"]["hybrid"]["hosts"]
+    assert (entry["ansible_user"], entry["ansible_host"]) == ("root", vm.address)
+    assert "vm-01" in inventory["all"]["children"]["vms"]["hosts"]
     assert sandbox.api is not None and sandbox.vms is not None
     groups = sandbox.api.model.hardware_json(vm.service)["diskGroups"]
     assert [(g["diskType"], g["numberOfDisks"]) for g in groups] == [("NVME", 2), ("HDD", 2)]

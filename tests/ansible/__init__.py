@@ -1,0 +1,1 @@
+"""Ansible itself, as the oracle of the inventory tests (ansible-core is a test dependency)."""
