@@ -348,10 +348,19 @@ def schema_page() -> str:
 
 EXIT_CODES = (
     ("0", "Success: every host ended ok (or converged)."),
-    ("1", "Host failures: the run ended with failed hosts (and no host left to start)."),
+    (
+        "1",
+        "Host failures: the run ended with failed hosts (and no host left to start), or every "
+        "host was skipped (quarantined).",
+    ),
     ("2", "Halted or aborted: the failure budget, a gate, a global halt or Ctrl-C stopped it."),
     ("3", "Usage or configuration error: bad flag, setting, inventory or plan; nothing ran."),
-    ("4", "Lease conflict: hosts were skipped because another run holds them."),
+    (
+        "4",
+        "Lease conflict: hosts were skipped because another run holds them; the run is owned by "
+        "another live process (`fleet resume`, `fleet abort`); or this process lost the run's "
+        "lease (broken or taken over) and stopped.",
+    ),
 )
 
 

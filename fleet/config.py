@@ -155,6 +155,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("rollout.concurrency", int, 20, "hosts worked on at once", minimum=1),
     Setting(
+        "rollout.require_preview",
+        bool,
+        False,
+        "a plan with destructive steps and preview stages runs only with --approve PREVIEW",
+    ),
+    Setting(
         "rollout.lease_ttl",
         float,
         300.0,

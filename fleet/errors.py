@@ -11,7 +11,9 @@ provider query id, file and key) so that a one-line message tells the operator w
      │    └── PlanError
      ├── PayloadError         a plan's guard refused the host (counted like a failed step)
      ├── StoreError           the state store (SQLite / PostgreSQL)
-     │    └── LeaseHeld       another owner holds a host's lease              (exit 4)
+     │    ├── LeaseHeld       another owner holds a host's lease              (exit 4)
+     │    ├── RunOwned        another live process owns the run               (exit 4)
+     │    └── LeaseLost       a holder's fencing token is stale: it must stop (exit 4)
      ├── ProviderError        the OVH API (carries query_id, server)
      │    ├── ProviderTransient   retriable: 429, 5xx, HTML pages, connection errors
      │    ├── ProviderConflict    409: a task of that kind is already running
@@ -112,6 +114,27 @@ class LeaseHeld(StoreError):
         self.owner = owner
         self.taken_at = taken_at
         self.expires_at = expires_at
+
+
+class RunOwned(StoreError):
+    """Another live process owns the run: one live owner per run."""
+
+    exit_code = 4
+
+
+class LeaseLost(StoreError):
+    """A write or a step was refused: the holder's lease (of a host, or of the run) was broken
+    or taken over, so its fencing token is stale. The holder stops touching the host at once."""
+
+    exit_code = 4
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(
+            f"{what}: lease lost ({why}); this process stops working on it",
+            hint="`fleet status RUN` shows who holds the run now",
+        )
+        self.what = what
+        self.why = why
 
 
 class ProviderError(FleetError):

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from fleet.inventory import Host
 from fleet.plan import HostPlan, Plan
+from fleet.reports.records import decision_lines
 from fleet.stages.reinstall.approval import describe_stage
+
+if TYPE_CHECKING:
+    from fleet.engine.preview import HostPreview
+    from fleet.store.base import Preview
 
 
 def print_plan(plan: Plan, rendered: list[HostPlan], batches: list[list[Host]]) -> None:
@@ -45,3 +52,20 @@ def print_plan(plan: Plan, rendered: list[HostPlan], batches: list[list[Host]]) 
     click.echo(f"\nleases: one per host ({len(rendered)}), taken before the host's first step")
     click.echo("destructive steps: " + (", ".join(destructive) if destructive else "none"))
     click.echo("nothing was changed: this is a dry run")
+
+
+def print_preview(plan: Plan, results: list[HostPreview], preview: Preview) -> None:
+    """``fleet plan --probe``: per host the disks taken and not taken and why."""
+    click.echo(
+        f"preview {preview.id} of {plan.name} (hash {plan.hash}) on {len(results)} hosts: "
+        "read-only, nothing was changed"
+    )
+    for result in results:
+        if result.error or result.refused:
+            click.echo(f"\nhost {result.host}: {'refused' if result.refused else 'failed'}")
+            click.echo(f"  {result.refused or result.error}")
+            continue
+        click.echo(f"\nhost {result.host}: decision {result.digest}")
+        for line in decision_lines(dict(result.facts.get("decisions") or {})):
+            click.echo(f"  {line}")
+    click.echo(f"\nroll out exactly this with: --approve {preview.id}")

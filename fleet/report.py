@@ -1,6 +1,6 @@
 """Showing a rollout: plain timestamped lines, a JSON event stream, command output, summaries.
 
-Every printer is an :class:`fleet.journal.Observer`; the journal calls them as it writes.
+Every printer is an :class:`fleet.engine.journal.Observer`; the journal calls them as it writes.
 """
 
 from __future__ import annotations

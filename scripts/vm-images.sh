@@ -5,7 +5,8 @@
 #   rescue.vmlinuz, rescue.initrd  OVH-style Debian rescue, booted by QEMU's direct kernel boot; the
 #                                  whole system is the initramfs (a RAM disk, like OVH's), so every
 #                                  boot starts from scratch: new SSH host key, only the rescueSshKey
-#                                  that the VM manager passes in through fw_cfg authorised.
+#                                  that the VM manager passes in through fw_cfg authorised; with
+#                                  lvm2 and open-iscsi, as OVH's rescue has its disk tools.
 #   nvme0.qcow2, nvme1.qcow2       the installed Debian system laid out as OVH's soft-RAID install:
 #                                  per disk p1 ESP (511 MiB, EFI_SYSPART), p2 /boot (md2), p3 / (md3),
 #                                  p4 swap (swap-<dev>), and p5 config-2 (iso9660) on nvme0 only.
@@ -140,12 +141,13 @@ echo qemu_fw_cfg > "$root/etc/modules-load.d/fleet.conf"
 install -m 644 "$FILES/blacklist.conf" "$root/etc/modprobe.d/fleet-vm.conf"
 install -D -m 644 "$FILES/timeouts.conf" "$root/etc/systemd/system.conf.d/fleet-vm.conf"
 # Drivers for hardware no server of this sandbox has (GPUs, Wi-Fi, sound...): smaller images,
-# faster emulated boots. Storage, network, md and file system modules all stay.
+# faster emulated boots. Storage (USB sticks and BMC virtual media too), network, md, the iSCSI
+# target and initiator, and file system modules all stay.
 mods=$(echo "$root"/usr/lib/modules/*)
 for dir in drivers/gpu drivers/media drivers/net/wireless drivers/net/ethernet drivers/net/usb \
-    drivers/net/can drivers/infiniband drivers/staging drivers/usb drivers/bluetooth drivers/iio \
+    drivers/net/can drivers/infiniband drivers/staging drivers/bluetooth drivers/iio \
     drivers/isdn drivers/mtd drivers/video drivers/comedi drivers/hwmon drivers/thunderbolt \
-    drivers/mmc drivers/target sound net/wireless net/mac80211 net/bluetooth \
+    drivers/mmc sound net/wireless net/mac80211 net/bluetooth \
     fs/ocfs2 fs/nfs fs/nfsd fs/smb fs/cifs fs/ceph fs/gfs2 fs/ubifs fs/f2fs fs/afs fs/coda \
     fs/orangefs fs/dlm fs/ntfs3 fs/ntfs fs/jffs2 fs/nilfs2 fs/reiserfs fs/jfs fs/hfsplus fs/hfs; do
   rm -rf "${mods:?}/kernel/$dir"
@@ -217,6 +219,11 @@ ln -sf /lib/systemd/systemd "$root/init"
 : > "$root/etc/fstab"
 # A RAM disk: no hardware database (it only names devices for desktops).
 rm -f "$root/usr/lib/udev/hwdb.bin" "$root/etc/udev/hwdb.bin"
+# LVM and the iSCSI initiator are there as in OVH's rescue (pvs, iscsiadm), but nothing of theirs
+# runs at boot: no volume monitoring, no iSCSI login (iscsid starts when iscsiadm asks for it).
+for unit in lvm2-monitor.service blk-availability.service open-iscsi.service; do
+  ln -sf /dev/null "$root/etc/systemd/system/$unit"
+done
 EOF
 
 # -- the installed system -----------------------------------------------------------------------
@@ -314,7 +321,7 @@ debstrap() {  # target, extra packages, customize script
 }
 
 say "building the rescue and installed root file systems (mmdebstrap, $suite)"
-debstrap "$work/rescue" ,gdisk rescue.sh &
+debstrap "$work/rescue" ,gdisk,lvm2,open-iscsi rescue.sh &
 rescue_pid=$!
 debstrap "$work/installed.tar" "" installed.sh
 wait "$rescue_pid"

@@ -10,6 +10,7 @@ import click
 from fleet.cli.app import App, pass_app
 from fleet.cli.output import table
 from fleet.clock import utc_iso
+from fleet.errors import UsageError
 
 
 @click.group("leases")
@@ -56,15 +57,34 @@ def leases_list(app: App, as_json: bool) -> None:
 
 
 @leases_group.command("break")
-@click.argument("host")
+@click.argument("host", required=False)
+@click.option("--run", "run_id", metavar="RUN", help="Break the run's lease instead of a host's.")
 @click.option("--reason", required=True, help="Recorded in the journal with who broke it.")
 @pass_app
-def leases_break(app: App, host: str, reason: str) -> None:
-    """Break HOST's lease (its holder loses it at its next heartbeat).
+def leases_break(app: App, host: str | None, run_id: str | None, reason: str) -> None:
+    """Break HOST's lease, or with --run the lease of a run's owner.
+
+    The holder loses it at once: its next write is refused and it stops touching the host (or,
+    for a run, every host of it). Breaking a run's lease is how a live but stuck owner is
+    displaced: `fleet resume RUN` then takes the run over.
 
     \b
     Example:
       fleet leases break srv-042 --reason 'operator laptop died'
+      fleet leases break --run r20261125-101500-ab12 --reason 'owner hung in D state'
     """
-    lease = app.store.break_lease(host, str(app.actor), reason)
+    if (host is None) == (run_id is None):
+        raise UsageError("give HOST or --run RUN (one of them)")
+    who = str(app.actor)
+    if run_id is not None:
+        app.store.get_run(run_id)  # an unknown run is an error, not a no-op
+        run_lease = app.store.break_run_lease(run_id, who, reason)
+        click.echo(
+            f"broke run {run_id}'s lease held by {run_lease.owner}"
+            if run_lease
+            else f"run {run_id} had no live lease"
+        )
+        return
+    assert host is not None
+    lease = app.store.break_lease(host, who, reason)
     click.echo(f"broke {host}'s lease held by {lease.owner}" if lease else f"{host} had no lease")

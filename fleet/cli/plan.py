@@ -30,6 +30,12 @@ if TYPE_CHECKING:
     help="Also connect to each host (read-only) and show what its put and template steps "
     "would change: a unified diff per template.",
 )
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Connect and run the plan's read-only stages (facts, guard): show per host the disks "
+    "taken and not taken and why, and record the preview for `fleet rollout --approve`.",
+)
 @pass_app
 def plan_cmd(
     app: App,
@@ -40,16 +46,20 @@ def plan_cmd(
     variables: tuple[str, ...],
     as_json: bool,
     diff: bool,
+    probe: bool,
 ) -> None:
     """Show what a rollout of PLAN would do, per host. Changes nothing anywhere.
 
-    PLAN is a YAML file or a built-in plan name (see docs/plans.md). Without --diff no host
-    is contacted; with it, each host is read (checksums and current file contents only).
+    PLAN is a YAML file or a built-in plan name (see docs/plans.md). Without --diff or
+    --probe no host is contacted; with --diff, each host is read (checksums and current file
+    contents only); with --probe, fleet runs only the plan's read-only stages on the system
+    each host runs now and prints what they decided.
 
     \b
     Example:
       fleet plan plans/app.yaml --limit 'dc:gra3,&hybrid' --batches 1,10%,100%
       fleet plan plans/app.yaml --limit web --diff
+      fleet plan hybrid-raid --limit hybrid --probe
     """
     from fleet.engine.batching import make_batches
     from fleet.plan import render_for_host
@@ -57,6 +67,13 @@ def plan_cmd(
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
     rendered = [render_for_host(plan, h) for h in hosts]
+    from fleet.stages.boot import ovh_gaps
+
+    for gap in ovh_gaps(rendered, hosts):
+        click.echo(f"warning: no ovh_service, yet the plan goes through OVH's API: {gap}", err=True)
+    if probe:
+        _probe(app, plan, hosts, as_json)
+        return
     groups = make_batches(hosts, batches, by)
     diffs = _diffs(app, plan, hosts, rendered) if diff else None
     if as_json:
@@ -109,3 +126,22 @@ def _diffs(
                 strict=True,
             )
         )
+
+
+def _probe(app: App, plan: Plan, hosts: list[Host], as_json: bool) -> None:
+    import getpass
+
+    from fleet.cli.wiring import connector
+    from fleet.engine.preview import Previewer, record_preview, run_preview
+    from fleet.render import print_preview
+
+    previewer = Previewer(plan, connector(app), app.store, app.provider,
+                          app.settings.get("ssh.key_file"))  # fmt: skip
+    results = run_preview(previewer, hosts, app.settings.get("rollout.concurrency"))
+    preview = record_preview(app.store, plan, results, getpass.getuser())
+    if as_json:
+        payload = {"preview": preview.id, "plan": plan.name, "hash": plan.hash,
+                   "hosts": [r.to_dict() for r in results]}  # fmt: skip
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        print_preview(plan, results, preview)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.options import load_plan, rollout_flags, rollout_options
-from fleet.cli.wiring import audit_approval, execute, finish, live_output
+from fleet.cli.options import load_plan, parse_vars, rollout_flags, rollout_options
+from fleet.cli.wiring import audit_approval, claim, execute, finish, live_output
 from fleet.errors import UsageError
+
+if TYPE_CHECKING:
+    from fleet.inventory import Host
+    from fleet.plan import HostPlan, Plan
 
 
 @click.command("rollout")
@@ -22,6 +26,13 @@ from fleet.errors import UsageError
     "--approve-reinstall",
     metavar="HOSTS|all",
     help="Let the plan's reinstall stages wipe exactly these hosts (comma-separated), or all.",
+)
+@click.option(
+    "--approve",
+    "approve_preview",
+    metavar="PREVIEW",
+    help="Run only what `fleet plan PLAN --probe` showed: a host whose guard decides anything "
+    "else is refused.",
 )
 @click.option(
     "--window",
@@ -50,6 +61,7 @@ def rollout_cmd(
     output: str,
     wait_for_leases: float,
     approve_reinstall: str | None,
+    approve_preview: str | None,
     windows: tuple[str, ...],
     windows_file: str | None,
     window_hosts: bool,
@@ -65,6 +77,10 @@ def rollout_cmd(
     A plan with a `kind: reinstall` stage (destructive) is refused unless --approve-reinstall
     names exactly the selected hosts, or says `all`; the approval is kept with the run.
 
+    --approve PREVIEW holds the run to what `fleet plan PLAN --probe` showed (same plan and
+    parameters, every selected host previewed); with `rollout.require_preview` set, a
+    destructive plan that can be previewed runs only so.
+
     \b
     Example:
       fleet rollout plans/app.yaml -l hybrid --batches 1,10%,100% --by datacenter --max-failures 2
@@ -79,12 +95,19 @@ def rollout_cmd(
     from fleet.plan import render_for_host
     from fleet.stages.reinstall.approval import approval
 
-    for host in hosts:  # every undefined variable is refused before any host is contacted
-        render_for_host(plan, host)
+    rendered = [render_for_host(plan, h) for h in hosts]  # undefined variables refused first
+    check_provider_stages(rendered, hosts)
     approved = approval(plan, hosts, approve_reinstall)
-    # windows are kept with the run, so that `fleet resume` waits for them as well
-    kept = {"windows": list(windows), "windows_file": windows_file, "window_hosts": window_hosts}
-    run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept})
+    approved |= preview_approval(app, plan, hosts, rendered, approve_preview)
+    # windows and every input are kept with the run, so that `fleet resume` uses them as well
+    kept = {
+        "windows": list(windows),
+        "windows_file": windows_file,
+        "window_hosts": window_hosts,
+        "wait_for_leases": wait_for_leases,
+    }
+    inputs = {"plan": plan_ref, "vars": parse_vars(variables), "limit": limit}
+    run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept}, inputs)
     audit_approval(app, run.id, approved)
     click.echo(f"run {run.id}: {plan.name} on {len(hosts)} hosts", err=True)
     finish(
@@ -102,27 +125,72 @@ def rollout_cmd(
     )
 
 
+def check_provider_stages(rendered: list[HostPlan], hosts: list[Host]) -> None:
+    """Refuse, before any run exists, hosts whose plan needs OVH's API but that have no
+    ``ovh_service`` (rescue, disk and reinstall stages; a reboot through the API)."""
+    from fleet.stages.boot import ovh_gaps
+
+    lacking = ovh_gaps(rendered, hosts)
+    if lacking:
+        raise UsageError(
+            f"no ovh_service for hosts whose plan goes through OVH's API: {'; '.join(lacking)}",
+            hint="add ovh_service to these hosts, or use a mode that stays on the installed "
+            "system (hybrid-raid: --var mode=live reboots over SSH)",
+        )
+
+
+def preview_approval(
+    app: App, plan: Plan, hosts: list[Host], rendered: list[HostPlan], preview: str | None
+) -> dict[str, Any]:
+    from fleet.engine.preview import approved_preview, preview_stages
+
+    if preview is not None:
+        return approved_preview(app.store, preview, plan, hosts)
+    destructive = any(hp.destructive_steps for hp in rendered)
+    if destructive and preview_stages(plan) and app.settings.get("rollout.require_preview"):
+        raise UsageError(
+            f"plan {plan.name} destroys data and rollout.require_preview is set",
+            hint=f"preview first: fleet plan {plan.source} --probe (with the same --var and "
+            "--limit), then roll out with --approve PREVIEW",
+        )
+    return {}
+
+
 @click.command("resume")
 @click.argument("run_id", metavar="RUN")
 @click.option("--output", "-o", type=click.Choice(["plain", "json"]), default="plain")
+@click.option(
+    "--accept-plan-change",
+    is_flag=True,
+    help="Resume although the plan file changed since the run started (journaled).",
+)
 @click.option("--show-output", is_flag=True, help="Print every step's output as it ends.")
 @pass_app
-def resume_cmd(app: App, run_id: str, output: str, show_output: bool) -> None:
-    """Continue a halted, failed or crashed run: finished steps are skipped, an interrupted
-    step is re-checked before anything is re-applied, hosts never reached are run.
+def resume_cmd(
+    app: App, run_id: str, output: str, accept_plan_change: bool, show_output: bool
+) -> None:
+    """Continue a halted, failed or crashed run with the inputs it was started with (plan,
+    --var values, hosts, batches, windows, options): finished steps are skipped, an
+    interrupted step is re-checked before anything is re-applied, hosts never reached are run.
+
+    One process owns a run at a time: a run whose owner still lives is refused (exit 4, naming
+    it); a dead owner's run is taken over, and the takeover is journaled. A plan file edited
+    since the run started is refused unless --accept-plan-change says so.
 
     \b
     Example:
       fleet resume r20261125-101500-ab12
     """
     from fleet.engine.rollout import RolloutOptions
-    from fleet.engine.runs import check_resumable, hosts_of, plan_for_resume, take_over_dead_leases
+    from fleet.engine.runs import check_inputs, check_resumable, hosts_of, plan_for_resume
     from fleet.schedule import window_hooks
+    from fleet.store.base import Fence
 
     store = app.store
     run = store.get_run(run_id)
     check_resumable(run)
     plan = plan_for_resume(run)
+    change = check_inputs(run, plan, accept=accept_plan_change)
     kept = run.options
     windows_file = kept.get("windows_file")
     in_windows = window_hooks(
@@ -133,12 +201,10 @@ def resume_cmd(app: App, run_id: str, output: str, show_output: bool) -> None:
     options = RolloutOptions(
         **{k: v for k, v in run.options.items() if k in RolloutOptions.__dataclass_fields__}
     )
-    take_over_dead_leases(store, run)
-    if plan.hash != run.plan_hash:
-        click.echo(
-            f"note: plan changed since the run started ({run.plan_hash} -> {plan.hash})", err=True
-        )
-    store.set_run_state(run.id, "running", None)
+    lease = claim(app, run)
+    store.set_run_state(run.id, "running", None, fence=Fence(run.id, lease.token))
+    if change:
+        click.echo(f"note: {change}; resuming as asked (--accept-plan-change)", err=True)
     store.audit("run.resume", run_id=run.id, detail={"was": run.state, "plan_hash": plan.hash})
     finish(
         execute(
@@ -151,6 +217,9 @@ def resume_cmd(app: App, run_id: str, output: str, show_output: bool) -> None:
             live_output(output, run, show_output),
             resuming=True,
             configure=in_windows,
+            wait_for_leases=float(kept.get("wait_for_leases") or 0.0),
+            lease=lease,
+            inputs_change=change,
         )
     )
 
@@ -160,15 +229,27 @@ def resume_cmd(app: App, run_id: str, output: str, show_output: bool) -> None:
 @click.option("--reason", default="aborted by the operator")
 @pass_app
 def abort_cmd(app: App, run_id: str, reason: str) -> None:
-    """End a halted run for good (it cannot be resumed afterwards).
+    """End a halted, failed or crashed run for good (it cannot be resumed afterwards).
+
+    Like a resume, the abort takes the run over from a dead owner (refused while the owner
+    lives: stop it with Ctrl-C first), then gives up the run's host leases, so that a new
+    rollout can take those hosts at once.
 
     \b
     Example:
       fleet abort r20261125-101500-ab12 --reason 'bad plan'
     """
-    run = app.store.get_run(run_id)
+    from fleet.store.base import Fence
+
+    store = app.store
+    run = store.get_run(run_id)
     if run.state in ("done", "aborted"):
         raise UsageError(f"run {run_id} is already {run.state}")
-    app.store.set_run_state(run_id, "aborted", reason)
-    app.store.audit("run.abort", run_id=run_id, detail={"was": run.state, "reason": reason})
+    lease = claim(app, run)
+    for held in store.list_leases():  # re-issued to this process by the claim
+        if held.owner.run_id == run_id and held.owner.same_process(lease.owner):
+            store.release_lease(held)
+    store.set_run_state(run_id, "aborted", reason, fence=Fence(run_id, lease.token))
+    store.audit("run.abort", run_id=run_id, detail={"was": run.state, "reason": reason})
+    store.release_run(lease)
     click.echo(f"run {run_id} aborted")

@@ -14,7 +14,7 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.params import Count, Duration, option
-from fleet.engine.runs import pid_alive
+from fleet.engine.owners import pid_alive
 from fleet.errors import FleetError
 
 

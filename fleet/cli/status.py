@@ -20,7 +20,9 @@ from fleet.clock import utc_iso
 @pass_app
 def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, count: int) -> None:
     """Runs and their state; with RUN, where every host stands; with RUN HOST, every step
-    of that host with what it printed (the tail of each stream, control characters escaped).
+    of that host with what it printed (the tail of each stream, control characters escaped),
+    then its record: what its guard decided (disks taken and not, why) and the identities its
+    stages found or made (array and filesystem UUIDs).
 
     \b
     Example:
@@ -30,18 +32,21 @@ def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, co
     if run_id is not None and host is not None:
         _host_status(app, run_id, host, as_json)
         return
-    from fleet.status import run_status
+    from fleet.clock import SystemClock
+    from fleet.status import run_state, run_status
 
+    now = SystemClock().now()
     if run_id is None:
         runs = app.store.list_runs(count)
+        states = {r.id: run_state(r, now) for r in runs}
         if as_json:
             click.echo(
                 json.dumps(
                     [
                         {
                             "id": r.id,
-                            "state": r.state,
-                            "reason": r.reason,
+                            "state": states[r.id][0],
+                            "reason": states[r.id][1],
                             "plan": r.plan_name,
                             "hosts": len(r.hosts),
                             "owner": str(r.owner),
@@ -57,18 +62,18 @@ def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, co
             [
                 [
                     r.id,
-                    r.state,
+                    states[r.id][0],
                     r.plan_name,
                     str(len(r.hosts)),
                     f"{r.created_at:%Y-%m-%d %H:%M}" if r.created_at else "",
-                    r.reason or "",
+                    states[r.id][1] or "",
                 ]
                 for r in runs
             ],
             ["RUN", "STATE", "PLAN", "HOSTS", "STARTED (UTC)", "REASON"],
         )
         return
-    status = run_status(app.store, run_id)
+    status = run_status(app.store, run_id, now)
     if as_json:
         click.echo(json.dumps(status, indent=2))
         return
@@ -84,6 +89,7 @@ def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, co
 
 def _host_status(app: App, run_id: str, host: str, as_json: bool) -> None:
     from fleet.report import escape_control
+    from fleet.reports.records import decision_lines
     from fleet.status import host_steps
 
     steps = host_steps(app.store, run_id, host)
@@ -104,3 +110,11 @@ def _host_status(app: App, run_id: str, host: str, as_json: bool) -> None:
             click.echo("  (output truncated: the tail is kept)")
         if step.get("excerpt") and not output:
             click.echo("  " + escape_control(step["excerpt"]))
+    record = dict(steps["record"])
+    lines = decision_lines(record.pop("decisions", {}))
+    if lines or record:
+        click.echo("")
+    for line in lines:
+        click.echo(line)
+    for key, value in record.items():
+        click.echo(f"{key}: {value}")

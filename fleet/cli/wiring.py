@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from fleet.inventory import Host
     from fleet.plan import Plan
     from fleet.stages.context import ExecSettings
-    from fleet.store.base import RunRecord
+    from fleet.store.base import RunLease, RunRecord
     from fleet.transport.ssh import SshConnector
 
 
@@ -70,6 +70,14 @@ def services(app: App) -> Services:
     keeper = LeaseKeeper(app.store, app.settings.get("rollout.lease_ttl"))
     app._closers.append(keeper.close)
     return Services(app.store, connector(app), provider_factory=app.provider, leases=keeper)
+
+
+def claim(app: App, run: RunRecord) -> RunLease:
+    """Make this process the run's one live owner (see :mod:`fleet.engine.owners`)."""
+    from fleet.clock import SystemClock
+    from fleet.engine.owners import claim_run
+
+    return claim_run(app.store, run, app.settings.get("rollout.lease_ttl"), SystemClock().now())
 
 
 def observers(output: str, run: RunRecord | None = None) -> list[Observer]:
@@ -134,14 +142,26 @@ def execute(
     resuming: bool = False,
     wait_for_leases: float = 0.0,
     configure: Callable[[Rollout], None] | None = None,
+    lease: RunLease | None = None,
+    inputs_change: str | None = None,
 ) -> RolloutResult:
-    """Build the rollout and run it; ``configure`` may set its hooks first (maintenance
-    windows: :func:`fleet.schedule.window_hooks`)."""
+    """Own the run (``lease``, or claim it now), build the rollout and run it; ``configure``
+    may set its hooks first (maintenance windows: :func:`fleet.schedule.window_hooks`)."""
     from fleet.engine.journal import Journal
     from fleet.engine.rollout import Resumption, Rollout, read_resumption
+    from fleet.store.base import Fence
 
+    lease = lease or claim(app, run)
+    run = app.store.get_run(run.id)  # with its live owner: this process
     svc = services(app)
+    assert svc.leases is not None
+    svc.leases.hold_run(
+        lease, lambda why: svc.stop.request(f"this process lost run {run.id}: {why}", hard=True)
+    )
     journal = Journal(app.store, run.id, (extra if extra is not None else observers(output, run)))
+    journal.fence = Fence(run.id, lease.token)
+    if inputs_change:
+        journal.emit("run.inputs", excerpt=inputs_change, data={"accepted_by": str(run.owner)})
     resumption = (
         read_resumption(app.store.events(run.id)) if resuming else Resumption(frozenset(), {}, {})
     )
@@ -163,14 +183,27 @@ def execute(
 
 
 def audit_approval(app: App, run_id: str, approved: dict[str, Any]) -> None:
-    """Put a reinstall approval (the hosts whose system disks a run may wipe) in the audit
-    trail, with who gave it."""
-    hosts = next(iter(approved.values()), None)
+    """Put the approvals a run starts with in the audit trail, with who gave them: a reinstall's
+    (the hosts whose system disks the run may wipe) and a destructive plan's preview."""
+    from fleet.stages.reinstall.approval import APPROVAL_OPTION
+
+    hosts = approved.get(APPROVAL_OPTION)
     if hosts:
         app.store.audit("reinstall.approve", run_id=run_id, detail={"hosts": hosts})
+    preview = approved.get("approved_preview")
+    if preview:
+        detail = {"id": preview["id"], "hosts": sorted(preview["hosts"])}
+        app.store.audit("preview.approve", run_id=run_id, detail=detail)
 
 
 def finish(result: RolloutResult) -> NoReturn:
+    if result.state == "lost":
+        click.echo(
+            f"run {result.run_id}: lost by this process, which stopped and touched nothing "
+            f"more ({result.reason})",
+            err=True,
+        )
+        sys.exit(result.exit_code)
     ok, failed = result.count("ok"), result.count("failed")
     skipped, stopped = result.count("skipped"), result.count("stopped")
     line = f"run {result.run_id}: {result.state}; ok {ok}, failed {failed}, skipped {skipped}, not finished {stopped}"

@@ -15,7 +15,7 @@ import threading
 from fleet.clock import utc_iso
 from fleet.engine.journal import Journal
 from fleet.engine.leases import StopSignal
-from fleet.errors import FleetError
+from fleet.errors import FleetError, LeaseLost
 from fleet.store.base import HaltState, Store
 
 log = logging.getLogger(__name__)
@@ -67,5 +67,9 @@ class HaltWatch:
         reason = halt_reason(halt)
         if not self.stop.soft.is_set():
             data = {"who": halt.who, "reason": halt.reason, "set_at": utc_iso(halt.at)}
-            self.journal.emit("run.halt", excerpt=reason, data=data)
+            try:
+                self.journal.emit("run.halt", excerpt=reason, data=data)
+            except LeaseLost as exc:  # the run was taken over meanwhile: stop, write nothing
+                self.stop.request(exc.message, hard=True)
+                return
         self.stop.request(reason)

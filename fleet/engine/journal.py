@@ -2,6 +2,10 @@
 
 Writing happens *before* and *after* each step, so that after a crash ``fleet resume`` knows which
 steps finished (skip them), which were interrupted (re-check them) and which never started.
+
+Writes carry the writer's fence (:class:`~fleet.store.base.Fence`): the run's lease token, and a
+host's for the events of that host. A stale holder's write is refused
+(:class:`~fleet.errors.LeaseLost`), so the journal only ever tells what the run's live owner did.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from fleet.clock import Clock, SystemClock
-from fleet.store.base import Event, Store
+from fleet.store.base import Event, Fence, Store
 from fleet.transport.base import CommandResult
 
 
@@ -41,9 +45,16 @@ class Journal:
         self.clock = clock or SystemClock()
         self._lock = threading.Lock()  # observers are not required to be thread-safe
 
-    def emit(self, kind: str, **fields: Any) -> Event:
+    #: The run's fence (set once this process owns the run); events carry it unless they
+    #: name their own (a host's) or are written ``unfenced`` (a stale holder's last word).
+    fence: Fence | None = None
+
+    def emit(
+        self, kind: str, *, fence: Fence | None = None, unfenced: bool = False, **fields: Any
+    ) -> Event:
         event = Event(run_id=self.run_id, kind=kind, at=self.clock.now(), **fields)
-        event = replace(event, seq=self.store.record(event))
+        proof = None if unfenced else (fence or self.fence)
+        event = replace(event, seq=self.store.record(event, proof))
         if self.observers:
             with self._lock:
                 for observer in self.observers:

@@ -21,11 +21,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fleet.engine.journal import Journal
-from fleet.engine.leases import LeaseKeeper, LeaseLost, StopSignal
+from fleet.engine.leases import LeaseKeeper, StopSignal
 from fleet.errors import (
+    CommandTimeout,
+    ConfigError,
     FleetError,
     HostKeyMismatch,
     LeaseHeld,
+    LeaseLost,
     PayloadError,
     PlanError,
     ProviderAuthError,
@@ -35,11 +38,13 @@ from fleet.errors import (
 )
 from fleet.inventory import Host
 from fleet.plan import Plan, host_context, render, render_stage, with_facts
-from fleet.provider.base import Provider
+from fleet.provider.base import Hardware, Provider
+from fleet.stages import remote
+from fleet.stages.boot import is_rescue, open_intent
 from fleet.stages.context import Connector, ExecSettings
 from fleet.stages.registry import STAGES
-from fleet.stages.ssh import StepFailed
-from fleet.store.base import Event, Lease, Owner, Store
+from fleet.stages.ssh import StepFailed, StepLocked
+from fleet.store.base import Event, Lease, OwnedArray, Owner, Store
 from fleet.transport.base import CommandResult, Endpoint, KeyExpectation, Transport
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,7 @@ class HostJob:
     done_steps: frozenset[str] = frozenset()  # step keys that ended converged/applied before
     mode: str = "disk"  # boot mode the host is in when the pipeline starts (from the journal)
     facts: dict[str, Any] = field(default_factory=dict)  # gathered by earlier python stages
+    in_doubt: frozenset[str] = frozenset()  # step keys started but never ended before
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ class Services:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
+    def has_provider(self) -> bool:
+        return self._provider is not None or self.provider_factory is not None
+
+    @property
     def provider(self) -> Provider:
         with self._lock:
             if self._provider is None:
@@ -116,6 +126,7 @@ class Pipeline:
         self.journal = journal
         self.host = job.host
         self.done: set[str] = set(job.done_steps)
+        self.open_steps: set[str] = set(job.in_doubt)  # started, end not journaled yet
         self.mode = job.mode
         self.facts: dict[str, Any] = dict(job.facts)
         self.base_ctx = host_context(job.host, job.plan.vars)
@@ -133,23 +144,42 @@ class Pipeline:
         except LeaseHeld as exc:
             self.journal.emit("host.skip", host=name, outcome="lease", excerpt=exc.message)
             return HostResult(name, "skipped", "lease", message=exc.message)
-        self.journal.emit("host.start", host=name, data={"token": lease.token, "mode": self.mode})
+        except LeaseLost as exc:  # this process no longer owns the run: touch nothing
+            return HostResult(name, "stopped", "lease", message=exc.message)
         try:
+            self.emit("host.start", data={"token": lease.token, "mode": self.mode})
             result = self._attempts()
+        except LeaseLost as exc:
+            result = self._result("stopped", "lease", exc.message)
         finally:
             self._close()
-            if self.svc.leases:
-                self.svc.leases.release(name)
-        self.journal.emit(
-            "host.end",
-            host=name,
-            stage=result.stage,
-            step=result.step,
-            outcome=result.outcome,
-            excerpt=result.message,
-            data={"failure": result.failure, "applied": result.applied},
-        )
+        self._end(result)
+        if self.svc.leases:
+            self.svc.leases.release(name)
         return result
+
+    def _end(self, result: HostResult) -> None:
+        """Journal the host's end while its lease still proves the write; a holder that lost
+        its lease records only that, beside the live owner's events (status ignores it)."""
+        fields: dict[str, Any] = {"stage": result.stage, "step": result.step}
+        if result.failure != "lease":
+            data = {"failure": result.failure, "applied": result.applied}
+            try:
+                self.emit("host.end", outcome=result.outcome, excerpt=result.message, data=data)
+                return
+            except LeaseLost as exc:
+                result = replace(result, outcome="stopped", failure="lease", message=exc.message)
+        fence = self.svc.leases.fence(self.host.name) if self.svc.leases else None
+        token = fence.host_token if fence else None
+        self.journal.emit(
+            "host.lost",
+            unfenced=True,
+            host=self.host.name,
+            outcome="lease lost",
+            excerpt=result.message,
+            data={"token": token},
+            **fields,
+        )
 
     def _take_lease(self) -> Lease:
         assert self.svc.leases is not None, "pipelines run under a LeaseKeeper"
@@ -157,6 +187,11 @@ class Pipeline:
         return self.svc.leases.acquire(
             self.host.name, self.job.owner, s.wait_for_leases, self.svc.stop
         )
+
+    def _lost(self) -> str | None:
+        """Why this pipeline's lease (of the host or of the run) is known lost, if it is."""
+        keeper = self.svc.leases
+        return keeper.lost(self.host.name) or keeper.run_lost if keeper else None
 
     def _attempts(self) -> HostResult:
         s = self.job.settings
@@ -170,16 +205,18 @@ class Pipeline:
                 return self._result("failed", "payload", exc.message)
             except HostKeyMismatch as exc:
                 return self._result("failed", "hostkey", exc.message)
-            except (LeaseLost, ProviderAuthError) as exc:
+            except ProviderAuthError as exc:
                 return self._result("failed", "infrastructure", exc.message)
             except (TransportError, ProviderError) as exc:
+                lost = self._lost()
+                if lost:
+                    raise LeaseLost(self.host.name, lost) from exc
                 if self.svc.stop.hard.is_set():
                     return self._result("stopped", None, "cut by abort: " + exc.message)
                 self._close()
                 left = s.infra_retries - attempt
-                self.journal.emit(
+                self.emit(
                     "host.retry",
-                    host=self.host.name,
                     stage=self.position[0],
                     step=self.position[1],
                     excerpt=exc.message,
@@ -190,6 +227,8 @@ class Pipeline:
                     return self._result("failed", "infrastructure", exc.message)
                 if self.svc.stop.soft.wait(s.infra_retry_delay * (2**attempt)):
                     return self._result("stopped", None, self.svc.stop.reason)
+            except FleetError as exc:  # settings and the like: the host ends, journaled
+                return self._result("failed", "infrastructure", exc.message)
         raise AssertionError("unreachable")
 
     def _result(self, outcome: str, failure: str | None, message: str) -> HostResult:
@@ -198,19 +237,25 @@ class Pipeline:
 
     # -- stages ----------------------------------------------------------------------------
     def _plan_converged(self) -> bool:
-        """Run the plan's own ``converged`` check once, before anything else."""
+        """Run the plan's own ``converged`` check once, before anything else (not while a
+        reboot fleet asked for is under way: which system answers is not known yet)."""
         plan = self.job.plan
-        if plan.converged is None or self.done:
+        if plan.converged is None or self.done or open_intent(self.host_events()):
             return False
         command = render(plan.converged, self.base_ctx, where="converged", source=plan.source)
-        if not self.run_command(command, 120).ok:
+        try:
+            if not self.run_command(command, 120).ok:
+                return False
+        except HostKeyMismatch:
+            # Another boot generation answers (a rescue an earlier run left, say): not
+            # converged. The stages connect again under their own key rules.
+            self._close()
             return False
         for stage in plan.stages:
             steps = [s.name for s in stage.steps] or [stage.kind]
             for step in steps:
-                self.journal.emit(
+                self.emit(
                     "step.end",
-                    host=self.host.name,
                     stage=stage.name,
                     step=step,
                     outcome="converged",
@@ -271,10 +316,40 @@ class Pipeline:
 
     def session(self) -> Transport:
         if self.transport is None:
-            expect = KeyExpectation(role=self.mode)
-            self.transport = self.svc.connector.open(self.endpoint, expect)
+            self.transport = self._open()
             self.svc.stop.track(self.transport)
         return self.transport
+
+    def _open(self) -> Transport:
+        """A session with the pinned key of the mode the host is in. A new run assumes the
+        installed system; a host an earlier run left in its rescue (a guard refused it there)
+        answers with the rescue key fleet pinned then: the run starts from rescue instead."""
+        transport = self.svc.connector.open(self.endpoint, KeyExpectation(role=self.mode))
+        if self.done or self.mode != "disk" or self.pinned_key("rescue") is None:
+            return transport  # (sessions connect lazily, at their first command)
+        try:
+            transport.run("true", timeout=30)  # connect now: which boot generation answers?
+        except HostKeyMismatch:
+            transport.close()
+            rescue = self._rescue_session()
+            if rescue is None:
+                raise  # neither key: the installed system's mismatch stands
+            self.mode = "rescue"
+            self.journal.emit("host.mode", host=self.host.name, data={
+                "mode": "rescue", "why": "the host answers with the rescue key fleet pinned"})  # fmt: skip
+            return rescue
+        return transport
+
+    def _rescue_session(self) -> Transport | None:
+        """A session to the rescue system fleet booted and pinned, None when it is not that."""
+        rescue = self.svc.connector.open(self.endpoint, KeyExpectation(role="rescue"))
+        try:
+            if is_rescue(rescue):
+                return rescue
+        except HostKeyMismatch:
+            pass
+        rescue.close()
+        return None
 
     def run_command(self, command: str, timeout: float, *, sudo: bool = False) -> CommandResult:
         if self.host.command_timeout is not None:  # the host's own bound on every command
@@ -298,7 +373,45 @@ class Pipeline:
         return self.svc.store.pinned_key(self.host.name, role)
 
     def emit(self, kind: str, **fields: Any) -> Event:
-        return self.journal.emit(kind, host=self.host.name, **fields)
+        fence = self.svc.leases.fence(self.host.name) if self.svc.leases else None
+        event = self.journal.emit(kind, host=self.host.name, fence=fence, **fields)
+        if kind in ("step.start", "step.end"):
+            key = f"{event.stage}/{event.step}"
+            (self.open_steps.add if kind == "step.start" else self.open_steps.discard)(key)
+        return event
+
+    def _host_token(self) -> int:
+        """The fencing token of this pipeline's host lease (0 without a lease keeper)."""
+        fence = self.svc.leases.fence(self.host.name) if self.svc.leases else None
+        return fence.host_token if fence and fence.host_token is not None else 0
+
+    def in_doubt(self, key: str) -> bool:
+        return key in self.open_steps
+
+    def run_step(
+        self, key: str, command: str, timeout: float, *, sudo: bool = False
+    ) -> CommandResult:
+        """``command`` under the step's host-side lock (see :mod:`fleet.stages.remote`)."""
+        lock = remote.lock_key(self.job.run_id, self.host.name, key)
+        wrapped = remote.fenced(command, lock, self._host_token())
+        try:
+            result = self.run_command(wrapped, timeout, sudo=sudo)
+        except CommandTimeout as exc:
+            raise CommandTimeout(
+                f"{command[:80]!r} still running after {timeout:g} s (it goes on under the "
+                "step's lock on the host; a resume waits for it)",
+                host=self.host.name,
+            ) from exc
+        return replace(result, command=command)
+
+    def step_record(self, key: str, wait: float, *, sudo: bool = False) -> remote.Record | None:
+        lock = remote.lock_key(self.job.run_id, self.host.name, key)
+        probe = remote.probe(lock, wait, self._host_token())
+        result = self.run_command(probe, wait + 60, sudo=sudo)
+        trouble = remote.lock_trouble(result.exit_code, result.stderr)
+        if trouble:
+            raise StepLocked(self.host.name, trouble)
+        return remote.read_record(result.stdout)
 
     def output(self, step: str, result: CommandResult) -> None:
         self.journal.output(self.host.name, step, result)
@@ -309,11 +422,30 @@ class Pipeline:
     def host_events(self) -> list[Event]:
         return self.svc.store.events(self.job.run_id, self.host.name)
 
+    def owned_arrays(self) -> list[OwnedArray]:
+        return self.svc.store.owned_arrays(self.host.name)
+
+    def record_array(self, array: OwnedArray) -> None:
+        self.svc.store.record_array(array)
+
+    def hardware(self) -> Hardware | None:
+        service = self.host.service_name
+        if not service or not self.svc.has_provider:
+            return None
+        try:
+            provider = self.svc.provider
+        except ConfigError:  # no OVH credentials here: the specification is not known
+            return None
+        return provider.hardware(service)
+
     def fence(self) -> None:
         if self.svc.leases:
             self.svc.leases.ensure(self.host.name)
 
     def check_stop(self) -> None:
+        lost = self._lost()
+        if lost:
+            raise LeaseLost(self.host.name, lost)
         if self.svc.stop.soft.is_set():
             raise Stopped(
                 f"{self.host.name}: stopped before {self.position[0]}: {self.svc.stop.reason}"

@@ -23,7 +23,7 @@ from fleet.engine.batching import make_batches, parse_sizes
 from fleet.engine.halts import HaltWatch, halt_reason
 from fleet.engine.journal import Journal, progress_of
 from fleet.engine.pipeline import HostJob, HostResult, Services, run_host
-from fleet.errors import UsageError
+from fleet.errors import LeaseLost, UsageError
 from fleet.inventory import Host
 from fleet.plan import Plan, render_for_host
 from fleet.stages.context import ExecSettings
@@ -93,10 +93,13 @@ class RolloutResult:
 
     @property
     def exit_code(self) -> int:
-        """0 ok, 1 host failures, 2 halted or aborted, 4 lease conflicts (see docs)."""
+        """0 ok, 1 host failures (or every host skipped), 2 halted or aborted, 4 lease
+        conflicts or this process lost the run (see docs)."""
+        if self.state == "lost":
+            return 4
         if self.state in ("halted", "aborted"):
             return 2
-        if self.count("failed"):
+        if self.state == "failed" or self.count("failed"):
             return 1
         if any(r.failure == "lease" for r in self.results.values()):
             return 4
@@ -111,6 +114,7 @@ class Resumption:
     done_steps: dict[str, frozenset[str]]
     modes: dict[str, str]
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    in_doubt: dict[str, frozenset[str]] = field(default_factory=dict)  # started, never ended
 
 
 def read_resumption(events: list[Event]) -> Resumption:
@@ -123,11 +127,15 @@ def read_resumption(events: list[Event]) -> Resumption:
     modes: dict[str, str] = {}
     facts: dict[str, dict[str, Any]] = {}
     for e in events:
-        if e.kind == "step.end" and e.host and "mode" in e.data:
+        if e.kind in ("step.end", "host.mode") and e.host and "mode" in e.data:
             modes[e.host] = str(e.data["mode"])
         if e.kind == "step.end" and e.host and isinstance(e.data.get("facts"), dict):
             facts.setdefault(e.host, {}).update(e.data["facts"])
-    return Resumption(finished, done, modes, facts)
+    in_doubt = {
+        h: frozenset(k for k, v in steps.items() if k and v == "started")
+        for h, steps in progress.items()
+    }
+    return Resumption(finished, done, modes, facts, in_doubt)
 
 
 class Rollout:
@@ -195,6 +203,7 @@ class Rollout:
             r.done_steps.get(host.name, frozenset()),
             r.modes.get(host.name, "disk"),
             dict(r.facts.get(host.name, {})),
+            r.in_doubt.get(host.name, frozenset()),
         )
 
     def _one(self, host: Host) -> HostResult:
@@ -208,7 +217,9 @@ class Rollout:
         return result
 
     def _count_failure(self, result: HostResult) -> None:
-        self.svc.store.quarantine(result.host, self.run.id, result.message or "failed")
+        self.svc.store.quarantine(
+            result.host, self.run.id, result.message or "failed", fence=self.journal.fence
+        )
         with self._lock:
             self._failed += 1
             spent = self.options.budget.spent(self._failed, self._started)
@@ -285,44 +296,63 @@ class Rollout:
     # -- the whole run ---------------------------------------------------------------------
     def execute(self) -> RolloutResult:
         batches = self._batches()
-        self.journal.emit(
-            "run.start" if not self.resumption.done_steps else "run.resume",
-            data={"batches": [len(b) for b in batches], "plan_hash": self.plan.hash},
-        )
-        with (
-            HaltWatch(self.svc.store, self.svc.stop, self.journal),
-            cf.ThreadPoolExecutor(
-                self.options.concurrency, thread_name_prefix="fleet-host"
-            ) as pool,
-        ):
-            for index, batch in enumerate(batches, start=1):
-                if not self._may_start():
-                    break
-                if self.before_batch and not self.before_batch(index, batch):
-                    break
-                if not self._may_start():
-                    break
-                self._run_batch(pool, index, batch)
-                if index < len(batches):
-                    self._between_batches(index)
+        try:
+            self.journal.emit(
+                "run.start" if not self.resumption.done_steps else "run.resume",
+                data={"batches": [len(b) for b in batches], "plan_hash": self.plan.hash},
+            )
+            with (
+                HaltWatch(self.svc.store, self.svc.stop, self.journal),
+                cf.ThreadPoolExecutor(
+                    self.options.concurrency, thread_name_prefix="fleet-host"
+                ) as pool,
+            ):
+                self._run_batches(pool, batches)
+        except LeaseLost as exc:  # the run was taken over: stop everything, write nothing
+            self.svc.stop.request(exc.message, hard=True)
+            self.result.state, self.result.reason = "lost", exc.message
+            return self.result
         return self._finish()
 
+    def _run_batches(self, pool: cf.ThreadPoolExecutor, batches: list[list[Host]]) -> None:
+        for index, batch in enumerate(batches, start=1):
+            if not self._may_start():
+                break
+            if self.before_batch and not self.before_batch(index, batch):
+                break
+            if not self._may_start():
+                break
+            self._run_batch(pool, index, batch)
+            if index < len(batches):
+                self._between_batches(index)
+
     def _finish(self) -> RolloutResult:
-        stop = self.svc.stop
         for h in self.hosts:  # hosts no batch reached are unfinished too
             if h.name not in self.resumption.finished and h.name not in self.result.results:
                 self.result.results[h.name] = HostResult(h.name, "stopped", message="not started")
-        unfinished = [n for n, r in self.result.results.items() if r.outcome == "stopped"]
-        if stop.hard.is_set():
-            state, reason = "aborted", stop.reason
-        elif stop.soft.is_set() and unfinished:
-            state, reason = "halted", stop.reason
-        elif self.result.count("failed"):
-            state, reason = "failed", f"{self.result.count('failed')} host(s) failed"
-        else:
-            state, reason = "done", None
-        self.svc.store.set_run_state(self.run.id, state, reason)
-        self.result.state, self.result.reason = state, reason
+        state, reason = self._outcome()
         counts = {o: self.result.count(o) for o in ("ok", "failed", "stopped", "skipped")}
-        self.journal.emit("run.end", outcome=state, excerpt=reason, data=counts)
+        try:
+            self.svc.store.set_run_state(self.run.id, state, reason, fence=self.journal.fence)
+            self.journal.emit("run.end", outcome=state, excerpt=reason, data=counts)
+        except LeaseLost as exc:  # another process owns the run now: leave its record alone
+            state, reason = "lost", exc.message
+        self.result.state, self.result.reason = state, reason
         return self.result
+
+    def _outcome(self) -> tuple[str, str | None]:
+        stop, results = self.svc.stop, self.result.results.values()
+        unfinished = [r for r in results if r.outcome == "stopped"]
+        lost = [r for r in unfinished if r.failure == "lease"]
+        if stop.hard.is_set():
+            return "aborted", stop.reason
+        if stop.soft.is_set() and unfinished:
+            return "halted", stop.reason
+        if self.result.count("failed"):
+            return "failed", f"{self.result.count('failed')} host(s) failed"
+        if lost:
+            return "halted", f"{len(lost)} host(s) lost their lease: {lost[0].message}"
+        skipped = [r for r in results if r.outcome == "skipped" and r.failure == "quarantine"]
+        if skipped and len(skipped) == len(self.result.results):
+            return "failed", f"every host was skipped: {len(skipped)} quarantined"
+        return "done", None

@@ -51,6 +51,12 @@ class Hardware:
     description: str
     disk_groups: tuple[DiskGroup, ...]
     boot_mode: str | None = None
+    default_disk_group: int | None = None  # ``defaultDiskGroupId``: where the system goes
+
+    @property
+    def system_group(self) -> DiskGroup | None:
+        """The group ``defaultDiskGroupId`` names (the system's), None when it names none."""
+        return next((g for g in self.disk_groups if g.id == self.default_disk_group), None)
 
 
 @dataclass(frozen=True)

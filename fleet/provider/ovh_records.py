@@ -75,7 +75,15 @@ def hardware_from(name: str, data: Any) -> Hardware:
         description=str(item.get("description") or ""),
         disk_groups=tuple(disk_group_from(name, i, g) for i, g in enumerate(groups, start=1)),
         boot_mode=item.get("bootMode"),
+        default_disk_group=_int_or_none(item.get("defaultDiskGroupId")),
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def disk_group_from(name: str, position: int, data: Any) -> DiskGroup:

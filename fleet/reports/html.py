@@ -21,6 +21,7 @@ from typing import Any
 from fleet.clock import parse_utc
 from fleet.reports.json import report_document
 from fleet.reports.model import human_duration
+from fleet.reports.records import decision_lines
 from fleet.store.base import Event, RunRecord
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -42,6 +43,7 @@ def render(run: RunRecord, events: list[Event]) -> str:
         _timeline(doc),
         _failures(doc),
         _hosts(doc),
+        _records(doc),
         _outputs(doc),
         _gates(doc),
     ]
@@ -287,6 +289,28 @@ def _hosts(doc: dict[str, Any]) -> str:
         "<th>state</th><th>duration</th><th>steps</th><th>where</th><th>last message</th></tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
+
+
+def _records(doc: dict[str, Any]) -> str:
+    """What each host's guard decided (disks taken and not, why) and what it identified."""
+    items = []
+    for h in sorted(doc["hosts"], key=lambda h: str(h["name"])):
+        record = h.get("record") or {}
+        if not record:
+            continue
+        ids = "".join(
+            f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in record.items() if k != "decisions"
+        )
+        rows = "".join(
+            f"<li>{esc(line)}</li>" for line in decision_lines(record.get("decisions") or {})
+        )
+        items.append(
+            f'<article class="record" data-host="{esc(h["name"])}"><h3>{esc(h["name"])}</h3>'
+            f"<dl>{ids}</dl><ul>{rows}</ul></article>"
+        )
+    if not items:
+        return ""
+    return f'<section id="records"><h2>Disks and identities</h2>{"".join(items)}</section>'
 
 
 def _outputs(doc: dict[str, Any]) -> str:

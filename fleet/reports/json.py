@@ -13,6 +13,7 @@ from typing import Any
 
 from fleet.clock import utc_iso
 from fleet.reports.model import OPTION_KEYS, HostTrack, RunProgress, Span
+from fleet.reports.records import host_records
 from fleet.store.base import Event, RunRecord
 
 FORMAT = "fleet-report/1"
@@ -24,6 +25,7 @@ def render(run: RunRecord, events: list[Event]) -> str:
 
 def report_document(run: RunRecord, events: list[Event]) -> dict[str, Any]:
     progress = RunProgress.replay(run.hosts, events)
+    records = host_records(events)
     return {
         "format": FORMAT,
         "run": _run(run),
@@ -39,7 +41,7 @@ def report_document(run: RunRecord, events: list[Event]) -> dict[str, Any]:
             }
             for b in progress.batches
         ],
-        "hosts": [_host(t) for t in progress.hosts.values()],
+        "hosts": [_host(t, records.get(t.name, {})) for t in progress.hosts.values()],
         "gates": [
             {
                 "at": utc_iso(g.at),
@@ -87,8 +89,9 @@ def _summary(run: RunRecord, p: RunProgress) -> dict[str, Any]:
     }
 
 
-def _host(t: HostTrack) -> dict[str, Any]:
+def _host(t: HostTrack, record: dict[str, Any]) -> dict[str, Any]:
     return {
+        "record": record,
         "name": t.name,
         "state": t.state,
         "batch": t.batch,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,11 @@ class Sandbox:
         timings: TaskTimings | None = None,
         runtime_root: Path | None = None,
         vms: int = 0,
+        vm_shapes: Mapping[str, Mapping[str, Any]] | None = None,
         jump_host: bool = False,
     ) -> None:
+        """``vm_shapes``: per VM name (``vm-01``...), :class:`VmSpec` fields other than the
+        default hybrid server's (``hdd_count``, ``hdd_ports``, ``usb_stick_mib``...)."""
         if not 0 <= vms <= 8:
             raise ValueError("a sandbox has 0 to 8 VM servers")
         if not (1 if vms == 0 else 0) <= servers <= 2000:
@@ -104,6 +108,7 @@ class Sandbox:
         self.dir = directory
         self.count = servers
         self.vm_count = vms
+        self.vm_shapes = {k: dict(v) for k, v in (vm_shapes or {}).items()}
         self.port = port
         self.seed = seed
         self.timings = timings
@@ -159,7 +164,7 @@ class Sandbox:
         self.hosts.start()
 
     def _start_api(self) -> None:
-        specs = [_server_spec(s) for s in self.servers]
+        specs = [_server_spec(s, self.vm_shapes.get(s.name, {})) for s in self.servers]
         by_service = {s.service: s for s in self.servers}
 
         def on_power(service: str, event: Any) -> None:
@@ -181,7 +186,11 @@ class Sandbox:
     def _start_vms(self, public_key: str) -> None:
         """Boot the VM servers (images built first if needed) and wait until SSH answers."""
         specs = [
-            VmSpec(s.name, s.address, self.port, hostname=s.service) for s in self.servers if s.vm
+            VmSpec(
+                s.name, s.address, self.port, hostname=s.service, **self.vm_shapes.get(s.name, {})
+            )
+            for s in self.servers
+            if s.vm
         ]
         if not specs:
             return
@@ -318,17 +327,18 @@ class Sandbox:
         }
 
 
-def _server_spec(server: SandboxServer) -> ServerSpec:
+def _server_spec(server: SandboxServer, shape: Mapping[str, Any]) -> ServerSpec:
     """The fake API's view of a server; a VM's disk groups match its virtual disks."""
     if server.vm:
+        sizes = shape.get("hdd_sizes_mib") or (shape.get("hdd_size_mib", 4096),)
         return ServerSpec(
             server.service,
             server.address,
             server.datacenter,
             server.rack,
             True,
-            hdd_count=2,
-            hdd_size_gb=VM_HDD_GB,
+            hdd_count=int(shape.get("hdd_count", 2)),
+            hdd_size_gb=max(1, round(min(sizes) * 1024**2 / 1e9)) if shape else VM_HDD_GB,
             nvme_size_gb=VM_NVME_GB,
         )
     return ServerSpec(server.service, server.address, server.datacenter, server.rack, server.hybrid)

@@ -360,6 +360,12 @@ def _hash_region(image: Path, offset: int, size: int, scratch: Path) -> str:
     return digest.hexdigest()
 
 
+def hash_image(image: Path, size: int) -> str:
+    """SHA-256 of the first ``size`` bytes of the qcow2 ``image`` (its whole contents)."""
+    with tempfile.TemporaryDirectory(prefix="fleet-vm-sum-") as tmp:
+        return _hash_region(image, 0, size, Path(tmp) / "image.raw")
+
+
 def disk_checksums(image: Path, prefix: str) -> dict[str, str]:
     """Fingerprints of what no plan may change on a system disk: the partition table, every
     partition that is not an md member (ESP, swap, config drive) byte for byte, and the

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +26,28 @@ from fleet.transport.base import CommandResult
 
 if TYPE_CHECKING:
     from fleet.plan import RenderedStage
+    from fleet.provider.base import Hardware
+    from fleet.store.base import OwnedArray
+
+
+def _nothing_owned() -> list[OwnedArray]:
+    return []
+
+
+def _no_hardware() -> Hardware | None:
+    return None
 
 
 @dataclass
 class StageContext:
-    """What a python stage's function gets: the host, plan vars, facts so far, its params."""
+    """What a python stage's function gets: the host, plan vars, facts so far, its params.
+
+    Also what fleet recorded about the host's disks (``owned``: the arrays it created there;
+    ``record`` adds one), OVH's hardware specification (``hardware``, None without
+    ``ovh_service``), and for a run started from an approved preview, the digest the preview
+    recorded for this host (``approved``). ``preview`` is true when ``fleet plan --probe`` runs
+    the stage (read-only, on whatever system the host runs now).
+    """
 
     host: Host
     vars: dict[str, Any]
@@ -39,6 +56,12 @@ class StageContext:
     mode: str
     runner: Callable[[str, float], CommandResult]
     notes: list[str] = field(default_factory=list)
+    run_id: str = ""
+    owned: Callable[[], list[OwnedArray]] = _nothing_owned
+    record: Callable[[OwnedArray], None] | None = None
+    hardware: Callable[[], Hardware | None] = _no_hardware
+    approved: str | None = None
+    preview: bool = False
 
     def run(self, command: str, timeout: float = 120) -> CommandResult:
         """Run a read-only command; the result comes back whatever its exit code."""
@@ -84,6 +107,11 @@ def call_stage(ctx: Context, stage: RenderedStage) -> dict[str, Any]:
         params=dict(stage.params),
         mode=ctx.mode,
         runner=ctx.run_command,
+        run_id=ctx.run_id,
+        owned=ctx.owned_arrays,
+        record=ctx.record_array,
+        hardware=ctx.hardware,
+        approved=approved_digest(ctx.run_options(), ctx.host.name),
     )
     facts = function(call)
     try:
@@ -91,6 +119,16 @@ def call_stage(ctx: Context, stage: RenderedStage) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise PlanError(f"{stage.call} returned facts that are not JSON data: {exc}") from exc
     return facts
+
+
+def approved_digest(options: Mapping[str, Any], host: str) -> str | None:
+    """The decision digest a run's approved preview recorded for ``host`` (None: no preview
+    was approved for this run)."""
+    approved = options.get("approved_preview")
+    if not isinstance(approved, Mapping):
+        return None
+    hosts = approved.get("hosts")
+    return str(hosts.get(host, "")) if isinstance(hosts, Mapping) else ""
 
 
 def run(ctx: Context, stage: RenderedStage) -> Outcome:

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # annotations only: plans import this package's call context cheaply
     from fleet.inventory import Host
-    from fleet.provider.base import Provider
-    from fleet.store.base import Event
+    from fleet.provider.base import Hardware, Provider
+    from fleet.stages.remote import Record
+    from fleet.store.base import Event, OwnedArray
     from fleet.transport.base import CommandResult, Endpoint, KeyExpectation, Transport
 
 
@@ -93,6 +94,16 @@ class Context(Protocol):
         """Run ``command`` on the host (as root through sudo with ``sudo``)."""
         ...
 
+    def run_step(
+        self, key: str, command: str, timeout: float, *, sudo: bool = False
+    ) -> CommandResult:
+        """Run step ``key``'s command under its host-side lock (:mod:`fleet.stages.remote`)."""
+        ...
+
+    def step_record(self, key: str, wait: float, *, sudo: bool = False) -> Record | None:
+        """Wait up to ``wait`` s for step ``key``'s host-side lock, then read its record."""
+        ...
+
     def session(self) -> Transport:
         """The host's open session (its ``fabric.Connection`` is ``session().connection``)."""
         ...
@@ -117,6 +128,16 @@ class Context(Protocol):
         """This host's journal events of this run, oldest first."""
         ...
 
+    # -- what fleet recorded and knows about the host's disks ----------------------------
+    def owned_arrays(self) -> list[OwnedArray]:
+        """The md arrays fleet recorded creating on this host."""
+        ...
+
+    def record_array(self, array: OwnedArray) -> None: ...
+    def hardware(self) -> Hardware | None:
+        """OVH's hardware specification of the host; None when it has no ``ovh_service``."""
+        ...
+
     # -- control -------------------------------------------------------------------------
     def fence(self) -> None:
         """Prove the host's lease is still ours; raises when it was lost."""
@@ -132,6 +153,10 @@ class Context(Protocol):
 
     def at(self, stage: str, step: str | None) -> None:
         """Where the host stands, for the messages of a failure."""
+        ...
+
+    def in_doubt(self, key: str) -> bool:
+        """Whether step ``key`` was started (by an earlier attempt) and never ended."""
         ...
 
     def is_done(self, key: str) -> bool:

@@ -24,16 +24,33 @@ RUN_STATES = ("running", "halted", "done", "failed", "aborted")
 
 @dataclass(frozen=True)
 class Owner:
-    """Who acts: for leases, runs and the audit trail."""
+    """Who acts: for leases, runs and the audit trail.
+
+    ``started`` (the process's start time, epoch seconds) tells a live owner from a later
+    process that reuses its pid; ``nonce`` is drawn once per process, so two owners are equal
+    only when they are the very same process.
+    """
 
     user: str
     machine: str
     pid: int
     run_id: str | None = None
+    started: float | None = None
+    nonce: str | None = None
 
     def __str__(self) -> str:
         where = f"{self.user}@{self.machine} pid {self.pid}"
         return f"{where} run {self.run_id}" if self.run_id else where
+
+    def same_process(self, other: Owner) -> bool:
+        """The same process, whatever run it acts for."""
+        return (self.user, self.machine, self.pid, self.started, self.nonce) == (
+            other.user,
+            other.machine,
+            other.pid,
+            other.started,
+            other.nonce,
+        )
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,29 @@ class Lease:
 
 
 @dataclass(frozen=True)
+class Fence:
+    """A holder's proof, carried by its writes: the run's lease token and, for a write about one
+    host, that host's lease token. A write whose tokens are no longer current is refused
+    (:class:`fleet.errors.LeaseLost`)."""
+
+    run_id: str
+    run_token: int
+    host: str | None = None
+    host_token: int | None = None
+
+
+@dataclass(frozen=True)
+class RunLease:
+    """The run's one live owner: ``token`` increases on every claim; ``expires_at`` is pushed by
+    the owner's heartbeat (None once released or broken: the run has no owner)."""
+
+    run_id: str
+    owner: Owner
+    token: int
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """A rollout: what it runs on which hosts, with which options, and where it stands."""
 
@@ -104,6 +144,7 @@ class RunRecord:
     reason: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    lease: RunLease | None = None  # the owner's lease: None until a process claims the run
 
 
 @dataclass(frozen=True)
@@ -196,6 +237,33 @@ class ScheduleFire:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class OwnedArray:
+    """An md array fleet created on a host: its identity, recorded so that a later run knows
+    the array is fleet's own (see :mod:`fleet.plans.disks.arrays`)."""
+
+    host: str
+    uuid: str
+    name: str  # as in the superblock, with fleet's marker: fleet-1a2b3c4d:md4
+    level: str
+    serials: tuple[str, ...]  # of the member disks
+    run_id: str  # the run that created it
+    fs_uuid: str = ""
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A read-only preview of a destructive plan (``fleet plan --probe``): per host, the digest
+    of what its guard decided. ``fleet rollout --approve ID`` runs only what it shows."""
+
+    id: str
+    plan_hash: str
+    hosts: dict[str, str]  # host -> decision digest ("" when the guard refused the host)
+    created_by: str = ""
+    created_at: datetime | None = None
+
+
 class Store(Protocol):
     """Every backend implements this. Methods are safe to call from several threads."""
 
@@ -203,18 +271,46 @@ class Store(Protocol):
     def create_run(self, run: RunRecord) -> None: ...
     def get_run(self, run_id: str) -> RunRecord: ...
     def list_runs(self, limit: int = 20) -> list[RunRecord]: ...
-    def set_run_state(self, run_id: str, state: str, reason: str | None = None) -> None: ...
+    def set_run_state(
+        self, run_id: str, state: str, reason: str | None = None, *, fence: Fence | None = None
+    ) -> None: ...
+
+    # the run's owner
+    def claim_run(
+        self, run_id: str, owner: Owner, ttl: float, *, replacing: int | None, why: str
+    ) -> RunLease:
+        """Make ``owner`` the run's owner with a new token, if the run's lease token is still
+        ``replacing`` (None: the run has no token yet); else raise RunOwned. The run's host
+        leases held by anyone else are re-issued to ``owner`` with new tokens; a takeover from
+        another owner is journaled (``run.takeover``) with ``why``."""
+        ...
+
+    def renew_run(self, lease: RunLease, ttl: float) -> RunLease:
+        """Push the run lease's expiry; raise LeaseLost when it is no longer ours."""
+        ...
+
+    def release_run(self, lease: RunLease) -> None:
+        """Give the run up (a no-op if it is no longer ours)."""
+        ...
+
+    def break_run_lease(self, run_id: str, who: str, reason: str) -> RunLease | None:
+        """End the run's lease whoever holds it (its writes are refused from now); audited."""
+        ...
 
     # journal
-    def record(self, event: Event) -> int:
-        """Append ``event``; returns its ``seq``."""
+    def record(self, event: Event, fence: Fence | None = None) -> int:
+        """Append ``event``; returns its ``seq``. With ``fence``, refused (LeaseLost) when the
+        fence's tokens are no longer current."""
         ...
 
     def events(self, run_id: str, host: str | None = None) -> list[Event]: ...
 
     # leases
-    def acquire_lease(self, host: str, owner: Owner, ttl: float) -> Lease:
-        """Grant the lease or raise :class:`fleet.errors.LeaseHeld`; an expired lease is taken over."""
+    def acquire_lease(
+        self, host: str, owner: Owner, ttl: float, *, fence: Fence | None = None
+    ) -> Lease:
+        """Grant the lease or raise :class:`fleet.errors.LeaseHeld`; an expired lease is taken
+        over. With ``fence``, refused (LeaseLost) when the run's token is no longer current."""
         ...
 
     def renew_lease(self, lease: Lease, ttl: float) -> Lease:
@@ -226,7 +322,9 @@ class Store(Protocol):
     def break_lease(self, host: str, who: str, reason: str) -> Lease | None: ...
 
     # quarantine
-    def quarantine(self, host: str, run_id: str, reason: str) -> None: ...
+    def quarantine(
+        self, host: str, run_id: str, reason: str, *, fence: Fence | None = None
+    ) -> None: ...
     def quarantined(self) -> list[QuarantineEntry]: ...
     def clear_quarantine(self, host: str, who: str) -> bool: ...
 
@@ -279,6 +377,12 @@ class Store(Protocol):
     def schedule_fires(self, name: str, limit: int = 20) -> list[ScheduleFire]:
         """The newest fires of a schedule, newest first."""
         ...
+
+    # what fleet did to disks: the md arrays it created, the previews an operator approves
+    def record_array(self, array: OwnedArray) -> None: ...
+    def owned_arrays(self, host: str | None = None) -> list[OwnedArray]: ...
+    def save_preview(self, preview: Preview) -> None: ...
+    def get_preview(self, preview_id: str) -> Preview | None: ...
 
     # schema (see fleet.store.migrations)
     def schema_version(self) -> int: ...

@@ -15,26 +15,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleet.clock import parse_utc, utc_iso
-from fleet.errors import LeaseHeld, StoreError
+from fleet.errors import LeaseHeld, RunOwned, StoreError
 from fleet.store.base import (
     RUN_STATES,
     Actor,
     AuditEntry,
     Event,
     Lease,
+    OwnedArray,
     Owner,
     PinnedKey,
+    Preview,
     QuarantineEntry,
+    RunLease,
     RunRecord,
     ScheduleFire,
     ScheduleRecord,
 )
 
-OWNER_COLUMNS = "owner_user, owner_machine, owner_pid, owner_run_id"
+OWNER_COLUMNS = "owner_user, owner_machine, owner_pid, owner_run_id, owner_started, owner_nonce"
+#: A run's columns; the first :data:`RUN_INSERT_COUNT` are those ``create_run`` writes.
 RUN_COLUMNS = (
     f"id, plan_name, plan_source, plan_hash, hosts, options, {OWNER_COLUMNS},"
-    " state, reason, created_at, updated_at"
+    " state, reason, created_at, updated_at, lease_token, lease_expires_at"
 )
+RUN_INSERT_COLUMNS = RUN_COLUMNS.removesuffix(", lease_token, lease_expires_at")
 EVENT_COLUMNS = (
     "seq, run_id, kind, at, host, stage, step, outcome, exit_code, excerpt, query_id, data"
 )
@@ -55,6 +60,8 @@ FIRE_COLUMNS = "schedule, due_at, fired_at, by, outcome, run_id, detail"
 AUDIT_COLUMNS = "seq, at, action, operator, os_user, machine, pid, run_id, host, detail"
 #: The columns an audit row is written with (all but ``seq``).
 AUDIT_INSERT_COLUMNS = AUDIT_COLUMNS.removeprefix("seq, ")
+OWNED_ARRAY_COLUMNS = "host, uuid, name, level, serials, run_id, fs_uuid, created_at"
+PREVIEW_COLUMNS = "id, plan_hash, hosts, created_by, created_at"
 RENEW_HINT = "the host may now be touched by someone else: stop working on it"
 
 
@@ -130,12 +137,19 @@ def held(lease: Lease) -> LeaseHeld:
     )
 
 
+def run_owned(run_id: str, owner: Owner) -> RunOwned:
+    return RunOwned(
+        f"run {run_id} is owned by {owner}, which claimed it meanwhile; one owner at a time",
+        hint=f"`fleet status {run_id}` shows its owner",
+    )
+
+
 def lease_gone(host: str) -> StoreError:
     return StoreError(f"lease of {host} was broken or released", hint=RENEW_HINT)
 
 
-def owner_params(owner: Owner) -> tuple[str, str, int, str | None]:
-    return (owner.user, owner.machine, owner.pid, owner.run_id)
+def owner_params(owner: Owner) -> tuple[str, str, int, str | None, float | None, str | None]:
+    return (owner.user, owner.machine, owner.pid, owner.run_id, owner.started, owner.nonce)
 
 
 def actor_params(actor: Actor) -> tuple[str, str, str, int | None]:
@@ -210,8 +224,9 @@ def audit_query(
 
 def run_from_row(row: tuple[Any, ...], codec: Codec) -> RunRecord:
     rid, name, source, digest, hosts, options = row[:6]
-    user, machine, pid, owner_run = row[6:10]
-    state, reason, created, updated = row[10:14]
+    owner = Owner(*row[6:12])
+    state, reason, created, updated, token, expires = row[12:18]
+    lease = None if token is None else RunLease(rid, owner, token, codec.maybe_time(expires))
     return RunRecord(
         id=rid,
         plan_name=name,
@@ -219,11 +234,12 @@ def run_from_row(row: tuple[Any, ...], codec: Codec) -> RunRecord:
         plan_hash=digest,
         hosts=tuple(codec.json(hosts)),
         options=codec.json(options),
-        owner=Owner(user, machine, pid, owner_run),
+        owner=owner,
         state=state,
         reason=reason,
         created_at=codec.time(created),
         updated_at=codec.time(updated),
+        lease=lease,
     )
 
 
@@ -246,9 +262,19 @@ def event_from_row(row: tuple[Any, ...], codec: Codec) -> Event:
 
 
 def lease_from_row(row: tuple[Any, ...], codec: Codec) -> Lease:
-    host, user, machine, pid, run_id, token, taken_at, expires_at = row
-    owner = Owner(user, machine, pid, run_id)
+    host, owner, (token, taken_at, expires_at) = row[0], Owner(*row[1:7]), row[7:10]
     return Lease(host, owner, token, codec.time(taken_at), codec.time(expires_at))
+
+
+def owned_array_from_row(row: tuple[Any, ...], codec: Codec) -> OwnedArray:
+    host, uuid, name, level, serials, run_id, fs_uuid, at = row
+    members = tuple(codec.json(serials))
+    return OwnedArray(host, uuid, name, level, members, run_id, fs_uuid, codec.time(at))
+
+
+def preview_from_row(row: tuple[Any, ...], codec: Codec) -> Preview:
+    preview_id, plan_hash, hosts, created_by, at = row
+    return Preview(preview_id, plan_hash, dict(codec.json(hosts)), created_by, codec.time(at))
 
 
 def quarantine_from_row(row: tuple[Any, ...], codec: Codec) -> QuarantineEntry:

@@ -15,7 +15,7 @@ from fleet.sandbox.ovh_api import TaskTimings
 from fleet.sandbox.sandbox import Sandbox
 from tests.conftest import FleetCli
 
-SANDBOX_SERVERS = 60
+SANDBOX_SERVERS = 80  # 61-80: the crash and ownership tests
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.engine.runs import current_owner
+from fleet.engine.owners import current_owner
 from fleet.store import open_store
 from tests.conftest import REPO, FleetCli
 

@@ -102,3 +102,37 @@ def test_unexpected_host_key_change_stops_that_host(
     assert not (sandbox.hosts.home_dir("srv-060", "disk") / f"{tid}-after").exists()
     status = json.loads(fleet("status", last_run(fleet)["id"], "--json", check=0).stdout)
     assert status["hosts"][0]["state"] == "failed"
+
+
+REFUSED_IN_RESCUE = """
+name: refused-in-rescue
+vars: {{tid: {tid}}}
+converged: test -f "$HOME"/{{{{ tid }}}}.done
+stages:
+  - name: rescue
+    kind: rescue
+  - name: guard
+    steps:
+      - name: refuse
+        apply: test -f "$HOME"/{{{{ tid }}}}.allowed
+  - name: disk
+    kind: disk
+"""
+
+
+def test_a_host_left_in_rescue_by_a_refusal_starts_the_next_run_from_rescue(
+    sandbox: Sandbox, fleet: FleetCli, tmp_path: Path
+) -> None:
+    assert sandbox.hosts is not None
+    tid = new_tid()
+    plan = write_plan(tmp_path / "p.yaml", REFUSED_IN_RESCUE.format(tid=tid))
+    first = fleet("rollout", str(plan), "--limit", "srv-053", timeout=600)
+    assert first.returncode == 1  # refused in rescue: the host stays there, quarantined
+    assert fleet("quarantine", "clear", "srv-053").returncode == 0
+    (sandbox.hosts.home_dir("srv-053", "rescue") / f"{tid}.allowed").write_text("")
+    again = fleet("rollout", str(plan), "--limit", "srv-053", timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    events = events_of(fleet, last_run(fleet)["id"])
+    assert [e.data["mode"] for e in events if e.kind == "host.mode"] == ["rescue"]
+    outcomes = {(e.stage, e.outcome) for e in events if e.kind == "step.end"}
+    assert ("rescue", "converged") in outcomes and ("disk", "applied") in outcomes

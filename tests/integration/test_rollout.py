@@ -155,10 +155,17 @@ def test_failure_budget_halts_then_resume_after_fix_completes(
         q["host"] for q in json.loads(fleet("quarantine", "list", "--json", check=0).stdout)
     }
     assert quarantined == {"srv-003", "srv-005", "srv-007"}
-    # fix the plan, resume: the failed hosts are retried, the others run, every host ends ok
+    # fix the plan, resume: refused until the change is accepted (then journaled); the failed
+    # hosts are retried, the others run, every host ends ok
     write_plan(plan, FAILING.format(tid=tid, bad="none"))
-    resumed = fleet("resume", run_id)
+    refused = fleet("resume", run_id, check=3)
+    assert "changed since the run started" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 2  # the error and its hint
+    assert run_status(fleet, run_id)["state"] == "halted"
+    resumed = fleet("resume", run_id, "--accept-plan-change")
     assert resumed.returncode == 0, resumed.stderr
+    (accepted,) = [e for e in events_of(fleet, run_id) if e.kind == "run.inputs"]
+    assert "changed since the run started" in (accepted.excerpt or "")
     final = run_status(fleet, run_id)
     assert final["state"] == "done"
     assert {h["state"] for h in final["hosts"]} == {"ok"}

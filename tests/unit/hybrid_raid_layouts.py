@@ -32,6 +32,8 @@ def node(name: str, size: int, kind: str, **fields: Any) -> dict[str, Any]:
     data.update(fields)
     if children:
         data["children"] = children
+        if kind == "disk":  # a disk with partitions has a partition table
+            data.setdefault("pttype", "gpt")
     return data
 
 

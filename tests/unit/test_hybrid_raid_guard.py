@@ -8,12 +8,14 @@ import pytest
 
 from fleet.plans.disks import (
     DiskRule,
+    Ownership,
     Probe,
     Refused,
     Selection,
     Superblock,
     Target,
     guard,
+    owner_marker,
     parse_lsblk,
     parse_mdstat,
     system_disks,
@@ -51,10 +53,18 @@ def probe(
     return Probe(devices=devices, mdstat=parse_mdstat(mdstat), examine=examine or {})
 
 
+#: This host's ownership: fleet recorded the array OURS for it.
+OWNED = Ownership(frozenset({OURS}), owner_marker("ns1.ip-203-0-113.eu", "md4", 1))
+
+
 def run(
-    p: Probe, target: Target = RAID1, rule: DiskRule | None = None, wipe: str = ""
+    p: Probe,
+    target: Target = RAID1,
+    rule: DiskRule | None = None,
+    wipe: str = "",
+    owner: Ownership = OWNED,
 ) -> Selection:
-    return guard(p, rule or DiskRule(), target, frozenset(wipe.split()))
+    return guard(p, rule or DiskRule(), target, frozenset(wipe.split()), owner)
 
 
 def refusal(p: Probe, **kw: Any) -> str:
@@ -71,8 +81,12 @@ def test_blank_hdds_are_chosen_in_serial_order_and_nvme_never() -> None:
     sel = run(probe(*blank()))
     assert [d.path for d in sel.disks] == ["/dev/sdb", "/dev/sda"]  # by serial
     assert sel.members == ("/dev/sdb1", "/dev/sda1")
-    assert not sel.existing_uuid and not sel.wiped and not sel.stop_arrays
+    assert not sel.existing_uuid and not sel.wiped and not sel.wipe_disks
     assert [s.split(" ")[0] for s in sel.system] == ["/dev/nvme0n1", "/dev/nvme1n1"]
+    assert [(d["path"], d["why"]) for d in sel.taken] == [
+        ("/dev/sdb", "sata disk, blank"), ("/dev/sda", "sata disk, blank")]  # fmt: skip
+    assert [d["path"] for d in sel.refused] == ["/dev/nvme0n1", "/dev/nvme1n1"]
+    assert sel.refused[0]["why"].startswith("system disk: holds the EFI system partition")
 
 
 def test_system_disks_by_mount_in_live_mode_and_by_array_closure() -> None:
@@ -93,25 +107,48 @@ def test_system_closure_also_through_unassembled_superblocks() -> None:
     assert why["sdc"].startswith("holds a member of array UUID aa:bb:cc:dd")
 
 
-def test_stub_partitions_are_data_unless_wipe_lists_the_serial() -> None:
+def test_ovh_empty_stub_partition_is_not_data_and_is_replaced() -> None:
     disks = hdd("sda", "K4GH2BBB", stub("sda")), hdd("sdb", "K4GH1AAA", stub("sdb"))
+    sel = run(probe(*disks))
+    assert not sel.wiped and not sel.wipe_disks
+    assert "OVH's empty 511 MiB stub partition (not data): replaced" in sel.taken[0]["why"]
+
+
+def test_a_stub_partition_holding_anything_is_data() -> None:
+    disks = (
+        hdd("sda", "K4GH2BBB", stub("sda", fstype="ext4", label="OLD")),
+        hdd("sdb", "K4GH1AAA", stub("sdb")),
+    )
     text = refusal(probe(*disks))
     assert "/dev/sda (HGST HUS726040ALA610, serial K4GH2BBB, 4.0 TB)" in text
-    assert "has partition /dev/sda1 (OVH's 511 MiB stub partition)" in text
-    assert "list its serial in `wipe`" in text
-    only_one = refusal(probe(*disks), wipe="K4GH2BBB")
-    assert "serial K4GH1AAA" in only_one and "serial K4GH2BBB" not in only_one
-    sel = run(probe(*disks), wipe="K4GH2BBB K4GH1AAA OTHER")
-    assert sel.wiped == ("K4GH1AAA", "K4GH2BBB")
+    assert (
+        "has partition /dev/sda1 (OVH's 511 MiB stub partition, ext4 'OLD': only an empty stub "
+        "is replaced without `wipe`)"
+    ) in text
+    assert "list its serial in `wipe`" in text and "serial K4GH1AAA" not in text
+    sel = run(probe(*disks), wipe="K4GH2BBB OTHER")
+    assert sel.wiped == ("K4GH2BBB",) and sel.wipe_disks == ("/dev/sda",)
+    assert sel.taken[1]["why"].startswith("wipe lists its serial; destroys: has partition")
+
+
+def test_an_efi_system_partition_makes_a_system_disk_whatever_wipe_says() -> None:
+    disks = (
+        hdd("sda", "K4GH2BBB", stub("sda", fstype="vfat", label="EFI_SYSPART")),
+        hdd("sdb", "K4GH1AAA"), hdd("sdc", "K4GH3CCC"),
+    )  # fmt: skip
+    sel = run(probe(*disks), wipe="K4GH2BBB K4GH1AAA K4GH3CCC")
+    assert [d.serial for d in sel.disks] == ["K4GH1AAA", "K4GH3CCC"]
+    assert (
+        "/dev/sda (HGST HUS726040ALA610, serial K4GH2BBB, 4.0 TB): holds the EFI system "
+        "partition /dev/sda1" in sel.system
+    )
 
 
 def test_filesystem_on_whole_disk_or_partition_is_refused() -> None:
     whole = hdd("sda", "K4GH2BBB", fstype="xfs", label="backup")
-    assert "carries a xfs filesystem 'backup' on the whole disk" in refusal(
-        probe(whole, hdd("sdb", "K4GH1AAA"))
-    )
+    assert "carries xfs 'backup' on the whole disk" in refusal(probe(whole, hdd("sdb", "K4GH1AAA")))
     part = hdd("sda", "K4GH2BBB", raid_part("sda", fstype="ext4", label="old"))
-    assert "has partition /dev/sda1 (4.0 TB, ext4 filesystem 'old')" in refusal(
+    assert "has partition /dev/sda1 (4.0 TB, ext4 'old')" in refusal(
         probe(part, hdd("sdb", "K4GH1AAA"))
     )
 
@@ -135,10 +172,15 @@ def test_md_superblock_is_refused_and_wipe_allows_it() -> None:
     foreign = {"/dev/sda1": Superblock("7d:45:83:8b", "raid1", 2, "rescue:0")}
     disks = hdd("sda", "K4GH2BBB", raid_part("sda")), hdd("sdb", "K4GH1AAA")
     text = refusal(probe(*disks, mdstat="", examine=foreign))
-    assert "an md superblock (array 'rescue:0', raid1, 2 devices, UUID 7d:45:83:8b)" in text
+    assert (
+        "a member of array 'rescue:0' (UUID 7d:45:83:8b, raid1, 2 devices; members /dev/sda1 "
+        "[serial K4GH2BBB]; not assembled; superblock state unknown), not created by fleet"
+    ) in text
     assert run(probe(*disks, mdstat="", examine=foreign), wipe="K4GH2BBB").wiped == ("K4GH2BBB",)
     whole = {"/dev/sdb": Superblock("01:02:03:04", "raid0", 2, "md4")}
-    assert "on the whole disk" in refusal(probe(*blank(), mdstat="", examine=whole))
+    assert "members /dev/sdb [serial K4GH1AAA]" in refusal(
+        probe(*blank(), mdstat="", examine=whole)
+    )
 
 
 def test_active_member_of_another_array() -> None:
@@ -152,7 +194,10 @@ def test_active_member_of_another_array() -> None:
     )
     rule = DiskRule(min_size=1_000_000_000_000)
     text = refusal(probe(*disks, mdstat=mdstat), rule=rule, wipe="K4GH2BBB")
-    assert "is a member of active array /dev/md0 (raid1), which also uses sdc" in text
+    assert "a member of array without a name (UUID unknown, raid1, 2 devices; members " in text
+    assert "assembled as /dev/md0, active raid1 [UU])" in text
+    assert "`wipe` must also list SMALL (the array's other members)" in text
+    assert run(probe(*disks, mdstat=mdstat), rule=rule, wipe="K4GH2BBB SMALL").wiped
 
 
 def test_inactive_array_wholly_on_wiped_disks_is_stopped_first() -> None:
@@ -162,9 +207,9 @@ def test_inactive_array_wholly_on_wiped_disks_is_stopped_first() -> None:
     )
     examine = {"/dev/sda1": Superblock("7d:45", "raid1", 2, "rescue:0")}
     text = refusal(probe(*disks, mdstat=mdstat, examine=examine))
-    assert "is a member of inactive array /dev/md127" in text
+    assert "assembled as /dev/md127, inactive (assembled, not running)" in text
     sel = run(probe(*disks, mdstat=mdstat, examine=examine), wipe="K4GH2BBB")
-    assert sel.stop_arrays == ("/dev/md127",)
+    assert sel.wipe_disks == ("/dev/sda",)  # the wipe stage stops the arrays on it first
 
 
 def ours(level: str = "raid1", devices: int = 2, name: str = "md4") -> dict[str, Superblock]:
@@ -185,9 +230,25 @@ def test_our_own_array_from_an_earlier_run_is_the_converged_case() -> None:
         "md127 : active raid1 sda1[0] sdb1[1]\n      3906885440 blocks super 1.2 [2/2] [UU]\n"
     )
     sel = run(probe(*our_disks(), mdstat=mdstat, examine=ours()))
-    assert sel.existing_uuid == OURS and not sel.wiped and not sel.stop_arrays
-    homehost = run(probe(*our_disks(), mdstat=mdstat, examine=ours(name="ns1234:md4")))
-    assert homehost.existing_uuid == OURS
+    assert sel.existing_uuid == OURS and not sel.wiped and not sel.wipe_disks
+    assert "member of fleet's own array UUID" in sel.taken[0]["why"]
+
+
+def test_fleet_marker_identifies_its_array_when_the_store_lost_it() -> None:
+    marked = ours(name=f"{OWNED.marker}:md4")
+    lost = Ownership(frozenset(), OWNED.marker)
+    assert run(probe(*our_disks(), mdstat="", examine=marked), owner=lost).existing_uuid == OURS
+    other_host = Ownership(frozenset(), owner_marker("ns2.ip-203-0-113.eu", "md4", 1))
+    text = refusal(probe(*our_disks(), mdstat="", examine=marked), owner=other_host)
+    assert f"array '{OWNED.marker}:md4'" in text and "not created by fleet for this host" in text
+
+
+def test_same_name_and_level_is_not_identity() -> None:
+    # the seed's array, or another host's, named like ours: foreign without a record or marker
+    for name in ("md4", "otherhost:md4", "ns1234:md4"):
+        text = refusal(probe(*our_disks(), mdstat="", examine=ours(name=name)), owner=Ownership())
+        assert f"array {name!r} (UUID {OURS}, raid1, 2 devices" in text
+        assert "not created by fleet for this host" in text
 
 
 def test_our_array_mounted_at_the_mount_point_in_live_mode() -> None:
@@ -204,8 +265,8 @@ def test_our_array_mounted_at_the_mount_point_in_live_mode() -> None:
 
 @pytest.mark.parametrize(
     ("examine", "why"),
-    [(ours(level="raid0"), "raid0, 2 devices"), (ours(name="data"), "array 'data'"),
-     (ours(devices=3), "raid1, 3 devices")],
+    [(ours(level="raid0"), "but it is raid0, the plan wants raid1"),
+     (ours(devices=3), "its members are not exactly the first partitions of the 2 chosen")],
 )  # fmt: skip
 def test_an_array_that_is_not_exactly_ours_is_refused(
     examine: dict[str, Superblock], why: str
@@ -244,6 +305,16 @@ def test_rule_filters_count_and_size() -> None:
     assert "the disk rule wants 2 disks and matches 3" in text
 
 
+def test_mixed_sizes_say_how_much_stays_unused() -> None:
+    small = hdd("sdc", "SMALL1", size=8 * 1024**3)
+    big = hdd("sdd", "BIG1", size=12 * 1024**3)
+    sel = run(probe(small, big))
+    assert sel.notes == (
+        "/dev/sdd (serial BIG1) is 12.9 GB: 4.3 GB of it stays unused (members use the smallest "
+        "disk's size, 8.6 GB)",
+    )
+
+
 def test_max_size_leaving_too_few_disks() -> None:
     small = hdd("sdc", "SMALL1", size=1_000_000_000_000)
     text = refusal(probe(*blank(), small), rule=DiskRule(max_size=2_000_000_000_000))
@@ -265,13 +336,3 @@ def test_usable_bytes_per_level() -> None:
         8_000,
         8_000,
     ]
-
-
-def test_our_superblocks_on_partitions_without_the_raid_type_are_not_ours() -> None:
-    array = md("md127", HDD_BYTES, fstype="ext4", label="data")
-    plain = "0fc63daf-8483-4772-8e79-3d69d8477de4"
-    disks = (
-        hdd("sda", "K4GH2BBB", raid_part("sda", array, parttype=plain)),
-        hdd("sdb", "K4GH1AAA", raid_part("sdb", array, parttype=plain)),
-    )
-    assert "an md superblock (array 'md4'" in refusal(probe(*disks, mdstat="", examine=ours()))

@@ -20,8 +20,9 @@ HOST = Host(name="hyb-1", address="127.0.0.1", service_name="ns1.ip-203-0-113.eu
 def test_defaults() -> None:
     s = settings_from({})
     assert s == Settings()
-    assert (s.level, s.mount, s.fs, s.label, s.md_name, s.homehost, s.mode) == (
-        1, "/opt", "ext4", "data", "md4", "<none>", "rescue")  # fmt: skip
+    assert (s.level, s.mount, s.fs, s.label, s.md_name, s.mode, s.reboot) == (
+        1, "/opt", "ext4", "data", "md4", "rescue", "auto")  # fmt: skip
+    assert s.transport == ("sata", "sas", "nvme")
     assert not s.assume_clean and s.wipe == () and s.notes() == []
 
 
@@ -30,7 +31,7 @@ def test_cli_strings_are_converted() -> None:
         {"level": "10", "mount": "/srv/data/", "fs": "xfs", "label": "bulk", "mode": "live",
          "assume_clean": "yes", "wipe": "K4GH1AAA, K4GH2BBB", "min_size": "3.5T",
          "max_size": "4TiB", "model": "HGST*", "count": "4", "md_name": "md10",
-         "homehost": "ns1234"}
+         "reboot": "ssh", "transport": "SATA, usb"}
     )  # fmt: skip
     assert (s.level, s.mount, s.fs, s.mode, s.assume_clean) == (
         10,
@@ -42,6 +43,8 @@ def test_cli_strings_are_converted() -> None:
     assert s.wipe == ("K4GH1AAA", "K4GH2BBB")
     assert (s.min_size, s.max_size, s.count) == (3_500_000_000_000, 4 * 1024**4, 4)
     assert s.rule.model == "HGST*" and s.target.raid_level == "raid10"
+    assert s.reboot == "ssh" and s.rule.transports == ("sata", "usb")
+    assert "transport also takes usb disks (not local by default)" in s.notes()
 
 
 def test_inventory_values_keep_their_types() -> None:
@@ -64,9 +67,13 @@ def test_inventory_values_keep_their_types() -> None:
         ({"label": "a-label-longer-than-16"}, "at most 16 characters for ext4"),
         ({"fs": "xfs", "label": "thirteen-char"}, "at most 12 characters for xfs"),
         ({"md_name": "md 4"}, "md_name='md 4'"),
+        ({"homehost": "ns1"}, "no parameter homehost"),
+        ({"md_name": "a-name-of-17-chars"}, "1-16 letters"),
+        ({"reboot": "ipmi"}, "expected auto or ovh or ssh"),
+        ({"transport": "usb,floppy"}, "transport='usb,floppy': expected transports among"),
+        ({"transport": ","}, "expected transports among"),
         ({"label": "-x"}, "(not first: -)"),  # it would reach mkfs -L and blkid as an option
         ({"md_name": "--run"}, "(not first: -)"),
-        ({"homehost": "bad host"}, "homehost='bad host'"),
         ({"mode": "chroot"}, "expected rescue or live"),
         ({"assume_clean": "maybe"}, "expected true or false"),
         ({"min_size": "big"}, "expected a size"),
@@ -108,15 +115,14 @@ def test_registered_and_validated_plan() -> None:
     assert plan.source == "builtin:hybrid-raid"
     assert plan.vars["level"] == 0 and plan.vars["wipe"] == ["A", "B"]
     assert [s.name for s in plan.stages] == [
-        "rescue", "facts", "guard", "partition", "array", "locate", "filesystem", "identify",
-        "persist", "disk", "verify", "reboot", "verify-again",
+        "rescue", "facts", "guard", "wipe", "partition", "array", "locate", "filesystem",
+        "identify", "persist", "disk", "verify", "reboot", "verify-again",
     ]  # fmt: skip
     destructive = [
         f"{st.name}/{sp.name}" for st in plan.stages for sp in st.steps if sp.destructive
     ]
     assert destructive == [
-        "partition/stop old arrays on wiped disks", "partition/wipe and partition",
-        "array/create", "filesystem/mkfs",
+        "wipe/wipe listed disks", "partition/partition", "array/create", "filesystem/mkfs",
     ]  # fmt: skip
     assert all(sp.check for st in plan.stages for sp in st.steps)
 
@@ -167,9 +173,9 @@ def test_fleet_plan_command_shows_destructive_steps_and_placeholders(tmp_path: P
     out = fleet("-i", str(inventory), "plan", "builtin:hybrid-raid", "--var", "level=0", check=0)
     text = out.stdout
     assert "host hyb-1" in text and "host hyb-2" in text
-    assert "step wipe and partition  DESTRUCTIVE" in text
+    assert "step wipe listed disks  DESTRUCTIVE" in text and "step partition  DESTRUCTIVE" in text
     assert "mdadm --create <facts.md_path>" in text
-    assert "destructive steps: array/create, filesystem/mkfs, partition/stop old arrays" in text
+    assert "destructive steps: array/create, filesystem/mkfs, partition/partition, wipe/" in text
     assert "nothing was changed" in text
     bad = fleet("-i", str(inventory), "plan", "builtin:hybrid-raid", "--var", "level=3")
     assert bad.returncode == 3 and "level='3'" in bad.stderr

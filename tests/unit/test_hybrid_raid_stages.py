@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,19 @@ from fleet.errors import PayloadError
 from fleet.inventory import Host
 from fleet.plan import render_stage, with_facts
 from fleet.plans import builtin_plan, hybrid_raid
+from fleet.plans.disks import parse_lsblk
 from fleet.stages.call import StageContext
+from fleet.store.base import OwnedArray
 from fleet.transport.base import CommandResult
-from tests.unit.hybrid_raid_layouts import HDD_BYTES, hdd, lsblk, raid_part, stub, system
+from tests.unit.hybrid_raid_layouts import (
+    HDD_BYTES,
+    ROOT_UUID,
+    hdd,
+    lsblk,
+    raid_part,
+    stub,
+    system,
+)
 
 HOST = Host(name="hyb-1", address="127.0.0.1", service_name="ns1.ip-203-0-113.eu")
 UUID = "0a1b2c3d:4e5f6a7b:8c9d0e1f:2a3b4c5d"
@@ -46,7 +57,8 @@ class ScriptedHost:
             token = command.split()[2]
             return CommandResult(command, 0, token + "\n", "", 0.01)
         for prefix, answer in self.answers.items():
-            if command.startswith(prefix):
+            found = prefix[1:] in command if prefix.startswith("~") else command.startswith(prefix)
+            if found:
                 code, out = answer if isinstance(answer, tuple) else (0, answer)
                 return CommandResult(command, code, out, "", 0.01)
         return CommandResult(command, 127, "", f"unscripted: {command[:60]}", 0.01)
@@ -65,18 +77,56 @@ def examine_loop(outputs: dict[str, str]) -> str:
     return "".join(f"@@ {path}\n{text}" for path, text in outputs.items())
 
 
+def device_probe(command: str, examine: dict[str, str], layout: str) -> str:
+    """What the facts stage's device loop prints for the paths it was given: blkid -p and
+    wipefs see what lsblk shows (partition table, filesystem type), mdadm --examine prints the
+    given outputs."""
+    nodes = {n.path: n for d in parse_lsblk(layout) for n in d.walk()}
+    out = ""
+    for path in shlex.split(command.split(";", 1)[0])[2:]:
+        node = nodes[path]
+        kind = node.fstype or (node.pttype if node.type == "disk" else "")
+        sigs = [{"device": node.name, "offset": "0x0", "type": kind}] if kind else []
+        key = "TYPE" if node.fstype else "PTTYPE"
+        blkid = f"DEVNAME={path}\n{key}={kind}\n@@rc 0\n" if kind else "@@rc 2\n"
+        out += f"@@dev {path}\n@@examine\n{examine.get(path, '')}@@blkid\n{blkid}"
+        out += f"@@wipefs\n{json.dumps({'signatures': sigs})}\n@@rc 0\n@@holders\n"
+    return out
+
+
+class RescueHost(ScriptedHost):
+    """A rescue system: the installed root's fstab is found on md127 (ROOT_UUID)."""
+
+    def __init__(self, answers: dict[str, str | tuple[int, str]], examine: dict[str, str]) -> None:
+        super().__init__(answers)
+        self.examine = examine
+
+    def __call__(self, command: str, timeout: float) -> CommandResult:
+        if "@@blkid" in command:
+            self.ran.append(command)
+            layout = str(self.answers["lsblk -J -b"])
+            return CommandResult(command, 0, device_probe(command, self.examine, layout), "", 0.01)
+        return super().__call__(command, timeout)
+
+
 def rescue_host(*hdds: dict[str, Any], examine: dict[str, str] | None = None,
                 mdstat: str = RESCUE_MDSTAT) -> ScriptedHost:  # fmt: skip
-    return ScriptedHost(
+    return RescueHost(
         {
             "hostname": "rescue12-customer-eu\n",
             "for t in ": "",
+            "udevadm settle": "",
             "lsblk -J -b": lsblk(*system(rescue=True), *hdds),
             "cat /proc/mdstat": mdstat,
             "mdadm --detail --scan": "",
+            "~debugfs": f"@@fstab /dev/md127\nUUID={ROOT_UUID} / ext4 defaults 0 1\n",
             "for d in ": examine_loop(examine or {}),
             "blkid -o export": (2, ""),
-        }
+            "cat /proc/swaps": "Filename\tType\tSize\tUsed\tPriority\n",
+            "findmnt -J -l": '{"filesystems": []}',
+            "pvs ": "",
+        },
+        examine or {},
     )
 
 
@@ -85,8 +135,10 @@ def test_facts_then_guard_on_blank_hdds() -> None:
     facts = hybrid_raid.gather(context(host))
     assert json.loads(json.dumps(facts)) == facts  # journaled as JSON
     assert len(facts["disks_seen"]) == 4
-    examine = next(c for c in host.ran if c.startswith("for d in "))
-    assert " /dev/sda " in examine and " /dev/nvme0n1p3 " in examine
+    probe = next(c for c in host.ran if "@@blkid" in c)
+    assert " /dev/sda " in probe and " /dev/nvme0n1p3 " in probe
+    assert "mdadm --examine" in probe and "blkid -p" in probe and "wipefs -n -J" in probe
+    assert facts["probe"]["installed"].startswith("@@fstab /dev/md127")
     chosen = hybrid_raid.select(context(host, facts=facts, level=0))
     assert chosen["disks"] == ["/dev/sda", "/dev/sdb"]
     assert chosen["disk_ids"] == ["/dev/sda=K4GH1AAA", "/dev/sdb=K4GH2BBB"]
@@ -96,10 +148,15 @@ def test_facts_then_guard_on_blank_hdds() -> None:
     assert chosen["create_flags"] == [] and chosen["format_over"] == "yes"
     assert chosen["root"] == "/mnt" and chosen["target_dir"] == "/mnt/opt"
     assert chosen["mkfs"] == ["mkfs.ext4", "-F"]
+    assert chosen["root_uuid"] == ROOT_UUID and chosen["wipe_disks"] == []
+    assert chosen["homehost"].startswith("fleet-") and chosen["array_name"].endswith(":md4")
+    assert [d["serial"] for d in chosen["decisions"]["taken"]] == ["K4GH1AAA", "K4GH2BBB"]
+    assert len(chosen["digest"]) == 12
 
 
 def test_guard_refusal_names_the_disk() -> None:
-    host = rescue_host(hdd("sda", "K4GH1AAA", stub("sda")), hdd("sdb", "K4GH2BBB"))
+    used = stub("sda", fstype="ext4", label="old")
+    host = rescue_host(hdd("sda", "K4GH1AAA", used), hdd("sdb", "K4GH2BBB"))
     facts = hybrid_raid.gather(context(host))
     with pytest.raises(PayloadError) as info:
         hybrid_raid.select(context(host, facts=facts))
@@ -108,16 +165,23 @@ def test_guard_refusal_names_the_disk() -> None:
     )
     assert "OVH's 511 MiB stub partition" in info.value.message
     allowed = hybrid_raid.select(context(host, facts=facts, wipe=["K4GH1AAA"]))
-    assert allowed["wiped"] == ["K4GH1AAA"]
+    assert allowed["wiped"] == ["K4GH1AAA"] and allowed["wipe_disks"] == ["/dev/sda"]
 
 
 def test_guard_sees_an_earlier_superblock_through_examine() -> None:
-    disks = hdd("sda", "K4GH1AAA", raid_part("sda")), hdd("sdb", "K4GH2BBB", raid_part("sdb"))
+    member = {"fstype": "linux_raid_member"}
+    disks = (hdd("sda", "K4GH1AAA", raid_part("sda", **member)),
+             hdd("sdb", "K4GH2BBB", raid_part("sdb", **member)))  # fmt: skip
     host = rescue_host(*disks, examine={"/dev/sda1": EXAMINE_MD4, "/dev/sdb1": EXAMINE_MD4})
     facts = hybrid_raid.gather(context(host))
-    assert hybrid_raid.select(context(host, facts=facts))["existing_uuid"] == UUID
-    with pytest.raises(PayloadError, match="raid1, 2 devices"):
-        hybrid_raid.select(context(host, facts=facts, level="0"))
+    with pytest.raises(PayloadError, match="not created by fleet for this host"):
+        hybrid_raid.select(context(host, facts=facts))  # named md4, but not fleet's
+    owned = context(host, facts=facts)
+    owned.owned = lambda: [OwnedArray("hyb-1", UUID, "md4", "raid1", ("K4GH1AAA",), "r1")]
+    assert hybrid_raid.select(owned)["existing_uuid"] == UUID
+    owned.vars["level"] = "0"
+    with pytest.raises(PayloadError, match="but it is raid1, the plan wants raid0"):
+        hybrid_raid.select(owned)
 
 
 def test_facts_refuses_the_wrong_mode_and_missing_tools() -> None:
@@ -333,12 +397,12 @@ def test_mount_point_step_never_hides_files(tmp_path: Path) -> None:
 
 def test_empty_lists_render_to_loops_that_do_nothing() -> None:
     plan = builtin_plan("hybrid-raid", {})
-    stage = next(s for s in plan.stages if s.name == "partition")
-    rendered, _ = render_stage(plan, stage, with_facts({}, {**our_facts(), "stop_arrays": []}))
+    stage = next(s for s in plan.stages if s.name == "wipe")
+    rendered, _ = render_stage(plan, stage, with_facts({}, {**our_facts(), "wipe_disks": []}))
     assert rendered is not None
-    stop = rendered.steps[0]
-    assert stop.check is not None and "for md in ; do" in stop.check
-    assert sh(stop.check) == 0  # nothing to stop: converged, the apply never runs
+    wipe = rendered.steps[0]
+    assert wipe.check is not None and "for d in ; do" in wipe.check
+    assert sh(wipe.check) == 0  # nothing to wipe: converged, the apply never runs
 
 
 # -- the shell checks, against stand-in tools (scripts printing recorded outputs) --------------
@@ -385,17 +449,21 @@ def test_array_exists_check_wants_one_array_with_our_name_level_and_count(fake_b
         (fake_bin / "examine.sdb1").write_text(sdb)
         return sh_with(fake_bin, check)
 
-    assert members(EXAMINE_MD4, EXAMINE_MD4) == 0
-    assert members(EXAMINE_MD4, EXAMINE_MD4.replace("MD_NAME=md4", "MD_NAME=ns1:md4")) == 0
-    assert members(EXAMINE_MD4, EXAMINE_MD4.replace(UUID, "ff:ff:ff:ff")) != 0
-    assert members(EXAMINE_MD4, EXAMINE_MD4.replace("raid1", "raid0")) != 0
-    assert members(EXAMINE_MD4, EXAMINE_MD4.replace("MD_DEVICES=2", "MD_DEVICES=3")) != 0
-    assert members(EXAMINE_MD4, EXAMINE_MD4.replace("MD_NAME=md4", "MD_NAME=rescue:0")) != 0
-    assert members(EXAMINE_MD4, "") != 0
+    marked = EXAMINE_MD4.replace("MD_NAME=md4", f"MD_NAME={located()['array_name']}")
+    assert members(marked, marked) == 0
+    assert members(EXAMINE_MD4, EXAMINE_MD4) != 0  # named md4 but not fleet's: not ours
+    assert members(EXAMINE_MD4.replace("MD_NAME=md4", "MD_NAME=ns1:md4"), marked) != 0
+    recorded = {**located(), "existing_uuid": UUID}  # recorded in the store for this host
+    assert sh_with(fake_bin, rendered_steps(recorded)["array/create"].check) == 0
+    assert members(marked, marked.replace(UUID, "ff:ff:ff:ff")) != 0
+    assert members(marked, marked.replace("raid1", "raid0")) != 0
+    assert members(marked, marked.replace("MD_DEVICES=2", "MD_DEVICES=3")) != 0
+    assert members(marked, EXAMINE_MD4.replace("MD_NAME=md4", "MD_NAME=rescue:0")) != 0
+    assert members(marked, "") != 0
 
 
 def test_layout_check_wants_one_raid_partition_on_gpt(fake_bin: Path) -> None:
-    step = rendered_steps(located())["partition/wipe and partition"]
+    step = rendered_steps(located())["partition/partition"]
     ours = "BYT;\n/dev/sdX:8388608s:scsi:512:512:gpt:ATA HGST HUS726040AL:;\n1:2048s:8386559s:8384512s::primary:raid;\n"
     stub = ours.replace(
         "1:2048s:8386559s:8384512s::primary:raid;",
@@ -415,7 +483,7 @@ def test_layout_check_wants_one_raid_partition_on_gpt(fake_bin: Path) -> None:
 
 
 def test_destructive_steps_first_prove_each_disk_serial(fake_bin: Path) -> None:
-    step = rendered_steps(located())["partition/wipe and partition"]
+    step = rendered_steps(located())["partition/partition"]
     identity = step.apply.split("\n", 1)[0]  # the serial check, before anything is wiped
     assert identity.startswith("set -e; for pair in /dev/sda=K4GH1AAA /dev/sdb=K4GH2BBB; do")
     tool(
@@ -450,3 +518,60 @@ def test_mkfs_never_formats_over_a_filesystem_of_an_existing_array(fake_bin: Pat
     assert sh_with(fake_bin, existing.apply) != 0 and not (fake_bin / "formatted").exists()
     fresh = rendered_steps(located())["filesystem/mkfs"]
     assert sh_with(fake_bin, fresh.apply) == 0 and (fake_bin / "formatted").exists()
+
+
+def test_a_run_from_an_approved_preview_refuses_other_decisions() -> None:
+    host = rescue_host(hdd("sda", "K4GH1AAA"), hdd("sdb", "K4GH2BBB"))
+    facts = hybrid_raid.gather(context(host))
+    digest = hybrid_raid.select(context(host, facts=facts))["digest"]
+    approved = context(host, facts=facts)
+    approved.approved = digest
+    assert hybrid_raid.select(approved)["digest"] == digest
+    approved.approved = "0123456789ab"
+    with pytest.raises(PayloadError, match="the disks differ from the approved preview"):
+        hybrid_raid.select(approved)
+    approved.approved = ""
+    with pytest.raises(PayloadError, match="the approved preview refused this host"):
+        hybrid_raid.select(approved)
+    wiped = context(host, facts=facts, wipe=["K4GH1AAA"])  # another decision: another digest
+    assert hybrid_raid.select(wiped)["digest"] == digest  # blank disks: wipe destroys nothing
+
+
+def test_locate_records_the_array_as_fleets_own() -> None:
+    mdstat = "md127 : active raid1 sdb1[1] sda1[0]\n      3906885440 blocks super 1.2 [2/2] [UU]\n"
+    host = ScriptedHost(
+        {
+            "for d in ": examine_loop({"/dev/sda1": EXAMINE_MD4, "/dev/sdb1": EXAMINE_MD4}),
+            "cat /proc/mdstat": mdstat,
+            "blkid -p -o export /dev/md127": f"UUID={FS_UUID}\nLABEL=data\nTYPE=ext4\n",
+        }
+    )
+    recorded: list[OwnedArray] = []
+    ctx = context(host, facts=our_facts())
+    ctx.record, ctx.run_id = recorded.append, "r42"
+    hybrid_raid.locate(ctx)
+    (array,) = recorded
+    assert (array.uuid, array.serials, array.fs_uuid, array.run_id) == (
+        UUID, ("K4GH1AAA", "K4GH2BBB"), FS_UUID, "r42")  # fmt: skip
+    assert array.name.startswith("fleet-") and array.name.endswith(":md4")
+    assert array.level == "raid1" and array.host == "hyb-1"
+
+
+def test_mdadm_conf_loses_the_lines_of_arrays_the_wipe_destroyed(tmp_path: Path) -> None:
+    (tmp_path / "etc" / "mdadm").mkdir(parents=True)
+    conf = tmp_path / "etc" / "mdadm" / "mdadm.conf"
+    seed = "ARRAY /dev/md4 UUID=7d45838b:7886c766:5802452c:653f8cca"
+    conf.write_text(f"HOMEHOST <system>\n{seed}\nARRAY /dev/md/md3 UUID=aa:bb\n")
+    plan = builtin_plan("hybrid-raid", {"mode": "live"})
+    stage = next(s for s in plan.stages if s.name == "persist")
+    facts = {**located(), "root": str(tmp_path), "target_dir": f"{tmp_path}/opt",
+             "wiped_arrays": ["7d45838b:7886c766:5802452c:653f8cca"]}  # fmt: skip
+    rendered, _ = render_stage(plan, stage, with_facts({"mode": "live"}, facts))
+    assert rendered is not None
+    step = next(s for s in rendered.steps if s.name == "mdadm.conf ARRAY line")
+    assert sh(step.check or "false") != 0
+    assert sh(step.apply) == 0 and sh(step.check or "false") == 0
+    assert conf.read_text().splitlines() == [
+        "HOMEHOST <system>", "ARRAY /dev/md/md3 UUID=aa:bb",
+        f"ARRAY /dev/md/md4 metadata=1.2 UUID={UUID}",
+    ]  # fmt: skip

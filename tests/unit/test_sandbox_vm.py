@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from fleet.errors import UsageError
-from fleet.sandbox.vm import BootSpec, VmSpec, _validate, qemu_command
 from fleet.sandbox.vm_images import MD_MAGIC, SECTOR, parse_gpt, parse_md_superblock, pick_kernel
+from fleet.sandbox.vm_spec import BootSpec, VmSpec, qemu_command
+from fleet.sandbox.vm_spec import validate as _validate
 
 ESP = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b"
 RAID = "a19d880f-05fc-4d3b-a006-743f0f84911e"
@@ -137,3 +138,55 @@ def test_the_newest_kernel_with_an_initramfs_is_booted() -> None:
     ]
     assert pick_kernel(names) == ("vmlinuz-6.1.0-10-amd64", "initrd.img-6.1.0-10-amd64")
     assert pick_kernel(["vmlinuz-6.1.0-11-amd64"]) is None
+
+
+def _devices(command: list[str]) -> list[str]:
+    return [command[i + 1] for i, arg in enumerate(command) if arg == "-device"]
+
+
+def test_hdds_on_swapped_ports_keep_their_serials() -> None:
+    spec = VmSpec("vm-01", "127.0.0.1", 2222, hdd_ports=(1, 0), hdd_sizes_mib=(12288, 8192))
+    command = _command(spec)
+    sata = [d for d in _devices(command) if d.startswith("ide-hd,")]
+    assert [d.split(",")[1] for d in sata] == ["bus=ide.1", "bus=ide.0"]
+    assert [d.split("serial=")[1].split(",")[0] for d in sata] == list(spec.hdd_serials)
+    assert spec.sizes_mib == (12288, 8192)
+
+
+def test_usb_stick_is_removable_and_virtual_media_is_an_ami_disk_on_usb() -> None:
+    spec = VmSpec("vm-01", "127.0.0.1", 2222, usb_stick_mib=256, virtual_media_mib=64)
+    boot = BootSpec("disk", Path("/k"), Path("/i"), "ro", {})
+    command = qemu_command(
+        spec, boot, accel="tcg", marker="m", nvmes=[Path("/n0"), Path("/n1")],
+        hdds=[Path("/h0"), Path("/h1")], qmp=[], console=Path("/c"),
+        stick=Path("/s/stick.qcow2"), vmedia=Path("/s/vm.qcow2"),
+    )  # fmt: skip
+    devices = _devices(command)
+    assert "qemu-xhci,id=xhci" in devices
+    assert f"usb-storage,bus=xhci.0,drive=stick,removable=on,serial={spec.usb_serial}" in devices
+    assert "usb-bot,bus=xhci.0,id=vmbot" in devices
+    scsi = next(d for d in devices if d.startswith("scsi-hd,"))
+    assert "vendor=AMI,product=Virtual HDisk0" in scsi and "bus=vmbot.0" in scsi
+    assert not [d for d in _devices(_command(VmSpec("v", "127.0.0.1", 1))) if "usb" in d]
+
+
+def test_all_hdd_server_puts_its_system_disks_on_the_first_sata_ports() -> None:
+    spec = VmSpec("vm-01", "127.0.0.1", 2222, system_bus="sata")
+    sata = [d for d in _devices(_command(spec)) if d.startswith("ide-hd,")]
+    assert [d.split(",")[1] for d in sata] == ["bus=ide.0", "bus=ide.1", "bus=ide.2", "bus=ide.3"]
+    assert "drive=nvme0" in sata[0] and "rotation_rate=7200" in sata[0]
+    assert not [d for d in _devices(_command(spec)) if d.startswith("nvme,")]
+
+
+@pytest.mark.parametrize(
+    ("spec", "what"),
+    [
+        (VmSpec("v", "127.0.0.1", 1, hdd_ports=(0, 0)), "must be distinct"),
+        (VmSpec("v", "127.0.0.1", 1, hdd_ports=(0, 6)), "0..5"),
+        (VmSpec("v", "127.0.0.1", 1, system_bus="sata", hdd_ports=(0, 2)), "free"),
+        (VmSpec("v", "127.0.0.1", 1, hdd_sizes_mib=(100,)), "one size"),
+    ],
+)
+def test_bad_disk_shapes_are_refused(spec: VmSpec, what: str) -> None:
+    with pytest.raises(UsageError, match=what):
+        _validate([spec])

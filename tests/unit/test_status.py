@@ -112,3 +112,34 @@ def test_events_of_other_hosts_and_of_the_run_are_ignored() -> None:
         ],
     )
     assert r["a"]["state"] == "waiting"
+
+
+def test_a_holder_that_lost_its_lease_is_not_running() -> None:
+    r = rows(
+        ("a",),
+        [
+            ev("host.start", "a", data={"token": 5}),
+            ev("host.lost", "a", outcome="lease lost", excerpt="a: lease lost", data={"token": 5}),
+        ],
+    )["a"]
+    assert (r["state"], r["message"]) == ("lease lost", "a: lease lost")
+
+
+def test_a_stale_holders_last_word_does_not_hide_the_new_owner() -> None:
+    """The new owner started the host (token 9); the old holder (token 5) then recorded its
+    loss: the host is the new owner's, running."""
+    r = rows(
+        ("a",),
+        [
+            ev("host.start", "a", data={"token": 5}),
+            ev("host.start", "a", data={"token": 9}),
+            ev("host.lost", "a", outcome="lease lost", data={"token": 5}),
+        ],
+    )["a"]
+    assert r["state"] == "running"
+
+
+def test_hosts_of_an_interrupted_run_are_interrupted_not_running() -> None:
+    events = [ev("host.start", "a"), ev("host.start", "b"), ev("host.end", "b", outcome="ok")]
+    out = {r["host"]: r["state"] for r in _host_rows(("a", "b", "c"), events, interrupted=True)}
+    assert out == {"a": "interrupted", "b": "ok", "c": "waiting"}

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 
-from fleet.store.base import HaltState, QuarantineEntry
+from fleet.store.base import Fence, HaltState, QuarantineEntry
 from fleet.store.postgresql.core import PgCore
+from fleet.store.postgresql.fencing import check_fence
 from fleet.store.rows import NATIVE_CODEC, quarantine_from_row
 
 #: The longest a waiter goes without reading the switch (the fallback when notifications fail).
@@ -23,14 +24,18 @@ class PgControls(PgCore):
 
     # ----------------------------------------------------------------- quarantine
 
-    def quarantine(self, host: str, run_id: str, reason: str) -> None:
-        self._write(
-            f"quarantine {host}",
-            "INSERT INTO quarantine (host, run_id, reason, at) VALUES (%s, %s, %s, now())"
-            " ON CONFLICT (host) DO UPDATE SET run_id = excluded.run_id,"
-            " reason = excluded.reason, at = excluded.at",
-            (host, run_id, reason),
-        )
+    def quarantine(
+        self, host: str, run_id: str, reason: str, *, fence: Fence | None = None
+    ) -> None:
+        """Keep ``host`` out of later rollouts; with ``fence``, only while its tokens are current."""
+        with self._transaction(f"quarantine {host}") as cur:
+            check_fence(cur, fence)
+            cur.execute(
+                "INSERT INTO quarantine (host, run_id, reason, at) VALUES (%s, %s, %s, now())"
+                " ON CONFLICT (host) DO UPDATE SET run_id = excluded.run_id,"
+                " reason = excluded.reason, at = excluded.at",
+                (host, run_id, reason),
+            )
 
     def quarantined(self) -> list[QuarantineEntry]:
         rows = self._read(

@@ -7,12 +7,14 @@ connection, and the server commits concurrent transactions together on its own.
 from __future__ import annotations
 
 from fleet.errors import StoreError
-from fleet.store.base import Event, RunRecord
+from fleet.store.base import Event, Fence, RunRecord
 from fleet.store.postgresql.core import INSERT_EVENT, PgCore
+from fleet.store.postgresql.fencing import check_fence
 from fleet.store.rows import (
     EVENT_COLUMNS,
     NATIVE_CODEC,
     RUN_COLUMNS,
+    RUN_INSERT_COLUMNS,
     check_state,
     event_from_row,
     event_params,
@@ -25,8 +27,8 @@ from fleet.store.rows import (
 )
 
 _INSERT_RUN = (
-    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s::json, %s::json,"
-    " %s, %s, %s, %s, %s, %s, COALESCE(%s, now()), COALESCE(%s, %s, now()))"
+    f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s::json, %s::json,"
+    " %s, %s, %s, %s, %s, %s, %s, %s, COALESCE(%s, now()), COALESCE(%s, %s, now()))"
     " ON CONFLICT (id) DO NOTHING"
 )
 
@@ -63,22 +65,30 @@ class PgJournal(PgCore):
         )
         return [run_from_row(row, NATIVE_CODEC) for row in rows]
 
-    def set_run_state(self, run_id: str, state: str, reason: str | None = None) -> None:
+    def set_run_state(
+        self, run_id: str, state: str, reason: str | None = None, *, fence: Fence | None = None
+    ) -> None:
+        """Set the run's state; with ``fence``, only while its tokens are current."""
         check_state(state)
-        changed = self._write(
-            "update a run",
-            "UPDATE runs SET state = %s, reason = %s, updated_at = now() WHERE id = %s",
-            (state, reason, run_id),
-        )
+        with self._transaction("update a run") as cur:
+            check_fence(cur, fence)
+            cur.execute(
+                "UPDATE runs SET state = %s, reason = %s, updated_at = now() WHERE id = %s",
+                (state, reason, run_id),
+            )
+            changed = cur.rowcount
         if not changed:
             raise no_run(run_id)
 
     # -------------------------------------------------------------------- journal
 
-    def record(self, event: Event) -> int:
-        """Append one event and return its seq, once committed."""
+    def record(self, event: Event, fence: Fence | None = None) -> int:
+        """Append one event and return its seq, once committed. With ``fence``, the row is
+        written only if the fence's tokens are current (checked in the transaction that writes
+        it, rows locked: :mod:`fleet.store.postgresql.fencing`), else :class:`LeaseLost`."""
         params = event_params(event, event_time(event))
         with self._transaction("record an event") as cur:
+            check_fence(cur, fence)
             cur.execute(INSERT_EVENT, params)
             row = cur.fetchone()
         assert row is not None

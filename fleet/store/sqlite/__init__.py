@@ -2,7 +2,9 @@
 
 The store is split along its seams, each a mixin over :class:`~fleet.store.sqlite.core.SqliteCore`
 (connections, transactions, group commits, the schema and the audit trail): runs and their
-journal, host leases, the operators' controls (quarantine and halt), host keys and schedules.
+journal, leases (the hosts' and the run's, with fencing: :mod:`~fleet.store.sqlite.fencing`),
+the operators' controls (quarantine and halt), host keys, schedules, and what fleet did to disks
+(the arrays it created, the previews an operator approves).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from fleet.store.migrations import latest
 from fleet.store.sqlite.controls import SqliteControls
 from fleet.store.sqlite.core import BUSY_TIMEOUT_MS
+from fleet.store.sqlite.disks import SqliteDisks
 from fleet.store.sqlite.hostkeys import SqliteHostKeys
 from fleet.store.sqlite.journal import SqliteJournal
 from fleet.store.sqlite.leases import SqliteLeases
@@ -22,7 +25,9 @@ __all__ = ["BUSY_TIMEOUT_MS", "SCHEMA_VERSION", "SqliteStore"]
 SCHEMA_VERSION = latest("sqlite")
 
 
-class SqliteStore(SqliteJournal, SqliteLeases, SqliteControls, SqliteHostKeys, SqliteSchedules):
+class SqliteStore(
+    SqliteJournal, SqliteLeases, SqliteControls, SqliteHostKeys, SqliteSchedules, SqliteDisks
+):
     """The :class:`fleet.store.base.Store` on one SQLite file, safe across threads and processes.
 
     Do not carry an open store across ``fork``: open one per process.

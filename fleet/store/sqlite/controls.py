@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 from fleet.clock import parse_utc
-from fleet.store.base import HaltState, QuarantineEntry
+from fleet.store.base import Fence, HaltState, QuarantineEntry
 from fleet.store.rows import TEXT_CODEC, quarantine_from_row
 from fleet.store.sqlite.core import SqliteCore
+from fleet.store.sqlite.fencing import check_fence
 
 #: How often :meth:`SqliteControls.wait_halt` reads the switch: one primary-key lookup.
 HALT_POLL = 0.25
@@ -18,14 +19,18 @@ class SqliteControls(SqliteCore):
 
     # ----------------------------------------------------------------- quarantine
 
-    def quarantine(self, host: str, run_id: str, reason: str) -> None:
-        self._write(
-            f"quarantine {host}",
-            "INSERT INTO quarantine (host, run_id, reason, at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (host) DO UPDATE SET run_id = excluded.run_id,"
-            " reason = excluded.reason, at = excluded.at",
-            (host, run_id, reason, self._now()),
-        )
+    def quarantine(
+        self, host: str, run_id: str, reason: str, *, fence: Fence | None = None
+    ) -> None:
+        """Keep ``host`` out of later rollouts; with ``fence``, only while its tokens are current."""
+        with self._transaction(f"quarantine {host}") as conn:
+            check_fence(conn, fence)
+            conn.execute(
+                "INSERT INTO quarantine (host, run_id, reason, at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (host) DO UPDATE SET run_id = excluded.run_id,"
+                " reason = excluded.reason, at = excluded.at",
+                (host, run_id, reason, self._now()),
+            )
 
     def quarantined(self) -> list[QuarantineEntry]:
         rows = self._read(

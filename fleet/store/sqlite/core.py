@@ -1,5 +1,5 @@
-"""The SQLite store's plumbing: a connection per thread, transactions, group commits, the
-schema and the audit trail.
+"""The SQLite store's plumbing: a connection per thread, transactions, group commits (fenced:
+:mod:`fleet.store.sqlite.fencing`), the schema and the audit trail.
 
 * WAL mode lets readers (``fleet status``, ``halt_state`` before every host) run while one
   writer appends to the journal; ``synchronous=NORMAL`` makes a commit a write to the WAL
@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fleet.clock import SystemClock, utc_iso
-from fleet.errors import ConfigError, StoreError
+from fleet.errors import ConfigError, LeaseLost, StoreError
 from fleet.store import migrations
-from fleet.store.base import Actor, AuditEntry
+from fleet.store.base import Actor, AuditEntry, Fence
 from fleet.store.rows import (
     AUDIT_INSERT_COLUMNS,
     EVENT_INSERT_COLUMNS,
@@ -38,6 +38,7 @@ from fleet.store.rows import (
     audit_query,
     dumps,
 )
+from fleet.store.sqlite.fencing import Item, insert_batch
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -66,40 +67,38 @@ class _Slot:
 
 
 class _EventBatch:
-    """Event rows waiting for a group commit, by ticket (the order ``record`` was called)."""
+    """Event rows (with their fences) waiting for a group commit, by ticket; then each
+    ticket's outcome: its seq, or the :class:`LeaseLost` that refused it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._rows: list[tuple[Any, ...]] = []
-        self._first = 1  # ticket of _rows[0]
+        self._items: list[Item] = []
         self._next = 1
-        self._seqs: dict[int, int] = {}
+        self._outcomes: dict[int, int | LeaseLost] = {}
 
-    def add(self, row: tuple[Any, ...]) -> int:
+    def add(self, row: tuple[Any, ...], fence: Fence | None) -> int:
         with self._lock:
             ticket = self._next
             self._next += 1
-            self._rows.append(row)
+            self._items.append((ticket, row, fence))
             return ticket
 
-    def take(self) -> tuple[list[tuple[Any, ...]], int]:
+    def take(self) -> list[Item]:
         with self._lock:
-            rows, first = self._rows, self._first
-            self._rows, self._first = [], self._next
-            return rows, first
+            items, self._items = self._items, []
+            return items
 
-    def give_back(self, rows: list[tuple[Any, ...]], first: int) -> None:
+    def give_back(self, items: list[Item]) -> None:
         with self._lock:
-            self._rows, self._first = rows + self._rows, first
+            self._items = items + self._items
 
-    def committed(self, first_ticket: int, first_seq: int, count: int) -> None:
+    def committed(self, outcomes: dict[int, int | LeaseLost]) -> None:
         with self._lock:
-            for i in range(count):
-                self._seqs[first_ticket + i] = first_seq + i
+            self._outcomes.update(outcomes)
 
-    def seq_of(self, ticket: int) -> int | None:
+    def outcome_of(self, ticket: int) -> int | LeaseLost | None:
         with self._lock:
-            return self._seqs.pop(ticket, None)
+            return self._outcomes.pop(ticket, None)
 
 
 class SqliteCore:
@@ -219,33 +218,34 @@ class SqliteCore:
     def _now(self) -> str:
         return utc_iso(self._clock.now())
 
-    def _group_commit(self, params: tuple[Any, ...]) -> int:
+    def _group_commit(self, params: tuple[Any, ...], fence: Fence | None) -> int:
         """Insert one event row, committed together with whatever other threads queued
         meanwhile: one transaction for many rows, yet each call returns only once its own row
-        is committed (the journal's before/after guarantee holds). Returns the row's seq."""
-        batch = self._batch
-        ticket = batch.add(params)
+        is committed (the journal's before/after guarantee holds). Returns the row's seq, or
+        raises :class:`LeaseLost` when its fence was stale (checked in that transaction)."""
+        ticket = self._batch.add(params, fence)
         with self._write_lock:
-            seq = batch.seq_of(ticket)
-            if seq is not None:  # another thread committed our row with its own
-                return seq
-            rows, first_ticket = batch.take()
-            conn = self._conn()
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(INSERT_EVENT, rows)
-                (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                batch.give_back(rows, first_ticket)  # the next writer retries them
-                raise StoreError(f"{self.path}: cannot record an event: {exc}") from exc
-            # one writer at a time (BEGIN IMMEDIATE): the rows got consecutive rowids
-            batch.committed(first_ticket, int(last) - len(rows) + 1, len(rows))
-            seq = batch.seq_of(ticket)
-        assert seq is not None
-        return seq
+            outcome = self._batch.outcome_of(ticket)
+            if outcome is None:  # not committed by another thread with its own: commit the batch
+                items = self._batch.take()
+                conn = self._conn()
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    outcomes = insert_batch(conn, items)
+                    conn.execute("COMMIT")
+                except BaseException as exc:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    self._batch.give_back(items)  # the next writer retries them
+                    if isinstance(exc, sqlite3.Error):
+                        raise StoreError(f"{self.path}: cannot record an event: {exc}") from exc
+                    raise
+                self._batch.committed(outcomes)
+                outcome = self._batch.outcome_of(ticket)
+        if isinstance(outcome, LeaseLost):
+            raise outcome
+        assert isinstance(outcome, int)
+        return outcome
 
     # ---------------------------------------------------------------------- schema
 

@@ -6,10 +6,11 @@ import sqlite3
 
 from fleet.clock import utc_iso
 from fleet.errors import StoreError
-from fleet.store.base import Event, RunRecord
+from fleet.store.base import Event, Fence, RunRecord
 from fleet.store.rows import (
     EVENT_COLUMNS,
     RUN_COLUMNS,
+    RUN_INSERT_COLUMNS,
     TEXT_CODEC,
     check_state,
     event_from_row,
@@ -21,6 +22,7 @@ from fleet.store.rows import (
     run_start_detail,
 )
 from fleet.store.sqlite.core import SqliteCore
+from fleet.store.sqlite.fencing import check_fence
 
 
 class SqliteJournal(SqliteCore):
@@ -36,7 +38,9 @@ class SqliteJournal(SqliteCore):
         detail = run_start_detail(run)
         try:
             with self._transaction("create a run") as conn:
-                conn.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({_marks(14)})", params)
+                conn.execute(
+                    f"INSERT INTO runs ({RUN_INSERT_COLUMNS}) VALUES ({_marks(16)})", params
+                )
                 self._audit_row(conn, "run.start", run.id, None, detail, self._now())
         except StoreError as exc:
             if isinstance(exc.__cause__, sqlite3.IntegrityError):
@@ -58,21 +62,27 @@ class SqliteJournal(SqliteCore):
         )
         return [run_from_row(row, TEXT_CODEC) for row in rows]
 
-    def set_run_state(self, run_id: str, state: str, reason: str | None = None) -> None:
+    def set_run_state(
+        self, run_id: str, state: str, reason: str | None = None, *, fence: Fence | None = None
+    ) -> None:
+        """Set the run's state; with ``fence``, only while its tokens are current."""
         check_state(state)
-        changed = self._write(
-            "update a run",
-            "UPDATE runs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
-            (state, reason, self._now(), run_id),
-        )
+        with self._transaction("update a run") as conn:
+            check_fence(conn, fence)
+            changed = conn.execute(
+                "UPDATE runs SET state = ?, reason = ?, updated_at = ? WHERE id = ?",
+                (state, reason, self._now(), run_id),
+            ).rowcount
         if not changed:
             raise no_run(run_id)
 
     # -------------------------------------------------------------------- journal
 
-    def record(self, event: Event) -> int:
-        """Append one event and return its seq (the hot path of a rollout: group-committed)."""
-        return self._group_commit(event_params(event, utc_iso(event_time(event))))
+    def record(self, event: Event, fence: Fence | None = None) -> int:
+        """Append one event and return its seq (the hot path of a rollout: group-committed).
+        With ``fence``, the row is written only if the fence's tokens are current (checked in
+        the transaction that writes it), else :class:`LeaseLost` is raised."""
+        return self._group_commit(event_params(event, utc_iso(event_time(event))), fence)
 
     def events(self, run_id: str, host: str | None = None) -> list[Event]:
         """A run's events (of one host if given), in the order they were recorded."""
