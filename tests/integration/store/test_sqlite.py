@@ -150,6 +150,7 @@ def test_a_file_of_an_older_fleet_is_upgraded_in_place_when_opened(
         assert (lease.host, lease.owner, lease.token) == ("a", old.owner, 5)
         arrays = [(a.host, a.uuid, a.serials) for a in store.owned_arrays()]
         assert arrays == ([("a", "u:u", ("S1",))] if version >= 4 else [])
+        assert store.get_preview("p-1") is None  # the previews' table exists (from version 4)
         assert [e.kind for e in store.events("r1")] == ["lease.break", "step.end"]
         trail = store.audit_trail()
         assert [(e.action, e.actor.operator, e.run_id) for e in trail] == [
