@@ -54,7 +54,24 @@ SETTINGS: tuple[Setting, ...] = (
         "directory of fleet's state (store, sandbox); default ~/.local/state/fleet",
     ),
     Setting(
-        "store", str, None, "store URL: a SQLite path or sqlite:///path; default <state>/fleet.db"
+        "store",
+        str,
+        None,
+        "store: a SQLite path, sqlite:///path, or postgresql://user@host/db (a team's shared"
+        " store; no password in it); default <state>/fleet.db",
+    ),
+    Setting(
+        "store_password_file",
+        str,
+        None,
+        "file holding the PostgreSQL store's password (else libpq's ~/.pgpass, PGPASSFILE or"
+        " PGPASSWORD)",
+    ),
+    Setting(
+        "operator",
+        str,
+        None,
+        "your name in the audit trail, beside the OS user and machine; default the OS user",
     ),
     Setting("inventory", str, "inventories", "inventory files or directories, ':'-separated"),
     Setting("ovh.endpoint", str, "ovh-eu", "python-ovh endpoint name (ovh-eu, ovh-ca, ...)"),

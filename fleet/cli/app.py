@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from fleet.inventory import Host, Inventory
     from fleet.inventory.ovhcache import OvhCache
     from fleet.provider.base import Provider
-    from fleet.store.base import RunRecord, Store
+    from fleet.store.base import Actor, RunRecord, Store
 
 
 @dataclass
@@ -43,7 +43,11 @@ class App:
         if self._store is None:
             from fleet.store import open_store
 
-            self._store = open_store(self.settings.store_url)
+            self._store = open_store(
+                self.settings.store_url,
+                actor=self.actor,
+                password_file=self.settings.get("store_password_file"),
+            )
             self._closers.append(self._store.close)
         return self._store
 
@@ -61,6 +65,14 @@ class App:
                 f"no run {run_id!r} in {self.settings.store_url}",
                 hint="`fleet status` lists the runs",
             ) from exc
+
+    @property
+    def actor(self) -> Actor:
+        """Who runs this command, for the audit trail (the ``operator`` setting, else the OS
+        user, with the OS user and machine)."""
+        from fleet.store.base import Actor
+
+        return Actor.current(self.settings.get("operator"))
 
     def inventory(self) -> Inventory:
         from fleet.inventory import load_inventory

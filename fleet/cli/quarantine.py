@@ -49,8 +49,6 @@ def quarantine_clear(app: App, hosts: tuple[str, ...]) -> None:
     Example:
       fleet quarantine clear srv-042
     """
-    from fleet.engine.owners import current_owner
-
     for host in hosts:
-        cleared = app.store.clear_quarantine(host, str(current_owner()))
+        cleared = app.store.clear_quarantine(host, str(app.actor))
         click.echo(f"{host}: {'cleared' if cleared else 'was not quarantined'}")

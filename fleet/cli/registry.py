@@ -28,4 +28,6 @@ COMMANDS: dict[str, str] = {
     "scheduler": "fleet.cli.schedule:scheduler_group",
     "sandbox": "fleet.cli.sandbox:sandbox_group",
     "completion": "fleet.cli.completion:completion_cmd",
+    "store": "fleet.cli.store:store_group",
+    "audit": "fleet.cli.audit:audit_cmd",
 }

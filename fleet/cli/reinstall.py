@@ -17,7 +17,7 @@ import click
 from fleet.cli.app import App, pass_app
 from fleet.cli.options import batch_flags, output_flag
 from fleet.cli.params import Count, Duration, Ratio, option
-from fleet.cli.wiring import execute, finish
+from fleet.cli.wiring import audit_approval, execute, finish
 from fleet.errors import UsageError
 
 if TYPE_CHECKING:
@@ -132,6 +132,7 @@ def reinstall_cmd(
     plan = _plan(spec, timeout)
     options = rollout_options(app.settings.get("rollout.concurrency"), **kw)
     run = create_run(app.store, plan, hosts, {**options.to_dict(), APPROVAL_OPTION: approved})
+    audit_approval(app, run.id, {APPROVAL_OPTION: approved})
     click.echo(f"run {run.id}: reinstall {spec.os} on {len(hosts)} hosts", err=True)
     finish(execute(app, run, plan, hosts, options, output, wait_for_leases=wait_for_leases), app)
 

@@ -8,7 +8,7 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.options import load_plan, output_flag, parse_vars, rollout_flags, rollout_options
-from fleet.cli.wiring import claim, execute, finish, live_output
+from fleet.cli.wiring import audit_approval, claim, execute, finish, live_output
 from fleet.errors import UsageError
 from fleet.escape import printable
 
@@ -132,6 +132,7 @@ def rollout_cmd(
     }
     inputs = {"plan": plan_ref, "vars": parse_vars(variables), "limit": limit}
     run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept}, inputs)
+    audit_approval(app, run.id, approved)
     click.echo(printable(f"run {run.id}: {plan.name} on {len(hosts)} hosts"), err=True)
     finish(
         execute(
@@ -229,6 +230,7 @@ def resume_cmd(
     store.set_run_state(run.id, "running", None, fence=Fence(run.id, lease.token))
     if change:
         click.echo(f"note: {change}; resuming as asked (--accept-plan-change)", err=True)
+    store.audit("run.resume", run_id=run.id, detail={"was": run.state, "plan_hash": plan.hash})
     finish(
         execute(
             app,
@@ -279,5 +281,6 @@ def abort_cmd(app: App, run_id: str, reason: str) -> None:
         if held.owner.run_id == run_id and held.owner.same_process(lease.owner):
             store.release_lease(held)
     store.set_run_state(run_id, "aborted", reason, fence=Fence(run_id, lease.token))
+    store.audit("run.abort", run_id=run_id, detail={"was": run.state, "reason": reason})
     store.release_run(lease)
     click.echo(f"run {run_id} aborted")

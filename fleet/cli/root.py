@@ -73,7 +73,9 @@ def fail(exc: Exception, debug: bool) -> NoReturn:
 )
 @click.option("--state", metavar="DIR", help="State directory (store, sandbox). Env: FLEET_STATE.")
 @click.option(
-    "--store", metavar="URL", help="Store: SQLite path or sqlite:///path. Env: FLEET_STORE."
+    "--store",
+    metavar="URL",
+    help="Store: SQLite path, sqlite:///path or postgresql://user@host/db. Env: FLEET_STORE.",
 )
 @click.option(
     "-i",

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -196,6 +196,24 @@ def execute(
         configure(rollout)
     with interrupts(svc), ssh_logs_into(journal, app.debug):
         return rollout.execute()
+
+
+def audit_approval(app: App, run_id: str, approved: dict[str, Any]) -> None:
+    """Put the approvals a run starts with in the audit trail, with who gave them: a reinstall's
+    (the hosts whose system disks the run may wipe), a destructive plan's --confirm and preview."""
+    from fleet.cli.confirm import CONFIRMED_OPTION
+    from fleet.stages.reinstall.approval import APPROVAL_OPTION
+
+    hosts = approved.get(APPROVAL_OPTION)
+    if hosts:
+        app.store.audit("reinstall.approve", run_id=run_id, detail={"hosts": hosts})
+    confirmed = approved.get(CONFIRMED_OPTION)
+    if confirmed:
+        app.store.audit("destructive.confirm", run_id=run_id, detail={"hosts": confirmed})
+    preview = approved.get("approved_preview")
+    if preview:
+        detail = {"id": preview["id"], "hosts": sorted(preview["hosts"])}
+        app.store.audit("preview.approve", run_id=run_id, detail=detail)
 
 
 @contextmanager

@@ -5,7 +5,8 @@ The controller is the one place that decides which host starts when. Pipelines
 controller counts their failures against the budget and stops starting hosts when it is spent.
 
 A halted rollout stays halted until a person acts (``fleet resume RUN`` or ``fleet abort RUN``).
-``fleet halt`` sets a global switch that every rollout checks before every batch and every host.
+``fleet halt`` sets a global switch that every rollout checks before every batch and every host,
+and hears within about a second whatever it is doing (:mod:`fleet.engine.halts`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from fleet.clock import Clock, SystemClock
 from fleet.engine.batching import check_topology, make_batches, parse_sizes
+from fleet.engine.halts import HaltWatch, halt_reason
 from fleet.engine.journal import Journal, progress_of
 from fleet.engine.pipeline import HostJob, HostResult, Services, run_host
 from fleet.errors import LeaseLost, UsageError
@@ -181,9 +183,7 @@ class Rollout:
     # -- stop conditions -------------------------------------------------------------------
     def _halted_globally(self) -> str | None:
         halt = self.svc.store.halt_state()
-        if halt is None:
-            return None
-        return f"global halt by {halt.who}: {halt.reason}"
+        return None if halt is None else halt_reason(halt)
 
     def _may_start(self) -> bool:
         if self.svc.stop.soft.is_set():
@@ -307,9 +307,12 @@ class Rollout:
                 "run.start" if not self.resumption.done_steps else "run.resume",
                 data={"batches": [len(b) for b in batches], "plan_hash": self.plan.hash},
             )
-            with cf.ThreadPoolExecutor(
-                self.options.concurrency, thread_name_prefix="fleet-host"
-            ) as pool:
+            with (
+                HaltWatch(self.svc.store, self.svc.stop, self.journal),
+                cf.ThreadPoolExecutor(
+                    self.options.concurrency, thread_name_prefix="fleet-host"
+                ) as pool,
+            ):
                 self._run_batches(pool, batches)
         except LeaseLost as exc:  # the run was taken over: stop everything, write nothing
             self.svc.stop.request(exc.message, hard=True)

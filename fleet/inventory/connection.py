@@ -11,7 +11,8 @@ read too (the ``fleet`` key wins when both are set):
 ``sudo_password``  ``ansible_become_password``, ``ansible_become_pass`` when a lookup of an
                    environment variable or a file (``{{ lookup('env', 'NAME') }}``); fleet's
                    own spelling is ``env:NAME`` or ``file:PATH``. A password written in an
-                   inventory is refused, without being repeated.
+                   inventory is never used: that host is refused before any connection (the
+                   others still run), and the message does not repeat it.
 =================  ==========================================================================
 """
 

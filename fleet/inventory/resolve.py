@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.inventory.checks import port_number
-from fleet.inventory.connection import REACH_KEYS, SUDO_VARS, TIMEOUT_VARS, reach
+from fleet.inventory.connection import REACH_KEYS, SUDO_VARS, TIMEOUT_VARS, reach, sudo_source
 from fleet.inventory.keys import (
     CONNECTION_VARS,
     FLEET_VAR,
@@ -298,13 +298,27 @@ def _connection(name: str, variables: Mapping[str, Any]) -> tuple[dict[str, Any]
         if routing_ssh_args(variables.get(var)):
             unsupported.append(f"{var} changes where ssh connects (fleet follows ProxyJump only)")
     for var in SUDO_VARS:
-        value = variables.get(var)
-        if isinstance(value, str) and "{{" in value and "lookup(" not in value:
+        problem = _sudo_problem(variables.get(var))
+        if problem:
             unsupported.append(
-                f"{var} is a template fleet does not render: name the password's source in "
-                "fleet.sudo_password (env:NAME or file:PATH)"
+                f"{var} {problem}: name the password's source in fleet.sudo_password "
+                "(env:NAME or file:PATH)"
             )
     return settings, tuple(unsupported)
+
+
+def _sudo_problem(value: Any) -> str | None:
+    """Why fleet cannot use an Ansible sudo password variable (None: unset or a lookup of an
+    env variable or a file). The value is never repeated: it may be the password itself."""
+    if value is None:
+        return None
+    if isinstance(value, str) and "{{" in value and "lookup(" not in value:
+        return "is a template fleet does not render"
+    try:
+        sudo_source(value)
+    except ValueError:
+        return "holds a password written in the inventory, which fleet never uses"
+    return None
 
 
 def _defaults(name: str, settings: dict[str, Any]) -> dict[str, Any]:

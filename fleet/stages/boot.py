@@ -21,6 +21,8 @@ match. A key change fleet did not cause is refused as ever.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,7 +80,8 @@ def service_of(ctx: Context) -> str:
     name = ctx.host.service_name
     if not name:
         raise WrongServer(
-            f"{ctx.host.name}: no `ovh_service` in the inventory; provider stages need it"
+            f"{ctx.host.name}: no `fleet: {{ovh_service: ...}}` in the inventory; provider "
+            "stages need it"
         )
     return name
 
@@ -88,12 +91,30 @@ def timeout_of(ctx: Context, stage: RenderedStage) -> float:
 
 
 def check_identity(ctx: Context, service: str) -> None:
+    """Refuse unless the inventory's address of the host is OVH's address of ``service``: an
+    inventory that pairs one server's address with another's service would reboot one server
+    and run the steps on the other. A name is resolved here (every address it has counts)."""
     server = ctx.provider.server(service)
-    if server.ip != ctx.host.address:
+    address = ctx.host.address
+    if server.ip not in addresses_of(address):
         raise WrongServer(
-            f"{ctx.host.name}: inventory address {ctx.host.address} is not the OVH address {server.ip} "
+            f"{ctx.host.name}: inventory address {address} is not the OVH address {server.ip} "
             f"of {service}; refusing to touch a server that may not be the one expected"
         )
+
+
+def addresses_of(address: str) -> set[str]:
+    """``address`` itself when it is an IP address, else every address its name resolves to
+    (none when it does not resolve: then no OVH address matches it)."""
+    try:
+        return {str(ipaddress.ip_address(address))}
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(address, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return set()
+    return {str(ipaddress.ip_address(str(info[4][0]).split("%")[0])) for info in found}
 
 
 def _already(ctx: Context, role: str, check: Callable[[Transport], bool]) -> bool:

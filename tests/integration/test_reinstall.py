@@ -126,7 +126,8 @@ def test_a_reinstall_already_running_is_adopted_not_started_again(
 ) -> None:
     assert box.api is not None
     name, sn = "srv-026", service(box, "srv-026")
-    box.api.set_timings(dataclasses.replace(box.api.model.timings, reinstall_doing=6.0))
+    # long enough to be still running when fleet starts, even on a loaded machine
+    box.api.set_timings(dataclasses.replace(box.api.model.timings, reinstall_doing=20.0))
     posts = counter(box, "POST /dedicated/server/*/reinstall")
     before = reinstall_tasks(box, name)
     started = provider(box).reinstall(sn, {"operatingSystem": "debian12_64"})

@@ -136,3 +136,30 @@ def test_a_host_left_in_rescue_by_a_refusal_starts_the_next_run_from_rescue(
     assert [e.data["mode"] for e in events if e.kind == "host.mode"] == ["rescue"]
     outcomes = {(e.stage, e.outcome) for e in events if e.kind == "step.end"}
     assert ("rescue", "converged") in outcomes and ("disk", "applied") in outcomes
+
+
+def test_an_inventory_pairing_one_servers_address_with_anothers_service_is_refused(
+    sandbox: Sandbox, fleet: FleetCli, tmp_path: Path
+) -> None:
+    """The case that should slip past the identity check: srv-051's OVH service, srv-052's
+    address. Rebooting srv-051 while the steps run on srv-052 is refused before any reboot."""
+    assert sandbox.api is not None
+    one, other = sandbox.servers[50], sandbox.servers[51]
+    assert (one.name, other.name) == ("srv-051", "srv-052")
+    tasks_before = {s.service: sandbox.api.model.task_ids(s.service) for s in (one, other)}
+    inventory = tmp_path / "mixed.yaml"
+    inventory.write_text(
+        "all:\n"
+        f"  vars: {{ansible_user: {sandbox.hosts.login_user if sandbox.hosts else 'root'}, "
+        f"ansible_port: {sandbox.port}}}\n"
+        "  hosts:\n"
+        f"    {one.name}: {{ansible_host: {other.address}, fleet: {{ovh_service: {one.service}}}}}\n"
+    )
+    plan = write_plan(tmp_path / "p.yaml", ROUND_TRIP.format(tid=new_tid()))
+    proc = fleet("-i", str(inventory), "rollout", str(plan), "-o", "json", timeout=300)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert f"is not the OVH address {one.address} of {one.service}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    for s in (one, other):  # nothing asked of OVH, both still on their disks
+        assert sandbox.api.model.task_ids(s.service) == tasks_before[s.service]
+        assert sandbox.api.server_mode(s.service) == "disk"

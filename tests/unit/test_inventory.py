@@ -164,6 +164,7 @@ def test_host_port_keys_and_defaults(tmp_path: Path) -> None:
         ("{ansible_ssh_pass: secret}", "ansible_ssh_pass asks for password logins"),
         ("{ansible_ssh_common_args: '-o ProxyCommand=x'}", "changes where ssh connects"),
         ("{ansible_become_pass: '{{ vault_pass }}'}", "a template fleet does not render"),
+        ("{ansible_become_password: hunter2}", "a password written in the inventory"),
         ("{ansible_host: '{{ inventory_hostname }}.lan'}", "ansible_host is a template"),
         ("{ansible_private_key: '-----BEGIN'}", "a private key given inline"),
     ],
@@ -176,6 +177,7 @@ def test_connections_fleet_cannot_honour_are_refused_before_connecting(
     with pytest.raises(InventoryError, match=refused) as info:
         inv.check_connectable(inv.hosts)
     assert info.value.hint is not None and "--limit '!h1'" in info.value.hint
+    assert "hunter2" not in str(info.value) + str(info.value.hint)
     inv.check_connectable([inv.require("h2")])
 
 

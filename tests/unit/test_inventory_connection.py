@@ -58,7 +58,6 @@ def test_fleet_and_ansible_spellings_reach_the_endpoint(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("ansible_become_password: hunter2", "never goes in an inventory"),
         ("fleet: {sudo_password: 'vault:x'}", "env:NAME or file:PATH"),
         ("fleet: {bastion: 'ssh://jump'}", "not a ProxyJump hop"),
         ("fleet: {connect_timeout: -1}", "positive number of seconds"),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tenacity import retry, retry_if_result, stop_after_attempt, wait_fixed
 
 from fleet.sandbox.hosts import generate_ed25519
 from fleet.sandbox.vm_images import VmImages, default_cache, find_images, have_tools
@@ -46,6 +47,24 @@ def make_key(directory: Path, name: str) -> KeyPair:
     return KeyPair(path, public)
 
 
+#: What OpenSSH prints when the connection ends before the handshake: nothing ran.
+_NOT_CONNECTED = ("kex_exchange_identification", "Connection closed by", "Connection reset by")
+
+
+def _not_connected(done: subprocess.CompletedProcess[str]) -> bool:
+    return done.returncode == 255 and any(s in done.stderr for s in _NOT_CONNECTED)
+
+
+@retry(
+    retry=retry_if_result(_not_connected),
+    stop=stop_after_attempt(5),
+    wait=wait_fixed(3),
+    retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+)
+def _ssh(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+
+
 class Ssh:
     """The system OpenSSH client against one VM, with its own known_hosts file."""
 
@@ -64,13 +83,9 @@ class Ssh:
     def run(
         self, key: KeyPair, command: str, *, pin: bool = True, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            ["ssh", *self.options(key, pin=pin), f"root@{self.address}", command],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        """Run ``command``; a connection closed before the SSH handshake (a guest's sshd that
+        answered its banner while still starting, under TCG) is tried again, a few times."""
+        done = _ssh(["ssh", *self.options(key, pin=pin), f"root@{self.address}", command])
         if check and done.returncode != 0:
             raise AssertionError(f"ssh {command!r}: {done.returncode}: {done.stderr.strip()}")
         return done

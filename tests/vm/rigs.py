@@ -156,7 +156,10 @@ def check_array(box: Sandbox, name: str, level: int, serials: tuple[str, ...]) -
     assert ssh.run(k, "cat /etc/mdadm/mdadm.conf").stdout.count(f"UUID={detail['MD_UUID']}") == 1
     degraded = ssh.run(k, f"cat /sys/block/{fs['source'].rsplit('/', 1)[-1]}/md/degraded",
                        check=False).stdout.strip()  # fmt: skip
-    assert degraded in ("", "0")
+    if degraded not in ("", "0"):  # what the kernel said of the array and its disks, to tell why
+        said = ssh.run(k, "cat /proc/mdstat; dmesg | grep -iE ' md|raid|ata[0-9]|I/O error' | "
+                          "tail -40", check=False).stdout  # fmt: skip
+        raise AssertionError(f"{name}: {fs['source']} is degraded:\n{said}")
     return detail["MD_UUID"]
 
 

@@ -182,7 +182,9 @@ def prepare_request(
     """Look the server up (GETs only) and build its request, or refuse."""
     service = host.service_name
     if not service:
-        raise ReinstallRefused(host.name, "ovh_service", "not set in the inventory")
+        raise ReinstallRefused(
+            host.name, "ovh_service", "not set in the inventory's fleet: mapping"
+        )
     target = Target(
         host.name, service, provider.hardware(service), provider.compatible_templates(service)
     )

@@ -92,9 +92,14 @@ def resume_task(provider: Provider, service: str, earlier: Earlier) -> Task | No
 
 
 def in_flight(provider: Provider, service: str, ids: Sequence[int]) -> Task | None:
-    """The newest running reinstall task among ``ids``, if any."""
+    """The newest running reinstall task among ``ids``, if any. A task whose details answer
+    404 is not adopted: nothing says it is recent, or running (an old one would skip the
+    reinstall this run needs; a new one makes OVH refuse the POST, which says so)."""
     for task_id in sorted(ids, reverse=True)[:_ADOPT_SCAN]:
-        task = task_or_init(provider, service, task_id)
+        try:
+            task = provider.task(service, task_id)
+        except ProviderNotFound:
+            continue
         if task.pending:
             return task
     return None
