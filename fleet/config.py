@@ -54,7 +54,24 @@ SETTINGS: tuple[Setting, ...] = (
         "directory of fleet's state (store, sandbox); default ~/.local/state/fleet",
     ),
     Setting(
-        "store", str, None, "store URL: a SQLite path or sqlite:///path; default <state>/fleet.db"
+        "store",
+        str,
+        None,
+        "store: a SQLite path, sqlite:///path, or postgresql://user@host/db (a team's shared"
+        " store; no password in it); default <state>/fleet.db",
+    ),
+    Setting(
+        "store_password_file",
+        str,
+        None,
+        "file holding the PostgreSQL store's password (else libpq's ~/.pgpass, PGPASSFILE or"
+        " PGPASSWORD)",
+    ),
+    Setting(
+        "operator",
+        str,
+        None,
+        "your name in the audit trail, beside the OS user and machine; default the OS user",
     ),
     Setting("inventory", str, "inventories", "inventory files or directories, ':'-separated"),
     Setting("ovh.endpoint", str, "ovh-eu", "python-ovh endpoint name (ovh-eu, ovh-ca, ...)"),
@@ -208,6 +225,15 @@ SETTINGS: tuple[Setting, ...] = (
         5.0,
         "first wait before such a re-run (then doubles)",
         minimum=0,
+    ),
+    Setting(
+        "output.heartbeat",
+        float,
+        10.0,
+        "plain output: seconds between lines about a wait still going on (reboot, lease, "
+        "window, OVH task, rate limit)",
+        minimum=0,
+        exclusive=True,
     ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}

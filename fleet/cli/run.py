@@ -8,7 +8,7 @@ import click
 
 from fleet.cli.app import App, pass_app
 from fleet.cli.params import Count, option
-from fleet.cli.wiring import execute, finish
+from fleet.cli.wiring import execute, finish, heartbeat
 from fleet.errors import UsageError
 
 
@@ -63,4 +63,5 @@ def run_cmd(
         max_failures=max_failures,
     )
     run = create_run(app.store, plan, hosts, options.to_dict())
-    finish(execute(app, run, plan, hosts, options, "plain", extra=[OutputPrinter()]))
+    shown = [OutputPrinter(), heartbeat(app)]
+    finish(execute(app, run, plan, hosts, options, "plain", extra=shown), app)

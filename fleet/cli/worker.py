@@ -31,7 +31,13 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
     help="Hosts run at once (default: the workers.concurrency setting).",
 )
 @click.option("--name", metavar="NAME", help="Worker name (default: fleet-PID@MACHINE).")
-@click.option("--loglevel", type=click.Choice(LOG_LEVELS, case_sensitive=False), default="WARNING")
+@click.option(
+    "--loglevel",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="WARNING",
+    show_default=True,
+    help="Celery's own log level (fleet's events go to the journal either way).",
+)
 @pass_app
 def worker_cmd(
     app: App, queues: str, concurrency: int | None, name: str | None, loglevel: str

@@ -7,7 +7,8 @@ Where a host's pipeline runs is the rollout's *host runner*: in this process by 
 Celery workers when the command line hands it :class:`fleet.workers.WorkerDispatch`.
 
 A halted rollout stays halted until a person acts (``fleet resume RUN`` or ``fleet abort RUN``).
-``fleet halt`` sets a global switch that every rollout checks before every batch and every host.
+``fleet halt`` sets a global switch that every rollout checks before every batch and every host,
+and hears within about a second whatever it is doing (:mod:`fleet.engine.halts`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fleet.clock import Clock, SystemClock
-from fleet.engine.batching import make_batches, parse_sizes
+from fleet.engine.batching import check_topology, make_batches, parse_sizes
+from fleet.engine.halts import HaltWatch, halt_reason
 from fleet.engine.journal import Journal, progress_of
 from fleet.engine.pipeline import HostJob, HostResult, Services, run_host
 from fleet.errors import LeaseLost, UsageError
@@ -65,9 +67,12 @@ class RolloutOptions:
     max_ratio: float | None = None
     bake: float = 0.0
     gate: str | None = None
+    serial_by: str | None = None
+    max_per: int | None = None
 
     def __post_init__(self) -> None:
         parse_sizes(self.batches)
+        check_topology(self.by, self.serial_by, self.max_per)
         if self.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
         if self.max_failures is not None and self.max_failures < 0:
@@ -186,9 +191,7 @@ class Rollout:
     # -- stop conditions -------------------------------------------------------------------
     def _halted_globally(self) -> str | None:
         halt = self.svc.store.halt_state()
-        if halt is None:
-            return None
-        return f"global halt by {halt.who}: {halt.reason}"
+        return None if halt is None else halt_reason(halt)
 
     def _may_start(self) -> bool:
         if self.svc.stop.soft.is_set():
@@ -262,7 +265,10 @@ class Rollout:
     def _batches(self) -> list[list[Host]]:
         """The run's batches, computed over all its hosts (stable across resumes), minus the
         hosts that already finished."""
-        batches = make_batches(self.hosts, self.options.batches, self.options.by)
+        o = self.options
+        batches = make_batches(
+            self.hosts, o.batches, o.by, serial_by=o.serial_by, max_per=o.max_per
+        )
         left = [[h for h in b if h.name not in self.resumption.finished] for b in batches]
         return [b for b in left if b]
 
@@ -312,9 +318,12 @@ class Rollout:
                 "run.start" if not self.resumption.done_steps else "run.resume",
                 data={"batches": [len(b) for b in batches], "plan_hash": self.plan.hash},
             )
-            with cf.ThreadPoolExecutor(
-                self.options.concurrency, thread_name_prefix="fleet-host"
-            ) as pool:
+            with (
+                HaltWatch(self.svc.store, self.svc.stop, self.journal),
+                cf.ThreadPoolExecutor(
+                    self.options.concurrency, thread_name_prefix="fleet-host"
+                ) as pool,
+            ):
                 self._run_batches(pool, batches)
         except LeaseLost as exc:  # the run was taken over: stop everything, write nothing
             self.svc.stop.request(exc.message, hard=True)

@@ -137,6 +137,17 @@ class OvhProvider:
         self._hardware: dict[str, Hardware] = {}
         self._hardware_lock = threading.Lock()
 
+    def pacing(self) -> str | None:
+        """What the rate limit holds back now, when a call has waited a second or more."""
+        count, longest = self._bucket.waiting()
+        if not count or longest < 1.0:
+            return None
+        rate = self._bucket.rate_per_second * 60
+        return (
+            f"OVH rate limit ({rate:g} requests/min): {count} call(s) waiting, "
+            f"the longest for {longest:.0f}s"
+        )
+
     # ---- requests ------------------------------------------------------------------------
 
     def _request(

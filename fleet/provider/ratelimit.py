@@ -64,17 +64,33 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated = monotonic()
         self._paused_until = float("-inf")
+        self._waiting: dict[int, float] = {}  # a waiting acquisition -> when it began to wait
 
     def acquire(self) -> float:
         """Take one token, sleeping until one is available. Returns the seconds slept."""
-        slept = 0.0
-        for _ in range(MAX_ACQUIRE_ROUNDS):
-            wait = self._try_take()
-            if wait <= 0:
-                return slept
-            self._sleep(wait)
-            slept += wait
+        slept, me = 0.0, object()
+        try:
+            for _ in range(MAX_ACQUIRE_ROUNDS):
+                wait = self._try_take()
+                if wait <= 0:
+                    return slept
+                if not slept:
+                    with self._lock:
+                        self._waiting[id(me)] = self._monotonic()
+                self._sleep(wait)
+                slept += wait
+        finally:
+            if slept:
+                with self._lock:
+                    self._waiting.pop(id(me), None)
         raise RuntimeError(f"no token after {MAX_ACQUIRE_ROUNDS} rounds ({slept:.1f}s slept)")
+
+    def waiting(self) -> tuple[int, float]:
+        """How many acquisitions wait for a token now, and the longest wait so far (s)."""
+        with self._lock:
+            starts = list(self._waiting.values())
+            now = self._monotonic()
+        return len(starts), max((now - s for s in starts), default=0.0)
 
     def pause(self, seconds: float) -> None:
         """Hold every acquisition for ``seconds`` (the server said ``Retry-After``)."""
