@@ -133,7 +133,7 @@ def test_a_worker_killed_mid_rollout_loses_nothing_and_repeats_nothing(
     plan.write_text(WITNESS_PLAN.format(tid=tid))
     controller = fleet.popen(
         "rollout", str(plan), "--workers", "--batches", "3,100%", "--concurrency", "24",
-        log=tmp_path / "controller.log",
+        "--confirm", str(len(box.servers)), log=tmp_path / "controller.log",
     )  # fmt: skip
     victim = fleet.procs[0]
     victim_name = None
@@ -200,7 +200,7 @@ def test_a_global_halt_stops_workers_and_resume_finishes(
     limit = ",".join(f"srv-{i:03d}" for i in range(1, 30))
     controller = fleet.popen(
         "rollout", str(plan), "--workers", "--limit", limit, "--batches", "2,100%",
-        "--concurrency", "6", log=tmp_path / "controller.log",
+        "--concurrency", "6", "--confirm", limit, log=tmp_path / "controller.log",
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
