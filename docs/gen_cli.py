@@ -255,8 +255,10 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "Required for destructive steps.",
         "verify": "Run after `apply`; non-zero fails the step.",
         "timeout": "Seconds each command of the step may run.",
-        "retries": "Re-runs of a failing `apply` before the step fails.",
-        "retry_delay": "Seconds between those re-runs.",
+        "retries": "Re-runs of a failing `apply` (or of `apply` and a failing `verify`) "
+        "before the step fails.",
+        "retry_delay": "Seconds before the first re-run; each next wait doubles (up to 300 s), "
+        "plus up to half again at random.",
         "when": "Run the step only on hosts where this condition holds.",
         "destructive": "Marks a step that destroys data: `fleet plan` flags it, the lease is "
         "re-validated right before it runs, and it must have a `check`.",
