@@ -175,6 +175,8 @@ class Rollout:
         self.clock = clock or SystemClock()
         self.resumption = resumption or Resumption(frozenset(), {}, {})
         self.retry_quarantined = retry_quarantined
+        #: Run quarantined hosts too, leaving them quarantined (``fleet run`` for diagnosis).
+        self.include_quarantined = False
         self.runner: HostRunner = runner or self._in_process
         for host in hosts:  # every placeholder must resolve before any host is contacted
             render_for_host(plan, host)
@@ -249,6 +251,9 @@ class Rollout:
         keep = []
         for host in batch:
             q = entries.get(host.name)
+            if q and self.include_quarantined:
+                keep.append(host)  # looked at, not released: the quarantine stays
+                continue
             if q and not (self.retry_quarantined and q.run_id == self.run.id):
                 msg = f"quarantined since {q.at:%Y-%m-%d %H:%M} UTC by run {q.run_id}: {q.reason}"
                 self.journal.emit("host.skip", host=host.name, outcome="quarantine", excerpt=msg)
