@@ -99,10 +99,7 @@ def command_section(command: click.Command, ctx: click.Context, depth: int) -> s
         record = param.get_help_record(ctx) if isinstance(param, click.Option) else None
         if record is None or "--help" in record[0]:
             continue
-        text = record[1]
-        if not text and param.default not in (None, False, ()):
-            text = f"Default: {param.default}."
-        rows.append([code_span(record[0]), cell(text)])
+        rows.append([code_span(record[0]), cell(record[1])])
     if rows:
         out.append(table(["Option", "Description"], rows))
     if isinstance(command, click.Group):
@@ -113,6 +110,22 @@ def command_section(command: click.Command, ctx: click.Context, depth: int) -> s
         if depth:
             out.append("Subcommands: " + ", ".join(subs) + "\n")
     return "\n".join(x for x in out if x)
+
+
+def undocumented() -> list[str]:
+    """Options without a help text: their row would teach nothing (``main`` refuses them)."""
+    from fleet.cli import cli
+
+    root = click.Context(cli, info_name="fleet", max_content_width=100)
+    return [
+        f"{ctx.command_path} {param.opts[0]}"
+        for command, ctx, _ in walk(cli, root)
+        for param in command.get_params(ctx)
+        if isinstance(param, click.Option)
+        and not param.hidden
+        and not param.help
+        and "--help" not in param.opts
+    ]
 
 
 def anchor(title: str) -> str:
@@ -242,8 +255,10 @@ FIELD_HELP: dict[str, dict[str, str]] = {
         "Required for destructive steps.",
         "verify": "Run after `apply`; non-zero fails the step.",
         "timeout": "Seconds each command of the step may run.",
-        "retries": "Re-runs of a failing `apply` before the step fails.",
-        "retry_delay": "Seconds between those re-runs.",
+        "retries": "Re-runs of a failing `apply` (or of `apply` and a failing `verify`) "
+        "before the step fails.",
+        "retry_delay": "Seconds before the first re-run; each next wait doubles (up to 300 s), "
+        "plus up to half again at random.",
         "when": "Run the step only on hosts where this condition holds.",
         "destructive": "Marks a step that destroys data: `fleet plan` flags it, the lease is "
         "re-validated right before it runs, and it must have a `check`.",
@@ -425,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if a page is out of date")
     args = parser.parse_args(argv)
+    missing = undocumented()
+    if missing:
+        print(f"options without help: {', '.join(missing)}", file=sys.stderr)
+        return 1
     stale = []
     for name, text in generate().items():
         path = DOCS / name

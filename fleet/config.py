@@ -54,7 +54,24 @@ SETTINGS: tuple[Setting, ...] = (
         "directory of fleet's state (store, sandbox); default ~/.local/state/fleet",
     ),
     Setting(
-        "store", str, None, "store URL: a SQLite path or sqlite:///path; default <state>/fleet.db"
+        "store",
+        str,
+        None,
+        "store: a SQLite path, sqlite:///path, or postgresql://user@host/db (a team's shared"
+        " store; no password in it); default <state>/fleet.db",
+    ),
+    Setting(
+        "store_password_file",
+        str,
+        None,
+        "file holding the PostgreSQL store's password (else libpq's ~/.pgpass, PGPASSFILE or"
+        " PGPASSWORD)",
+    ),
+    Setting(
+        "operator",
+        str,
+        None,
+        "your name in the audit trail, beside the OS user and machine; default the OS user",
     ),
     Setting("inventory", str, "inventories", "inventory files or directories, ':'-separated"),
     Setting("ovh.endpoint", str, "ovh-eu", "python-ovh endpoint name (ovh-eu, ovh-ca, ...)"),
@@ -134,6 +151,34 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("ssh.trust_on_first_use", bool, True, "pin an unknown host key on first contact"),
     Setting(
+        "workers.broker",
+        str,
+        "redis://127.0.0.1:6379/0",
+        "Redis URL of the Celery broker and result backend (`fleet worker`, rollout.workers)",
+    ),
+    Setting(
+        "workers.route_by",
+        str,
+        "datacenter",
+        "queue of a host's task: its datacenter (gra3), region (gra) or label:NAME",
+    ),
+    Setting("workers.default_queue", str, "fleet", "queue of hosts that have no value to route by"),
+    Setting(
+        "workers.visibility_timeout",
+        float,
+        600.0,
+        "seconds before a task a dead worker held is delivered again",
+        minimum=0,
+        exclusive=True,
+    ),
+    Setting("workers.concurrency", int, 20, "hosts one `fleet worker` runs at once", minimum=1),
+    Setting(
+        "rollout.workers",
+        bool,
+        False,
+        "run each host's pipeline on Celery workers (`fleet worker`), not in this process",
+    ),
+    Setting(
         "rescue.ssh_public_key", str, None, "public key file set as rescueSshKey for rescue boots"
     ),
     Setting("rollout.concurrency", int, 20, "hosts worked on at once", minimum=1),
@@ -188,6 +233,15 @@ SETTINGS: tuple[Setting, ...] = (
         5.0,
         "first wait before such a re-run (then doubles)",
         minimum=0,
+    ),
+    Setting(
+        "output.heartbeat",
+        float,
+        10.0,
+        "plain output: seconds between lines about a wait still going on (reboot, lease, "
+        "window, OVH task, rate limit)",
+        minimum=0,
+        exclusive=True,
     ),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -9,6 +9,7 @@ State lives in a temporary directory unless ``--state`` is given.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,19 @@ def fleet(*args: str, env: dict[str, str], check: bool = True) -> int:
     return code
 
 
+def hybrid_count(env: dict[str, str]) -> str:
+    """How many hybrid servers the sandbox has: the rollout's ``--confirm`` (its plan's payload
+    step is marked destructive)."""
+    out = subprocess.run(
+        [sys.executable, "-m", "fleet", "inventory", "list", "--limit", "hybrid", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return str(len(json.loads(out)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fleet-demo", description=__doc__)
     parser.add_argument("--servers", type=int, default=12)
@@ -42,11 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fleet("inventory", "list", env=env)
         fleet("ovh", "servers", env=env)
-        fleet("plan", str(plan), *SELECTION, env=env)
-        fleet("rollout", str(plan), *SELECTION, "--max-failures", "1", env=env)
+        fleet("plan", str(plan), *SELECTION, "--summary", env=env)
+        confirm = ("--confirm", hybrid_count(env))
+        fleet("rollout", str(plan), *SELECTION, *confirm, "--max-failures", "1", env=env)
         fleet("status", env=env)
         print("\nA second rollout of the same plan finds every step converged:", flush=True)
-        fleet("rollout", str(plan), "--limit", "hybrid", "--batches", "100%", env=env)
+        fleet("rollout", str(plan), "--limit", "hybrid", "--batches", "100%", *confirm, env=env)
     finally:
         fleet("sandbox", "down", env=env, check=False)
     print(f"\ndemo done; state (store, journal) kept in {state}")

@@ -9,6 +9,7 @@ provider query id, file and key) so that a one-line message tells the operator w
      ├── InputError           a file we read is malformed (file, line, key)   (exit 3)
      │    ├── InventoryError
      │    └── PlanError
+     ├── PreflightFailed      a check before any host is touched failed       (exit 3)
      ├── PayloadError         a plan's guard refused the host (counted like a failed step)
      ├── StoreError           the state store (SQLite / PostgreSQL)
      │    ├── LeaseHeld       another owner holds a host's lease              (exit 4)
@@ -90,6 +91,13 @@ class InventoryError(InputError):
 
 class PlanError(InputError):
     """Malformed plan (unknown key, wrong type, undefined variable, unknown stage kind...)."""
+
+
+class PreflightFailed(FleetError):
+    """A preflight check failed (credentials, a key file, an address, a python call, a
+    window): nothing was started, no run exists."""
+
+    exit_code = 3
 
 
 class PayloadError(FleetError):

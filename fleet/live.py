@@ -9,7 +9,6 @@ of hundreds of hosts does not wait for the terminal.
 from __future__ import annotations
 
 import atexit
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from fleet.clock import Clock, SystemClock
+from fleet.escape import printable
 from fleet.report import pacing_text
 from fleet.reports.model import (
     HostTrack,
@@ -33,8 +33,6 @@ from fleet.reports.model import (
 from fleet.store.base import Event, RunRecord
 from fleet.transport.base import CommandResult
 
-#: Remote output may carry escape sequences: they would wreck the screen, show them escaped.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STYLES = {
     "waiting": "dim",
     "leased": "cyan",
@@ -49,7 +47,9 @@ ERROR_LINES = 3  # last lines of output shown per failing host
 
 
 def clean(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Inventory values and remote output may carry escape sequences: they would wreck the
+    screen (or rewrite it), so every control character shows escaped."""
+    return printable(text)
 
 
 def last_lines(text: str | None, count: int = ERROR_LINES) -> list[str]:
@@ -88,7 +88,7 @@ class LiveView:
         self.clock = clock or SystemClock()
         self.progress = RunProgress(run.hosts)
         #: The rollout's OVH calls and rate-limit waits so far (None: no provider used yet).
-        self.pacing: Callable[[], dict[str, float] | None] | None = None
+        self.ovh_usage: Callable[[], dict[str, float] | None] | None = None
         self._lock = threading.Lock()
         self._live = Live(
             console=self.console,
@@ -135,7 +135,7 @@ class LiveView:
     def snapshot(self) -> Frame:
         with self._lock:
             progress = self.progress.snapshot()
-        ovh = self.pacing() if self.pacing is not None else None
+        ovh = self.ovh_usage() if self.ovh_usage is not None else None
         return Frame(self.run, progress, self.clock.now(), self.console.size.height, ovh)
 
     def _render(self) -> RenderableType:
@@ -169,8 +169,8 @@ def _header(frame: Frame) -> Text:
     since = p.session_started_at or frame.now
     end = p.ended_at or frame.now
     text = Text()
-    text.append(f"fleet rollout {run.id}", "bold")
-    text.append(f"  plan {run.plan_name} ({run.plan_hash[:12]})")
+    text.append(f"fleet rollout {clean(run.id)}", "bold")
+    text.append(f"  plan {clean(run.plan_name)} ({clean(run.plan_hash[:12])})")
     text.append(f"  elapsed {human_duration((end - since).total_seconds())}")
     concurrency = int(run.options.get("concurrency") or 1)
     bake = float(run.options.get("bake") or 0.0)
@@ -205,7 +205,8 @@ def _states_line(p: RunProgress) -> Text:
         if t.state == "running" and t.stage:
             stages[t.stage] = stages.get(t.stage, 0) + 1
     if stages:
-        text.append("(running: " + ", ".join(f"stage {k} {v}" for k, v in stages.items()) + ")")
+        running = ", ".join(f"stage {clean(k)} {v}" for k, v in stages.items())
+        text.append(f"(running: {running})")
     return text
 
 
@@ -235,7 +236,7 @@ def _active_row(t: HostTrack, now: datetime) -> list[Any]:
     waiting = ""
     if t.wait is not None:
         waiting = f"{clean(t.wait.what)} ({human_duration((now - t.wait.since).total_seconds())})"
-    state = f"running stage {t.stage}" if t.state == "running" and t.stage else t.state
+    state = f"running stage {clean(t.stage)}" if t.state == "running" and t.stage else t.state
     return [
         Text(clean(t.name)),
         Text(state, _STYLES.get(t.state, "")),

@@ -6,22 +6,16 @@ Every printer is an :class:`fleet.engine.journal.Observer`; the journal calls th
 from __future__ import annotations
 
 import json
-import re
 import sys
 from typing import IO, Any
 
 from fleet.clock import utc_iso
+from fleet.escape import printable
 from fleet.store.base import Event
 from fleet.transport.base import CommandResult
 
-_QUIET_KINDS = {"step.start"}
-#: Remote output may carry escape sequences: plain lines show them escaped, never raw.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def escape_control(text: str) -> str:
-    """``text`` with control characters (escape sequences, carriage returns) shown as ``\\xNN``."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+#: Shown in plain mode only when verbose: step starts, paramiko's lines (``host.ssh``).
+_QUIET_KINDS = {"step.start", "host.ssh"}
 
 
 def describe(e: Event) -> str:
@@ -78,8 +72,7 @@ class PlainPrinter:
     def event(self, event: Event) -> None:
         if event.kind in _QUIET_KINDS and not self.verbose:
             return
-        line = escape_control(describe(event))
-        self.stream.write(f"{utc_iso(event.at)} {line}\n")
+        self.stream.write(f"{utc_iso(event.at)} {printable(describe(event))}\n")
         self.stream.flush()
 
     def output(self, host: str, step: str, result: CommandResult) -> None:
@@ -108,12 +101,13 @@ class OutputPrinter:
 
     def event(self, event: Event) -> None:
         if event.kind == "host.end" and event.outcome != "ok":
-            self.stream.write(f"{event.host} FAILED: {event.excerpt or event.outcome}\n")
+            text = printable(f"{event.host} FAILED: {event.excerpt or event.outcome}")
+            self.stream.write(text + "\n")
 
     def output(self, host: str, step: str, result: CommandResult) -> None:
         lines = result.stdout.splitlines() + [f"stderr: {x}" for x in result.stderr.splitlines()]
         if lines:
-            self.stream.write("".join(f"{host} {escape_control(line)}\n" for line in lines))
+            self.stream.write("".join(f"{printable(host)} {printable(x)}\n" for x in lines))
             self.stream.flush()
 
 

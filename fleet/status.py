@@ -12,7 +12,7 @@ from typing import Any
 
 from fleet.engine.owners import dead_because
 from fleet.errors import UsageError
-from fleet.inventory.select import _suggest
+from fleet.inventory.problems import suggest
 from fleet.reports.records import host_records
 from fleet.store.base import Event, RunLease, RunRecord, Store
 
@@ -89,7 +89,7 @@ def host_steps(store: Store, run_id: str, host: str) -> dict[str, Any]:
     """
     run = store.get_run(run_id)
     if host not in run.hosts:
-        raise UsageError(f"run {run_id} has no host {host!r}", hint=_suggest(host, run.hosts))
+        raise UsageError(f"run {run_id} has no host {host!r}", hint=suggest(host, run.hosts))
     steps: list[dict[str, Any]] = []
     state = "waiting"
     events = store.events(run_id, host)

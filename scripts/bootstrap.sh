@@ -7,9 +7,15 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${FLEET_VENV:-$top/.venv}
 say() { echo "bootstrap: $*" >&2; }
 
-# Debian packages: sshd for the sandbox hosts, ssh-keygen, venv support, ps/kill.
+# Debian packages: sshd for the sandbox hosts, ssh-keygen, venv support, ps/kill, the
+# PostgreSQL server the store tests start in a throwaway directory (never the system cluster),
+# and redis-server for the Celery workers' tests (the tests start their own on loopback;
+# policy-rc.d below keeps Debian from starting the system's).
 need=()
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null \
+  || need+=(postgresql)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v redis-server >/dev/null || need+=(redis-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v ps >/dev/null || need+=(procps)
 command -v git >/dev/null || need+=(git)
@@ -19,7 +25,8 @@ if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null
-  # policy-rc.d keeps Debian from starting the system sshd: the sandbox runs its own.
+  # policy-rc.d keeps Debian from starting the system sshd and PostgreSQL cluster: the
+  # sandbox and the tests run their own.
   if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; rm_policy=1; fi
   apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
   [ "${rm_policy:-0}" = 1 ] && rm -f /usr/sbin/policy-rc.d

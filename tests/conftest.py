@@ -10,7 +10,23 @@ from pathlib import Path
 
 import pytest
 
+from tests import pgserver
+
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[pgserver.PgServer]:
+    """A real PostgreSQL server for the whole session (see tests/pgserver.py), stopped and
+    removed at the end whatever happened. Missing PostgreSQL fails the tests under CI (its
+    bootstrap installs it) and skips them elsewhere."""
+    with pgserver.running() as server:
+        if server is None:
+            message = "PostgreSQL is not installed (scripts/bootstrap.sh installs it)"
+            if os.environ.get("CI"):
+                pytest.fail(message)
+            pytest.skip(message)
+        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,9 @@ Conventions (see ``docs/contributing-docs.md``):
   and run ids match any value; a run id shown in an output binds to the real one, so later
   commands naming it use the real id. A command expected to fail ends with ``# exit N``.
 * Every ``console`` block is preceded by ``<!-- test: ENV -->`` where ENV is ``quickstart``
-  (runs against its own ``fleet sandbox up``), ``sandbox`` (runs against the test sandbox) or
-  ``skip REASON`` (not run: real OVH servers, long builds).
+  (runs against its own ``fleet sandbox up``), ``sandbox`` (runs against the test sandbox),
+  ``postgres`` (the test sandbox, with a fresh database of the test PostgreSQL server as the
+  store) or ``skip REASON`` (not run: real OVH servers, long builds).
 * ``<!-- test: ENV`` followed by ``$`` lines and a closing ``-->`` is a hidden setup block:
   run in order like a console block, not shown to readers.
 * ``<!-- file: PATH -->`` before a fenced block writes its text to PATH (relative to the page's
@@ -25,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
-ENVS = ("quickstart", "sandbox")
+ENVS = ("quickstart", "sandbox", "postgres")
 
 _FENCE = re.compile(r"^( *)```(\w*)[^\n]*\n(.*?)^\1```[ \t]*$", re.M | re.S)
 _COMMENT = re.compile(r"<!--(.*?)-->", re.S)

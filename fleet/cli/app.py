@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from fleet.inventory import Host, Inventory
     from fleet.inventory.ovhcache import OvhCache
     from fleet.provider.base import Provider
-    from fleet.store.base import Store
+    from fleet.store.base import Actor, RunRecord, Store
 
 
 @dataclass
@@ -29,6 +29,7 @@ class App:
     debug: bool
     _settings: Settings | None = None
     _store: Store | None = None
+    _provider: Provider | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -42,9 +43,36 @@ class App:
         if self._store is None:
             from fleet.store import open_store
 
-            self._store = open_store(self.settings.store_url)
+            self._store = open_store(
+                self.settings.store_url,
+                actor=self.actor,
+                password_file=self.settings.get("store_password_file"),
+            )
             self._closers.append(self._store.close)
         return self._store
+
+    def run_record(self, run_id: str) -> RunRecord:
+        """The run ``run_id``; an unknown id is a usage error (exit 3) for every command that
+        takes one (resume, abort, status, report)."""
+        from fleet.errors import StoreError
+
+        try:
+            return self.store.get_run(run_id)
+        except StoreError as exc:
+            if any(r.id == run_id for r in self.store.list_runs(1000)):
+                raise  # the run exists: the store itself failed
+            raise UsageError(
+                f"no run {run_id!r} in {self.settings.store_url}",
+                hint="`fleet status` lists the runs",
+            ) from exc
+
+    @property
+    def actor(self) -> Actor:
+        """Who runs this command, for the audit trail (the ``operator`` setting, else the OS
+        user, with the OS user and machine)."""
+        from fleet.store.base import Actor
+
+        return Actor.current(self.settings.get("operator"))
 
     def inventory(self) -> Inventory:
         from fleet.inventory import load_inventory
@@ -80,11 +108,14 @@ class App:
     def with_ovh(self, inventory: Inventory, *, refresh: bool = False) -> Inventory:
         """The inventory enriched from the OVH API through the on-disk cache; says on stderr
         how old the data is."""
+        from fleet.cli.output import listing_progress
         from fleet.inventory import enrich
 
         cache = self.ovh_cache(refresh=refresh)
+        total = sum(1 for h in inventory.hosts if h.service_name)
+        shown = listing_progress(self, "OVH servers", total, calls_each=2, estimate=False)
         try:
-            return enrich(inventory, cache)
+            return enrich(inventory, cache, progress=lambda done, _: shown.done(done))
         finally:
             cache.save()
             click.echo(cache.describe(), err=True)
@@ -97,6 +128,17 @@ class App:
         return OvhCache(path, self.provider, 0.0 if refresh else s.get("ovh.cache_max_age"))
 
     def provider(self) -> Provider:
+        """The OVH provider, built once (its rate limit is shared by every call)."""
+        if self._provider is None:
+            self._provider = self._build_provider()
+        return self._provider
+
+    def pacing(self) -> str | None:
+        """What the OVH rate limit holds back now (for heartbeats), if a provider was built."""
+        pacing = getattr(self._provider, "pacing", None)
+        return pacing() if callable(pacing) else None
+
+    def _build_provider(self) -> Provider:
         from fleet.provider.ovh import OvhProvider, RetryPolicy, build_client
 
         s = self.settings
@@ -119,9 +161,6 @@ class App:
     def close(self) -> None:
         for closer in reversed(self._closers):
             closer()
-
-
-pass_app = click.make_pass_decorator(App)
 
 
 pass_app = click.make_pass_decorator(App)

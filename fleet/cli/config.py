@@ -16,7 +16,7 @@ def config_group() -> None:
 
 
 @config_group.command("show")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def config_show(app: App, as_json: bool) -> None:
     """Effective settings and where each came from: flag > FLEET_* env > fleet.toml > default."""

@@ -17,9 +17,7 @@ def halt_cmd(app: App, reason: str) -> None:
     Example:
       fleet halt --reason 'storage alerts in gra3'
     """
-    from fleet.engine.owners import current_owner
-
-    app.store.set_halt(str(current_owner()), reason)
+    app.store.set_halt(str(app.actor), reason)
     click.echo("halted: no rollout will start a host until `fleet unhalt`")
 
 
@@ -27,7 +25,5 @@ def halt_cmd(app: App, reason: str) -> None:
 @pass_app
 def unhalt_cmd(app: App) -> None:
     """Lift the global halt. Halted runs stay halted: resume each with `fleet resume RUN`."""
-    from fleet.engine.owners import current_owner
-
-    cleared = app.store.clear_halt(str(current_owner()))
+    cleared = app.store.clear_halt(str(app.actor))
     click.echo("halt lifted" if cleared else "no halt was set")

@@ -18,7 +18,7 @@ def hostkeys_group() -> None:
 
 @hostkeys_group.command("list")
 @click.argument("host", required=False)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def hostkeys_list(app: App, host: str | None, as_json: bool) -> None:
     """Pinned keys with their fingerprints (compare with `ssh-keygen -lf` on the host)."""
@@ -59,7 +59,5 @@ def hostkeys_forget(app: App, host: str, role: str, reason: str) -> None:
     Example:
       fleet hostkeys forget srv-042 --reason 'reinstalled by support, fingerprint checked on KVM'
     """
-    from fleet.engine.owners import current_owner
-
-    gone = app.store.forget_key(host, role, str(current_owner()), reason)
+    gone = app.store.forget_key(host, role, str(app.actor), reason)
     click.echo(f"{host}: {role} key forgotten" if gone else f"{host}: no {role} key was pinned")

@@ -19,7 +19,7 @@ def leases_group() -> None:
 
 
 @leases_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def leases_list(app: App, as_json: bool) -> None:
     """Leases held now (and expired ones not yet taken over)."""
@@ -73,11 +73,9 @@ def leases_break(app: App, host: str | None, run_id: str | None, reason: str) ->
       fleet leases break srv-042 --reason 'operator laptop died'
       fleet leases break --run r20261125-101500-ab12 --reason 'owner hung in D state'
     """
-    from fleet.engine.owners import current_owner
-
     if (host is None) == (run_id is None):
         raise UsageError("give HOST or --run RUN (one of them)")
-    who = str(current_owner())
+    who = str(app.actor)
     if run_id is not None:
         app.store.get_run(run_id)  # an unknown run is an error, not a no-op
         run_lease = app.store.break_run_lease(run_id, who, reason)

@@ -4,6 +4,7 @@ durations are checked by their click types (:mod:`fleet.cli.params`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,11 +58,26 @@ def rollout_options(default_concurrency: int, **kw: Any) -> Any:
     return RolloutOptions(**kw)
 
 
-def rollout_flags(f: Any) -> Any:
+#: ``--output``: how a rollout shows its progress.
+OUTPUTS = ("auto", "live", "plain", "json")
+
+
+def output_flag(f: Any) -> Any:
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(OUTPUTS),
+        default="auto",
+        show_default=True,
+        help="auto: the live view on a terminal, else plain; live: the live view; plain: one "
+        "timestamped line per transition, and a heartbeat line for long waits "
+        "(output.heartbeat); json: one event per line.",
+    )(f)
+
+
+def batch_flags(f: Any) -> Any:
+    """How hosts are cut into batches (``fleet rollout`` and ``fleet plan``)."""
     options = [
-        click.option(
-            "--limit", "-l", help="Hosts: names, groups, globs, label:k=v, dc:NAME, hybrid, !x, &y."
-        ),
         click.option(
             "--batches",
             default="1,100%",
@@ -69,8 +85,35 @@ def rollout_flags(f: Any) -> Any:
             help="Batch sizes: counts or percentages; the last repeats.",
         ),
         click.option(
-            "--by", help="Spread batches across this label (datacenter, rack, or a label name)."
+            "--by",
+            metavar="LABEL",
+            help="Spread batches across this label (datacenter, rack, or a label name).",
         ),
+        click.option(
+            "--serial-by",
+            type=click.Choice(["datacenter", "rack"]),
+            help="One datacenter (or rack) at a time: each gets its own batches, canary first; "
+            "no batch mixes two.",
+        ),
+        option(
+            "--max-per",
+            type=Count(1),
+            default=None,
+            help="At most this many hosts of one datacenter or rack (of --serial-by, else of "
+            "--by) in a batch",
+        ),
+    ]
+    for decorate in reversed(options):
+        f = decorate(f)
+    return f
+
+
+def rollout_flags(f: Any) -> Any:
+    options: list[Callable[[Any], Any]] = [
+        click.option(
+            "--limit", "-l", help="Hosts: names, groups, globs, label:k=v, dc:NAME, hybrid, !x, &y."
+        ),
+        batch_flags,
         option(
             "--concurrency",
             "-c",
@@ -101,13 +144,7 @@ def rollout_flags(f: Any) -> Any:
             default="0s",
             help="Wait this long for a host held by another run",
         ),
-        click.option(
-            "--output",
-            "-o",
-            type=click.Choice(["plain", "json"]),
-            default="plain",
-            show_default=True,
-        ),
+        output_flag,
     ]
     for decorate in reversed(options):
         f = decorate(f)

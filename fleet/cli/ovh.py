@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.output import table
+from fleet.cli.output import listing_progress, table
 from fleet.cli.params import Duration, option
 from fleet.errors import FleetError, UsageError
+
+if TYPE_CHECKING:
+    from fleet.provider.base import Task
 
 
 @click.group("ovh")
@@ -35,13 +39,20 @@ def _service(app: App, host: str) -> str:
 
 
 @ovh_group.command("servers")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def ovh_servers(app: App, as_json: bool) -> None:
-    """Servers of the account, with datacenter, rack, state and disk groups."""
+    """Servers of the account, with datacenter, rack, state and disk groups.
+
+    Two API calls per server: at OVH's 60 requests a minute a large account takes minutes,
+    and progress lines on standard error say how far it is.
+    """
     provider = app.provider()
-    rows = []
-    for name in provider.list_servers():
+    rows: list[dict[str, str]] = []
+    names = provider.list_servers()
+    progress = listing_progress(app, "servers", len(names), calls_each=2)
+    for name in names:
+        progress.done(len(rows))
         s, hw = provider.server(name), provider.hardware(name)
         groups = " + ".join(f"{g.count}x{g.disk_type} {g.size_gb}GB" for g in hw.disk_groups)
         rows.append(
@@ -120,10 +131,12 @@ def ovh_tasks(app: App, host: str, function: str | None, status: str | None) -> 
     """HOST's OVH tasks, newest first."""
     provider = app.provider()
     service = _service(app, host)
-    tasks = [
-        provider.task(service, i)
-        for i in sorted(provider.tasks(service, function, status), reverse=True)
-    ]
+    ids = sorted(provider.tasks(service, function, status), reverse=True)
+    progress = listing_progress(app, "tasks", len(ids), calls_each=1)
+    tasks: list[Task] = []
+    for i in ids:
+        progress.done(len(tasks))
+        tasks.append(provider.task(service, i))
     table(
         [
             [

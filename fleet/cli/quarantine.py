@@ -17,7 +17,7 @@ def quarantine_group() -> None:
 
 
 @quarantine_group.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def quarantine_list(app: App, as_json: bool) -> None:
     """Quarantined hosts, with the run and reason."""
@@ -49,8 +49,6 @@ def quarantine_clear(app: App, hosts: tuple[str, ...]) -> None:
     Example:
       fleet quarantine clear srv-042
     """
-    from fleet.engine.owners import current_owner
-
     for host in hosts:
-        cleared = app.store.clear_quarantine(host, str(current_owner()))
+        cleared = app.store.clear_quarantine(host, str(app.actor))
         click.echo(f"{host}: {'cleared' if cleared else 'was not quarantined'}")

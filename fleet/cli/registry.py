@@ -8,6 +8,7 @@ from __future__ import annotations
 
 COMMANDS: dict[str, str] = {
     "plan": "fleet.cli.plan:plan_cmd",
+    "preflight": "fleet.cli.preflight:preflight_cmd",
     "rollout": "fleet.cli.rollout:rollout_cmd",
     "resume": "fleet.cli.rollout:resume_cmd",
     "abort": "fleet.cli.rollout:abort_cmd",
@@ -27,4 +28,7 @@ COMMANDS: dict[str, str] = {
     "scheduler": "fleet.cli.schedule:scheduler_group",
     "sandbox": "fleet.cli.sandbox:sandbox_group",
     "completion": "fleet.cli.completion:completion_cmd",
+    "worker": "fleet.cli.worker:worker_cmd",
+    "store": "fleet.cli.store:store_group",
+    "audit": "fleet.cli.audit:audit_cmd",
 }

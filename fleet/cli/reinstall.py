@@ -8,14 +8,16 @@ leases, journal, batches, failure budget, ``fleet resume``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from fleet.cli.app import App, pass_app
+from fleet.cli.options import batch_flags, output_flag
 from fleet.cli.params import Count, Duration, Ratio, option
-from fleet.cli.wiring import execute, finish
+from fleet.cli.wiring import audit_approval, execute, finish
 from fleet.errors import UsageError
 
 if TYPE_CHECKING:
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
 
 #: The command's options: the request, then the rollout's batches and budget.
-_OPTIONS = [
+_OPTIONS: list[Callable[[Any], Any]] = [
     click.option("--os", "os_name", required=True, metavar="TEMPLATE", help="OS to install."),
     click.option(
         "--confirm",
@@ -64,8 +66,7 @@ _OPTIONS = [
         show_default=True,
         help="Longest wait for one install",
     ),
-    click.option("--batches", default="1,100%", show_default=True, help="Batch sizes."),
-    click.option("--by", help="Spread batches across this label (datacenter, rack, ...)."),
+    batch_flags,
     option("--concurrency", "-c", type=Count(1), default=None, help="Hosts at once"),
     option("--max-failures", type=Count(0), help="Halt when more hosts than this failed"),
     option("--max-failure-ratio", "max_ratio", type=Ratio(), help="Or this share"),
@@ -74,7 +75,7 @@ _OPTIONS = [
     option(
         "--wait-for-leases", type=Duration(), default="0s", help="Wait for hosts held by other runs"
     ),
-    click.option("--output", "-o", type=click.Choice(["plain", "json"]), default="plain"),
+    output_flag,
 ]
 
 
@@ -131,8 +132,9 @@ def reinstall_cmd(
     plan = _plan(spec, timeout)
     options = rollout_options(app.settings.get("rollout.concurrency"), **kw)
     run = create_run(app.store, plan, hosts, {**options.to_dict(), APPROVAL_OPTION: approved})
+    audit_approval(app, run.id, {APPROVAL_OPTION: approved})
     click.echo(f"run {run.id}: reinstall {spec.os} on {len(hosts)} hosts", err=True)
-    finish(execute(app, run, plan, hosts, options, output, wait_for_leases=wait_for_leases))
+    finish(execute(app, run, plan, hosts, options, output, wait_for_leases=wait_for_leases), app)
 
 
 _SPEC_FLAGS = ("os_name", "hostname", "ssh_key", "script", "disk_group", "disks", "raid")

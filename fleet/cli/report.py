@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.errors import StoreError, UsageError
+from fleet.errors import UsageError
 from fleet.reports import FORMATS
 
 
@@ -37,10 +37,7 @@ def report_cmd(app: App, run_id: str, fmt: str, out: str | None) -> None:
     """
     from fleet.reports import render_report
 
-    try:
-        run = app.store.get_run(run_id)
-    except StoreError as exc:
-        raise UsageError(exc.message, hint="`fleet status` lists the runs") from exc
+    run = app.run_record(run_id)
     text = render_report(fmt, run, app.store.events(run_id))
     if out is None:
         click.echo(text, nl=False)

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fleet.cli.app import App, pass_app
-from fleet.cli.options import load_plan, parse_vars, rollout_flags, rollout_options
-from fleet.cli.wiring import claim, execute, finish, live_output
+from fleet.cli.options import load_plan, output_flag, parse_vars, rollout_flags, rollout_options
+from fleet.cli.wiring import audit_approval, claim, execute, finish, live_output
 from fleet.errors import UsageError
+from fleet.escape import printable
 
 if TYPE_CHECKING:
     from fleet.inventory import Host
@@ -46,10 +47,29 @@ if TYPE_CHECKING:
     "--window-hosts", is_flag=True, help="Also start no new host (not only batch) outside."
 )
 @click.option(
+    "--confirm",
+    metavar="COUNT|HOSTS",
+    help="For a plan with destructive steps: how many hosts they run on, or those hosts "
+    "(comma-separated), as `fleet plan --summary` lists them.",
+)
+@click.option(
+    "--workers/--in-process",
+    default=None,
+    help="Run each host's pipeline on Celery workers (`fleet worker`), from its datacenter's "
+    "queue; the batches and budget stay here. Default: the rollout.workers setting.",
+)
+@click.option(
     "--show-output",
     is_flag=True,
     help="Print every step's output as it ends, a line at a time prefixed by the host "
     "(it is kept either way: `fleet status RUN HOST`).",
+)
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Run only the read-only checks on every host and report what would change; no run, "
+    "no lease, nothing applied.",
 )
 @pass_app
 def rollout_cmd(
@@ -65,7 +85,10 @@ def rollout_cmd(
     windows: tuple[str, ...],
     windows_file: str | None,
     window_hosts: bool,
+    confirm: str | None,
     show_output: bool,
+    workers: bool | None,
+    check_only: bool,
     **kw: Any,
 ) -> None:
     """Apply PLAN to the selected hosts in rolling batches, under a failure budget.
@@ -74,8 +97,10 @@ def rollout_cmd(
     When the budget is spent no new host starts and the run halts until `fleet resume RUN` or
     `fleet abort RUN`. Ctrl-C once: finish in-flight steps and halt; twice: cut them.
 
-    A plan with a `kind: reinstall` stage (destructive) is refused unless --approve-reinstall
-    names exactly the selected hosts, or says `all`; the approval is kept with the run.
+    A plan with destructive steps runs only with --confirm: the number of hosts they run on,
+    or their names (at a terminal, fleet asks). A plan with a `kind: reinstall` stage is
+    refused unless --approve-reinstall names exactly the selected hosts, or says `all`. Both
+    are kept with the run.
 
     --approve PREVIEW holds the run to what `fleet plan PLAN --probe` showed (same plan and
     parameters, every selected host previewed); with `rollout.require_preview` set, a
@@ -92,23 +117,36 @@ def rollout_cmd(
     in_windows = window_hooks(windows, [windows_file] if windows_file else [], window_hosts)
     plan = load_plan(plan_ref, variables)
     hosts = app.hosts(limit)
+    from fleet.cli.confirm import confirm_destructive
     from fleet.plan import render_for_host
     from fleet.stages.reinstall.approval import approval
 
     rendered = [render_for_host(plan, h) for h in hosts]  # undefined variables refused first
     check_provider_stages(rendered, hosts)
+    if check_only:
+        from fleet.cli.preflight import check_only as run_checks_only
+
+        run_checks_only(app, rendered, hosts, options.concurrency)
     approved = approval(plan, hosts, approve_reinstall)
+    approved.update(confirm_destructive(plan, rendered, confirm))
     approved |= preview_approval(app, plan, hosts, rendered, approve_preview)
+    workers = app.settings.get("rollout.workers") if workers is None else workers
+    if workers:
+        from fleet.cli.dispatching import check_workers
+
+        check_workers(app, hosts)
     # windows and every input are kept with the run, so that `fleet resume` uses them as well
     kept = {
         "windows": list(windows),
         "windows_file": windows_file,
         "window_hosts": window_hosts,
         "wait_for_leases": wait_for_leases,
+        "workers": workers,
     }
     inputs = {"plan": plan_ref, "vars": parse_vars(variables), "limit": limit}
     run = create_run(app.store, plan, hosts, {**options.to_dict(), **approved, **kept}, inputs)
-    click.echo(f"run {run.id}: {plan.name} on {len(hosts)} hosts", err=True)
+    audit_approval(app, run.id, approved)
+    click.echo(printable(f"run {run.id}: {plan.name} on {len(hosts)} hosts"), err=True)
     finish(
         execute(
             app,
@@ -117,10 +155,11 @@ def rollout_cmd(
             hosts,
             options,
             output,
-            live_output(output, run, show_output),
+            live_output(app, output, run, show_output),
             wait_for_leases=wait_for_leases,
             configure=in_windows,
-        )
+        ),
+        app,
     )
 
 
@@ -157,7 +196,7 @@ def preview_approval(
 
 @click.command("resume")
 @click.argument("run_id", metavar="RUN")
-@click.option("--output", "-o", type=click.Choice(["plain", "json"]), default="plain")
+@output_flag
 @click.option(
     "--accept-plan-change",
     is_flag=True,
@@ -186,7 +225,7 @@ def resume_cmd(
     from fleet.store.base import Fence
 
     store = app.store
-    run = store.get_run(run_id)
+    run = app.run_record(run_id)
     check_resumable(run)
     plan = plan_for_resume(run)
     change = check_inputs(run, plan, accept=accept_plan_change)
@@ -204,6 +243,7 @@ def resume_cmd(
     store.set_run_state(run.id, "running", None, fence=Fence(run.id, lease.token))
     if change:
         click.echo(f"note: {change}; resuming as asked (--accept-plan-change)", err=True)
+    store.audit("run.resume", run_id=run.id, detail={"was": run.state, "plan_hash": plan.hash})
     finish(
         execute(
             app,
@@ -212,19 +252,25 @@ def resume_cmd(
             hosts_of(run),
             options,
             output,
-            live_output(output, run, show_output),
+            live_output(app, output, run, show_output),
             resuming=True,
             configure=in_windows,
             wait_for_leases=float(kept.get("wait_for_leases") or 0.0),
             lease=lease,
             inputs_change=change,
-        )
+        ),
+        app,
     )
 
 
 @click.command("abort")
 @click.argument("run_id", metavar="RUN")
-@click.option("--reason", default="aborted by the operator")
+@click.option(
+    "--reason",
+    default="aborted by the operator",
+    show_default=True,
+    help="Why, for the run record and the audit trail.",
+)
 @pass_app
 def abort_cmd(app: App, run_id: str, reason: str) -> None:
     """End a halted, failed or crashed run for good (it cannot be resumed afterwards).
@@ -240,7 +286,7 @@ def abort_cmd(app: App, run_id: str, reason: str) -> None:
     from fleet.store.base import Fence
 
     store = app.store
-    run = store.get_run(run_id)
+    run = app.run_record(run_id)
     if run.state in ("done", "aborted"):
         raise UsageError(f"run {run_id} is already {run.state}")
     lease = claim(app, run)
@@ -248,5 +294,6 @@ def abort_cmd(app: App, run_id: str, reason: str) -> None:
         if held.owner.run_id == run_id and held.owner.same_process(lease.owner):
             store.release_lease(held)
     store.set_run_state(run_id, "aborted", reason, fence=Fence(run_id, lease.token))
+    store.audit("run.abort", run_id=run_id, detail={"was": run.state, "reason": reason})
     store.release_run(lease)
     click.echo(f"run {run_id} aborted")

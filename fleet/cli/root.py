@@ -20,6 +20,7 @@ from fleet import __version__
 from fleet.cli.app import App
 from fleet.cli.registry import COMMANDS
 from fleet.errors import FleetError
+from fleet.escape import SafeStream, printable
 
 
 class _Registered(click.Group):
@@ -53,9 +54,9 @@ def fail(exc: Exception, debug: bool) -> NoReturn:
         message = f"unexpected {type(exc).__name__}: {exc}".splitlines()[0]
         hint = None if debug else "run again with --debug for the traceback, and report it"
         code = 1
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {printable(message)}", err=True)
     if hint:
-        click.echo(f"hint: {hint}", err=True)
+        click.echo(f"hint: {printable(hint)}", err=True)
     sys.exit(code)
 
 
@@ -72,7 +73,9 @@ def fail(exc: Exception, debug: bool) -> NoReturn:
 )
 @click.option("--state", metavar="DIR", help="State directory (store, sandbox). Env: FLEET_STATE.")
 @click.option(
-    "--store", metavar="URL", help="Store: SQLite path or sqlite:///path. Env: FLEET_STORE."
+    "--store",
+    metavar="URL",
+    help="Store: SQLite path, sqlite:///path or postgresql://user@host/db. Env: FLEET_STORE.",
 )
 @click.option(
     "-i",
@@ -104,6 +107,10 @@ def cli(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not debug:  # paramiko's tracebacks only with --debug; a rollout journals its lines
+        from fleet.transport.logs import route_paramiko_logs
+
+        route_paramiko_logs(None)
     flags = {"state": state, "store": store, "inventory": inventory}
     app = App({k: v for k, v in flags.items() if v}, config_file, debug)
     ctx.obj = app
@@ -137,9 +144,13 @@ def _main() -> None:
 
 
 def main() -> None:
-    """Console entry point. Once the command is done (its context closed: store, leases and
-    connections released), exit at once: skipping the interpreter's teardown of hundreds of
-    modules and idle threads saves a noticeable share of a short run's time."""
+    """Console entry point. Whatever reaches standard output and error goes through a
+    :class:`~fleet.escape.SafeStream` (no control character from a host or a file reaches the
+    terminal raw). Once the command is done (its context closed: store, leases and connections
+    released), exit at once: skipping the interpreter's teardown of hundreds of modules and
+    idle threads saves a noticeable share of a short run's time."""
+    sys.stdout = SafeStream(sys.stdout)
+    sys.stderr = SafeStream(sys.stderr)
     try:
         _main()
         code: int | str | None = 0

@@ -42,7 +42,14 @@ def sandbox_group() -> None:
 
 
 @sandbox_group.command("up")
-@click.option("--servers", "-n", type=click.IntRange(0, 2000), default=10, show_default=True)
+@click.option(
+    "--servers",
+    "-n",
+    type=click.IntRange(0, 2000),
+    default=10,
+    show_default=True,
+    help="sshd hosts to start (srv-001...), two in three hybrid, over three datacenters.",
+)
 @click.option(
     "--vms",
     type=click.IntRange(0, 8),

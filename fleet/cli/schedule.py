@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fleet.cli.app import App, pass_app
+from fleet.cli.options import batch_flags
 from fleet.cli.params import Count, Duration, Ratio, option, seconds_text
 from fleet.clock import SystemClock, utc_iso
 from fleet.errors import UsageError
@@ -51,6 +52,8 @@ def _rollout_args(kw: dict[str, Any]) -> list[str]:
         ("--limit", "limit"),
         ("--batches", "batches"),
         ("--by", "by"),
+        ("--serial-by", "serial_by"),
+        ("--max-per", "max_per"),
         ("--concurrency", "concurrency"),
         ("--max-failures", "max_failures"),
         ("--max-failure-ratio", "max_ratio"),
@@ -58,6 +61,7 @@ def _rollout_args(kw: dict[str, Any]) -> list[str]:
         ("--gate", "gate"),
         ("--wait-for-leases", "wait_for_leases"),
         ("--windows", "windows_file"),
+        ("--confirm", "confirm"),
     ):
         value = kw.get(key)
         if value is not None:
@@ -73,7 +77,9 @@ def _rollout_args(kw: dict[str, Any]) -> list[str]:
 
 def _validate(app: App, plan_ref: str, kw: dict[str, Any]) -> str:
     """Refuse now what would fail at every fire; returns the plan reference to store."""
+    from fleet.cli.confirm import CONFIRMED_OPTION, confirm_destructive
     from fleet.cli.options import load_plan, rollout_options
+    from fleet.plan import render_for_host
     from fleet.schedule import window_hooks
 
     rollout_options(
@@ -85,12 +91,17 @@ def _validate(app: App, plan_ref: str, kw: dict[str, Any]) -> str:
         max_ratio=kw["max_ratio"],
         bake=kw["bake"] or 0.0,
         gate=kw["gate"],
+        serial_by=kw["serial_by"],
+        max_per=kw["max_per"],
     )
     window_hooks(
         kw["windows"], [kw["windows_file"]] if kw["windows_file"] else [], kw["window_hosts"]
     )
-    load_plan(plan_ref, kw["variables"])
-    app.hosts(kw["limit"])
+    plan = load_plan(plan_ref, kw["variables"])
+    rendered = [render_for_host(plan, h) for h in app.hosts(kw["limit"])]
+    confirmed = confirm_destructive(plan, rendered, kw["confirm"]).get(CONFIRMED_OPTION)
+    if confirmed and kw["confirm"] is None:  # answered at the prompt: kept as the count
+        kw["confirm"] = str(len(confirmed))
     path = Path(plan_ref)
     return str(path.resolve()) if plan_ref.endswith((".yaml", ".yml")) else plan_ref
 
@@ -124,8 +135,7 @@ def _expiry(now: datetime, tz: str, for_: str | None, until: str | None) -> date
 )
 @click.option("--tz", default="UTC", show_default=True, help="IANA zone the cron is read in.")
 @click.option("--limit", "-l", help="Hosts (see `fleet rollout --help`).")
-@click.option("--batches", default=None, help="Batch sizes (default 1,100%).")
-@click.option("--by", help="Spread batches across this label.")
+@batch_flags
 @option("--concurrency", "-c", type=Count(1), default=None, help="Hosts at once")
 @option("--max-failures", type=Count(0), help="Halt when more hosts than this failed")
 @option("--max-failure-ratio", "max_ratio", type=Ratio(), help="Halt at this failed share")
@@ -136,6 +146,12 @@ def _expiry(now: datetime, tz: str, for_: str | None, until: str | None) -> date
 @click.option("--window", "windows", multiple=True, metavar="SPEC", help="Maintenance window.")
 @click.option("--windows", "windows_file", metavar="FILE", help="YAML file of windows.")
 @click.option("--window-hosts", is_flag=True, help="Start no new host outside the window.")
+@click.option(
+    "--confirm",
+    metavar="COUNT|HOSTS",
+    help="For a plan with destructive steps: how many hosts they run on, or which (checked "
+    "again at every fire).",
+)
 @click.option(
     "--missed",
     type=click.Choice(MISSED_POLICIES),
@@ -163,9 +179,9 @@ def schedule_add(
     Examples:
       fleet schedule add storage-nightly --plan plans/app.yaml -l label:role=storage \\
         --cron '30 2 * * *' --tz Europe/Paris --window 'daily 02:00-05:00 Europe/Paris'
-      fleet schedule add weekly --plan builtin:hybrid-raid --cron '0 2 * * 6' --missed once
+      fleet schedule add weekly --plan builtin:hybrid-raid -l hybrid --confirm 12 \\
+        --cron '0 2 * * 6' --missed once
     """
-    from fleet.engine.owners import current_owner
     from fleet.schedule import check_cron, load_zone, next_due
 
     if not _NAME.fullmatch(name):
@@ -183,7 +199,7 @@ def schedule_add(
         tz=tz,
         args=tuple(_rollout_args(kw)),
         missed=kw["missed"],
-        created_by=str(current_owner()),
+        created_by=str(app.actor),
         expires_at=_expiry(now, tz, for_, until),
     )
     stored = app.store.add_schedule(record)
@@ -280,9 +296,7 @@ def schedule_show(app: App, name: str, count: int) -> None:
 @pass_app
 def schedule_remove(app: App, name: str) -> None:
     """Remove a schedule (runs it started are kept)."""
-    from fleet.engine.owners import current_owner
-
-    if not app.store.remove_schedule(name, str(current_owner())):
+    if not app.store.remove_schedule(name, str(app.actor)):
         raise UsageError(f"no schedule {name!r}", hint="`fleet schedule list` lists them")
     click.echo(f"schedule {name} removed")
 
@@ -292,9 +306,7 @@ def schedule_remove(app: App, name: str) -> None:
 @pass_app
 def schedule_pause(app: App, name: str) -> None:
     """Pause a schedule: it starts nothing until `fleet schedule resume`."""
-    from fleet.engine.owners import current_owner
-
-    app.store.set_schedule_paused(name, True, str(current_owner()))
+    app.store.set_schedule_paused(name, True, str(app.actor))
     click.echo(f"schedule {name} paused")
 
 
@@ -303,10 +315,9 @@ def schedule_pause(app: App, name: str) -> None:
 @pass_app
 def schedule_resume(app: App, name: str) -> None:
     """Resume a paused schedule; due times passed while it was paused are not run."""
-    from fleet.engine.owners import current_owner
     from fleet.schedule import next_due
 
-    s = app.store.set_schedule_paused(name, False, str(current_owner()))
+    s = app.store.set_schedule_paused(name, False, str(app.actor))
     due = next_due(s.cron, s.tz, SystemClock().now())
     click.echo(f"schedule {name} resumed; next due {_when(due, s.tz)}")
 

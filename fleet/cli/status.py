@@ -10,12 +10,13 @@ from fleet.cli.app import App, pass_app
 from fleet.cli.output import table
 from fleet.cli.params import Count, option
 from fleet.clock import utc_iso
+from fleet.escape import printable
 
 
 @click.command("status")
 @click.argument("run_id", required=False, metavar="[RUN]")
 @click.argument("host", required=False, metavar="[HOST]")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @option("--limit", "count", type=Count(1), default=20, show_default=True, help="Runs listed")
 @pass_app
 def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, count: int) -> None:
@@ -29,6 +30,8 @@ def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, co
       fleet status r20261125-101500-ab12 --json
       fleet status r20261125-101500-ab12 web-07
     """
+    if run_id is not None:
+        app.run_record(run_id)  # an unknown run is a usage error, as for resume and report
     if run_id is not None and host is not None:
         _host_status(app, run_id, host, as_json)
         return
@@ -77,18 +80,24 @@ def status_cmd(app: App, run_id: str | None, host: str | None, as_json: bool, co
     if as_json:
         click.echo(json.dumps(status, indent=2))
         return
-    click.echo(
-        f"run {status['id']}: {status['state']}"
-        + (f" ({status['reason']})" if status["reason"] else "")
-    )
+    reason = f" ({status['reason']})" if status["reason"] else ""
+    click.echo(printable(f"run {status['id']}: {status['state']}{reason}"))
     table(
-        [[h["host"], h["state"], h["where"] or "", h["message"] or ""] for h in status["hosts"]],
+        [
+            [h["host"], h["state"], h["where"] or "", _last_line(h["message"])]
+            for h in status["hosts"]
+        ],
         ["HOST", "STATE", "STAGE/STEP", "LAST MESSAGE"],
     )
 
 
+def _last_line(message: str | None, limit: int = 200) -> str:
+    """A message's last non-blank line (an output excerpt spans several), cut to ``limit``."""
+    lines = [x for x in (message or "").splitlines() if x.strip()]
+    return lines[-1][:limit] if lines else ""
+
+
 def _host_status(app: App, run_id: str, host: str, as_json: bool) -> None:
-    from fleet.report import escape_control
     from fleet.reports.records import decision_lines
     from fleet.status import host_steps
 
@@ -96,25 +105,25 @@ def _host_status(app: App, run_id: str, host: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(steps, indent=2))
         return
-    click.echo(f"run {run_id}, host {host}: {steps['state']}")
+    click.echo(printable(f"run {run_id}, host {host}: {steps['state']}"))
     for step in steps["steps"]:
         took = f" in {step['duration']:.2f} s" if "duration" in step else ""
         code = f" (exit {step['exit_code']})" if "exit_code" in step else ""
-        click.echo(f"\n{step['step']}: {step['outcome']}{code}{took}")
+        click.echo("\n" + printable(f"{step['step']}: {step['outcome']}{code}{took}"))
         output = step.get("output", {})
         for stream in ("stdout", "stderr"):
             for line in output.get(stream, "").splitlines():
                 mark = "  | " if stream == "stdout" else "  ! "
-                click.echo(mark + escape_control(line))
+                click.echo(mark + printable(line))
         if output.get("truncated"):
             click.echo("  (output truncated: the tail is kept)")
         if step.get("excerpt") and not output:
-            click.echo("  " + escape_control(step["excerpt"]))
+            click.echo("  " + printable(step["excerpt"]))
     record = dict(steps["record"])
     lines = decision_lines(record.pop("decisions", {}))
     if lines or record:
         click.echo("")
     for line in lines:
-        click.echo(line)
+        click.echo(printable(line))
     for key, value in record.items():
-        click.echo(f"{key}: {value}")
+        click.echo(printable(f"{key}: {value}"))

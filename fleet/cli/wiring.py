@@ -10,14 +10,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from fleet.cli.app import App
 
 if TYPE_CHECKING:
-    from fleet.engine.journal import Observer
+    from fleet.engine.journal import Journal, Observer
     from fleet.engine.pipeline import Services
     from fleet.engine.rollout import Rollout, RolloutOptions, RolloutResult
     from fleet.inventory import Host
@@ -81,29 +81,44 @@ def claim(app: App, run: RunRecord) -> RunLease:
     return claim_run(app.store, run, app.settings.get("rollout.lease_ttl"), SystemClock().now())
 
 
-def observers(output: str, run: RunRecord | None = None) -> list[Observer]:
-    """JSON lines with ``--output json``; the live view when stdout is a terminal; else one
-    plain timestamped line per transition (logs, CI, ``| tee``)."""
+def heartbeat(app: App) -> Observer:
+    """Plain output's heartbeat: a line for every wait left unmentioned for
+    ``output.heartbeat`` seconds, and the OVH rate limit when it holds calls back."""
+    from fleet.heartbeat import Heartbeat
+
+    return Heartbeat(app.settings.get("output.heartbeat"), extra=app.pacing)
+
+
+def observers(app: App, output: str, run: RunRecord | None = None) -> list[Observer]:
+    """JSON lines with ``--output json``; the live view with ``live``, or with ``auto`` when
+    stdout is a terminal; else one plain timestamped line per transition (logs, CI, ``| tee``)
+    and heartbeats."""
     from fleet.report import JsonPrinter, PlainPrinter
 
     if output == "json":
         return [JsonPrinter()]
-    if run is not None and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+    terminal = sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+    if run is not None and (output == "live" or (output == "auto" and terminal)):
+        from rich.console import Console
+
+        from fleet.escape import raw_stream
         from fleet.live import LiveView
 
-        return [LiveView(run)]
-    return [PlainPrinter()]
+        return [LiveView(run, Console(file=raw_stream(sys.stdout)))]
+    return [PlainPrinter(), heartbeat(app)]
 
 
-def live_output(output: str, run: RunRecord, show: bool) -> list[Observer] | None:
+def live_output(app: App, output: str, run: RunRecord, show: bool) -> list[Observer] | None:
     """The observers of a run whose steps' output is printed as they end (``--show-output``):
-    plain lines (or JSON events) and the output, prefixed by host; None: the usual ones."""
+    plain lines and heartbeats (or JSON events) and the output, prefixed by host; None: the
+    usual ones."""
     if not show:
         return None
     from fleet.report import JsonPrinter, OutputPrinter, PlainPrinter
 
-    printer: Observer = JsonPrinter() if output == "json" else PlainPrinter()
-    return [printer, OutputPrinter(sys.stderr if output == "json" else None)]
+    if output == "json":
+        return [JsonPrinter(), OutputPrinter(sys.stderr)]
+    return [PlainPrinter(), heartbeat(app), OutputPrinter()]
 
 
 @contextmanager
@@ -148,6 +163,7 @@ def execute(
 ) -> RolloutResult:
     """Own the run (``lease``, or claim it now), build the rollout and run it; ``configure``
     may set its hooks first (maintenance windows: :func:`fleet.schedule.window_hooks`)."""
+    from fleet.cli.dispatching import host_runner
     from fleet.engine.journal import Journal
     from fleet.engine.rollout import Resumption, Rollout, read_resumption
     from fleet.store.base import Fence
@@ -155,15 +171,15 @@ def execute(
     lease = lease or claim(app, run)
     run = app.store.get_run(run.id)  # with its live owner: this process
     svc = services(app)
+    shown = extra if extra is not None else observers(app, output, run)
     assert svc.leases is not None
     svc.leases.hold_run(
         lease, lambda why: svc.stop.request(f"this process lost run {run.id}: {why}", hard=True)
     )
-    watchers = extra if extra is not None else observers(output, run)
-    for watcher in watchers:  # the live view shows the rate limit's waits as they grow
-        if hasattr(watcher, "pacing"):
-            watcher.pacing = svc.pacing
-    journal = Journal(app.store, run.id, watchers)
+    for watcher in shown:  # the live view shows the OVH calls and rate limit waits as they grow
+        if hasattr(watcher, "ovh_usage"):
+            watcher.ovh_usage = svc.ovh_usage
+    journal = Journal(app.store, run.id, shown)
     journal.fence = Fence(run.id, lease.token)
     if inputs_change:
         journal.emit("run.inputs", excerpt=inputs_change, data={"accepted_by": str(run.owner)})
@@ -180,14 +196,56 @@ def execute(
         exec_settings(app, wait_for_leases),
         resumption=resumption,
         retry_quarantined=resuming,
+        runner=host_runner(app, run, svc, journal),
     )
     if configure is not None:
         configure(rollout)
-    with interrupts(svc):
+    with interrupts(svc), ssh_logs_into(journal, app.debug):
         return rollout.execute()
 
 
-def finish(result: RolloutResult) -> NoReturn:
+def audit_approval(app: App, run_id: str, approved: dict[str, Any]) -> None:
+    """Put the approvals a run starts with in the audit trail, with who gave them: a reinstall's
+    (the hosts whose system disks the run may wipe), a destructive plan's --confirm and preview."""
+    from fleet.cli.confirm import CONFIRMED_OPTION
+    from fleet.stages.reinstall.approval import APPROVAL_OPTION
+
+    hosts = approved.get(APPROVAL_OPTION)
+    if hosts:
+        app.store.audit("reinstall.approve", run_id=run_id, detail={"hosts": hosts})
+    confirmed = approved.get(CONFIRMED_OPTION)
+    if confirmed:
+        app.store.audit("destructive.confirm", run_id=run_id, detail={"hosts": confirmed})
+    preview = approved.get("approved_preview")
+    if preview:
+        detail = {"id": preview["id"], "hosts": sorted(preview["hosts"])}
+        app.store.audit("preview.approve", run_id=run_id, detail=detail)
+
+
+@contextmanager
+def ssh_logs_into(journal: Journal, debug: bool) -> Iterator[None]:
+    """paramiko's own warnings become ``host.ssh`` journal events, one line each (with
+    ``--debug`` they stay on the terminal, tracebacks and all)."""
+    if debug:
+        yield
+        return
+    from fleet.transport.logs import route_paramiko_logs
+
+    def note(host: str | None, line: str) -> None:
+        journal.emit("host.ssh", host=host, excerpt=line)
+
+    undo = route_paramiko_logs(note)
+    try:
+        yield
+    finally:
+        undo()
+
+
+def finish(result: RolloutResult, app: App | None = None) -> NoReturn:
+    """The closing summary (counts over the whole run, every session of it), the hosts that
+    did not end well, the hint that fits, and the exit code."""
+    from fleet.escape import printable
+
     if result.state == "lost":
         click.echo(
             f"run {result.run_id}: lost by this process, which stopped and touched nothing "
@@ -195,21 +253,64 @@ def finish(result: RolloutResult) -> NoReturn:
             err=True,
         )
         sys.exit(result.exit_code)
-    ok, failed = result.count("ok"), result.count("failed")
-    skipped, stopped = result.count("skipped"), result.count("stopped")
-    line = f"run {result.run_id}: {result.state}; ok {ok}, failed {failed}, skipped {skipped}, not finished {stopped}"
+    line = f"run {result.run_id}: {result.state}; {_counts(result, app)}"
     if result.reason:
         line += f" ({result.reason})"
-    click.echo(line, err=True)
+    click.echo(printable(line), err=True)
     for r in result.results.values():
         if r.outcome in ("failed", "skipped") and r.message:
-            click.echo(
-                f"  {r.host}: {r.outcome} ({r.failure}): {r.message.splitlines()[-1][:300]}",
-                err=True,
-            )
-    if result.state in ("halted", "failed"):
-        click.echo(
-            f"hint: fix the cause, then `fleet resume {result.run_id}` (or `fleet abort {result.run_id}`)",
-            err=True,
-        )
+            last = r.message.splitlines()[-1][:300]
+            click.echo(printable(f"  {r.host}: {r.outcome} ({r.failure}): {last}"), err=True)
+    for hint in hints(result):
+        click.echo(printable(f"hint: {hint}"), err=True)
     sys.exit(result.exit_code)
+
+
+def _counts(result: RolloutResult, app: App | None) -> str:
+    """``ok 14, failed 0, skipped 0, not finished 0`` over the whole run (a resume counts the
+    hosts earlier sessions finished too), then this session's own share after a resume."""
+    ok, failed = result.count("ok"), result.count("failed")
+    skipped, stopped = result.count("skipped"), result.count("stopped")
+    here = f"ok {ok}, failed {failed}, skipped {skipped}, not finished {stopped}"
+    if app is None:
+        return here
+    from fleet.reports.model import RunProgress
+
+    run = app.store.get_run(result.run_id)
+    progress = RunProgress.replay(run.hosts, app.store.events(result.run_id))
+    if progress.sessions <= 1:
+        return here
+    n = progress.counts()
+    whole = (
+        f"ok {n['done']}, failed {n['failed']}, skipped {n['skipped'] + n['quarantined']}, "
+        f"not finished {n['stopped'] + n['waiting'] + n['leased'] + n['running']}"
+    )
+    return f"{whole} over {progress.sessions} sessions (this one: {here})"
+
+
+def hints(result: RolloutResult) -> list[str]:
+    """What to do next, from how the run ended."""
+    run = result.run_id
+    failures = {r.failure for r in result.results.values() if r.outcome in ("failed", "skipped")}
+    out = []
+    if "hostkey" in failures:
+        out.append(
+            "a host presented an unexpected SSH key: find out why before anything else; "
+            "`fleet hostkeys list HOST` shows the pinned keys, `fleet hostkeys forget` drops one "
+            "(docs: howto/host-key-change.md)"
+        )
+    if "quarantine" in failures:
+        out.append(
+            "quarantined hosts were skipped: `fleet quarantine list` says why; "
+            "`fleet quarantine clear HOST` once fixed"
+        )
+    if "lease" in failures:
+        out.append(
+            "hosts held by another run were skipped: `fleet leases list` names the holder; "
+            "--wait-for-leases waits for it"
+        )
+    if (result.reason or "").startswith("global halt"):
+        out.append(f"a global halt is on: `fleet unhalt` lifts it, then `fleet resume {run}`")
+    elif result.state in ("halted", "failed"):
+        out.append(f"fix the cause, then `fleet resume {run}` (or `fleet abort {run}`)")
+    return out

@@ -15,6 +15,7 @@ Failures are classified:
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,7 @@ from fleet.errors import (
 from fleet.inventory import Host
 from fleet.plan import Plan, host_context, render, render_stage, with_facts
 from fleet.provider.base import Hardware, Provider
+from fleet.retry import Backoff
 from fleet.stages import remote
 from fleet.stages.boot import is_rescue, open_intent
 from fleet.stages.context import Connector, ExecSettings
@@ -48,6 +50,7 @@ from fleet.store.base import Event, Lease, OwnedArray, Owner, Store
 from fleet.transport.base import CommandResult, Endpoint, KeyExpectation, Transport
 
 log = logging.getLogger(__name__)
+_RNG = random.Random()
 
 
 @dataclass(frozen=True)
@@ -94,12 +97,12 @@ class Services:
     _provider: Provider | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def pacing(self) -> dict[str, float] | None:
+    def ovh_usage(self) -> dict[str, float] | None:
         """The provider's calls so far and its rate limit's waits (None before any call):
         one provider serves every host of the rollout, so these are the rollout's."""
         with self._lock:
             provider = self._provider
-        return provider.pacing().to_json() if provider is not None else None
+        return provider.usage().to_json() if provider is not None else None
 
     @property
     def has_provider(self) -> bool:
@@ -232,7 +235,10 @@ class Pipeline:
                 )
                 if left == 0:
                     return self._result("failed", "infrastructure", exc.message)
-                if self.svc.stop.soft.wait(s.infra_retry_delay * (2**attempt)):
+                # the retry policy of steps: doubling waits with jitter, so that hosts that
+                # lost the same network or API together do not come back together
+                delay = Backoff(s.infra_retries + 1, s.infra_retry_delay).wait(attempt + 1, _RNG)
+                if self.svc.stop.soft.wait(delay):
                     return self._result("stopped", None, self.svc.stop.reason)
             except FleetError as exc:  # settings and the like: the host ends, journaled
                 return self._result("failed", "infrastructure", exc.message)

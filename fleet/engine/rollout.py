@@ -3,9 +3,12 @@
 The controller is the one place that decides which host starts when. Pipelines
 (:mod:`fleet.engine.pipeline`) run in a bounded thread pool and report through the journal; the
 controller counts their failures against the budget and stops starting hosts when it is spent.
+Where a host's pipeline runs is the rollout's *host runner*: in this process by default, on
+Celery workers when the command line hands it :class:`fleet.workers.WorkerDispatch`.
 
 A halted rollout stays halted until a person acts (``fleet resume RUN`` or ``fleet abort RUN``).
-``fleet halt`` sets a global switch that every rollout checks before every batch and every host.
+``fleet halt`` sets a global switch that every rollout checks before every batch and every host,
+and hears within about a second whatever it is doing (:mod:`fleet.engine.halts`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fleet.clock import Clock, SystemClock
-from fleet.engine.batching import make_batches, parse_sizes
+from fleet.engine.batching import check_topology, make_batches, parse_sizes
+from fleet.engine.halts import HaltWatch, halt_reason
 from fleet.engine.journal import Journal, progress_of
 from fleet.engine.pipeline import HostJob, HostResult, Services, run_host
 from fleet.errors import LeaseLost, UsageError
@@ -26,6 +30,10 @@ from fleet.inventory import Host
 from fleet.plan import Plan, render_for_host
 from fleet.stages.context import ExecSettings
 from fleet.store.base import Event, RunRecord
+
+#: Runs one host's job to its end and returns how it ended (a failure is a value): in this
+#: process (:func:`fleet.engine.pipeline.run_host`), or elsewhere (a worker) and waits for it.
+HostRunner = Callable[[HostJob], HostResult]
 
 
 @dataclass(frozen=True)
@@ -59,9 +67,12 @@ class RolloutOptions:
     max_ratio: float | None = None
     bake: float = 0.0
     gate: str | None = None
+    serial_by: str | None = None
+    max_per: int | None = None
 
     def __post_init__(self) -> None:
         parse_sizes(self.batches)
+        check_topology(self.by, self.serial_by, self.max_per)
         if self.concurrency < 1:
             raise UsageError("--concurrency must be at least 1")
         if self.max_failures is not None and self.max_failures < 0:
@@ -152,6 +163,7 @@ class Rollout:
         clock: Clock | None = None,
         resumption: Resumption | None = None,
         retry_quarantined: bool = False,
+        runner: HostRunner | None = None,
     ) -> None:
         self.run = run
         self.plan = plan
@@ -163,6 +175,9 @@ class Rollout:
         self.clock = clock or SystemClock()
         self.resumption = resumption or Resumption(frozenset(), {}, {})
         self.retry_quarantined = retry_quarantined
+        #: Run quarantined hosts too, leaving them quarantined (``fleet run`` for diagnosis).
+        self.include_quarantined = False
+        self.runner: HostRunner = runner or self._in_process
         for host in hosts:  # every placeholder must resolve before any host is contacted
             render_for_host(plan, host)
         self.result = RolloutResult(run.id, "running", None)
@@ -178,9 +193,7 @@ class Rollout:
     # -- stop conditions -------------------------------------------------------------------
     def _halted_globally(self) -> str | None:
         halt = self.svc.store.halt_state()
-        if halt is None:
-            return None
-        return f"global halt by {halt.who}: {halt.reason}"
+        return None if halt is None else halt_reason(halt)
 
     def _may_start(self) -> bool:
         if self.svc.stop.soft.is_set():
@@ -211,10 +224,13 @@ class Rollout:
             return HostResult(host.name, "stopped", message=self.svc.stop.reason or "not started")
         with self._lock:
             self._started += 1
-        result = run_host(self._job(host), self.svc, self.journal)
+        result = self.runner(self._job(host))
         if result.counts_against_budget:
             self._count_failure(result)
         return result
+
+    def _in_process(self, job: HostJob) -> HostResult:
+        return run_host(job, self.svc, self.journal)
 
     def _count_failure(self, result: HostResult) -> None:
         self.svc.store.quarantine(
@@ -235,6 +251,9 @@ class Rollout:
         keep = []
         for host in batch:
             q = entries.get(host.name)
+            if q and self.include_quarantined:
+                keep.append(host)  # looked at, not released: the quarantine stays
+                continue
             if q and not (self.retry_quarantined and q.run_id == self.run.id):
                 msg = f"quarantined since {q.at:%Y-%m-%d %H:%M} UTC by run {q.run_id}: {q.reason}"
                 self.journal.emit("host.skip", host=host.name, outcome="quarantine", excerpt=msg)
@@ -251,7 +270,10 @@ class Rollout:
     def _batches(self) -> list[list[Host]]:
         """The run's batches, computed over all its hosts (stable across resumes), minus the
         hosts that already finished."""
-        batches = make_batches(self.hosts, self.options.batches, self.options.by)
+        o = self.options
+        batches = make_batches(
+            self.hosts, o.batches, o.by, serial_by=o.serial_by, max_per=o.max_per
+        )
         left = [[h for h in b if h.name not in self.resumption.finished] for b in batches]
         return [b for b in left if b]
 
@@ -301,9 +323,12 @@ class Rollout:
                 "run.start" if not self.resumption.done_steps else "run.resume",
                 data={"batches": [len(b) for b in batches], "plan_hash": self.plan.hash},
             )
-            with cf.ThreadPoolExecutor(
-                self.options.concurrency, thread_name_prefix="fleet-host"
-            ) as pool:
+            with (
+                HaltWatch(self.svc.store, self.svc.stop, self.journal),
+                cf.ThreadPoolExecutor(
+                    self.options.concurrency, thread_name_prefix="fleet-host"
+                ) as pool,
+            ):
                 self._run_batches(pool, batches)
         except LeaseLost as exc:  # the run was taken over: stop everything, write nothing
             self.svc.stop.request(exc.message, hard=True)
@@ -340,8 +365,8 @@ class Rollout:
 
     def _pacing(self) -> dict[str, Any]:
         """``{"ovh": ...}``: the OVH calls so far and the rate limit's waits, when any."""
-        pacing = self.svc.pacing()
-        return {"ovh": pacing} if pacing is not None else {}
+        usage = self.svc.ovh_usage()
+        return {"ovh": usage} if usage is not None else {}
 
     def _outcome(self) -> tuple[str, str | None]:
         stop, results = self.svc.stop, self.result.results.values()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
@@ -78,6 +78,7 @@ def enrich(
     *,
     include_unlisted: bool = False,
     max_workers: int = 8,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Inventory:
     """Add what the OVH API knows to the hosts that name a ``fleet.ovh_service``.
 
@@ -85,6 +86,7 @@ def enrich(
     ``disks`` and ``model`` always come from the API; the address is the inventory's (Ansible's
     ``ansible_host``, or the host's name). With ``include_unlisted``, the account's servers that
     no host names are added as hosts named by their service name (root@ip:22).
+    ``progress(done, total)`` is called as each server's details arrive.
 
     Raises:
         InventoryError: a host names a service the account does not have, or an unlisted
@@ -96,7 +98,7 @@ def enrich(
     if include_unlisted:
         unlisted = sorted(set(provider.list_servers()) - listed.keys())
         _refuse_name_clash(inventory, unlisted)
-    details = _fetch_all(provider, [*listed, *unlisted], listed, max_workers)
+    details = _fetch_all(provider, [*listed, *unlisted], listed, max_workers, progress)
     hosts = [
         _merge(host, *details[host.service_name]) if host.service_name else host
         for host in inventory.hosts
@@ -129,7 +131,11 @@ def _refuse_name_clash(inventory: Inventory, unlisted: Sequence[str]) -> None:
 
 
 def _fetch_all(
-    provider: ServerSource, names: Sequence[str], listed: Mapping[str, Host], max_workers: int
+    provider: ServerSource,
+    names: Sequence[str],
+    listed: Mapping[str, Host],
+    max_workers: int,
+    progress: Callable[[int, int], None] | None,
 ) -> dict[str, tuple[Server, Hardware]]:
     """Server and hardware of each service, a few at a time (the provider paces itself)."""
     if not names:
@@ -140,6 +146,8 @@ def _fetch_all(
         try:
             for name, future in futures.items():
                 results[name] = _result(future, listed.get(name))
+                if progress is not None:
+                    progress(len(results), len(names))
         finally:
             pool.shutdown(cancel_futures=True)  # after a failure, start no further calls
     return results

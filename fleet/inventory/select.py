@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 #: fleet's selector words (before ``:``), and the bare word for OVH's hybrid classification.
 SELECTOR_PREFIXES = ("label", "dc", "rack", "hw")
 #: Kept for the modules that imported it from here.
-_suggest = suggest
 #: Kept for compatibility: the selector prefixes as they are written.
 RESERVED_PREFIXES = tuple(f"{p}:" for p in SELECTOR_PREFIXES)
 RESERVED_HOST_NAMES = frozenset({"hybrid"})

@@ -183,7 +183,7 @@ class Provider(Protocol):
         None when it never answers."""
         ...
 
-    def pacing(self) -> Pacing:
+    def usage(self) -> Pacing:
         """Calls made so far and the time threads waited on the rate limit."""
         ...
 

@@ -143,6 +143,17 @@ class OvhProvider:
         self._time_ready = False
         self._lookups = Lookups(self._get_value)
 
+    def pacing(self) -> str | None:
+        """What the rate limit holds back now, when a call has waited a second or more."""
+        count, longest = self._bucket.waiting()
+        if not count or longest < 1.0:
+            return None
+        rate = self._bucket.rate_per_second * 60
+        return (
+            f"OVH rate limit ({rate:g} requests/min): {count} call(s) waiting, "
+            f"the longest for {longest:.0f}s"
+        )
+
     # ---- requests ------------------------------------------------------------------------
 
     def _request(
@@ -280,7 +291,7 @@ class OvhProvider:
         self._lookups.note_boot(name, boot_id, rescue_ssh_key)
         log.info("%s: boot set to %d%s", name, boot_id, _key_note(rescue_ssh_key))
 
-    def pacing(self) -> Pacing:
+    def usage(self) -> Pacing:
         """Calls made through this provider and the time threads waited on its rate limit."""
         return self._bucket.usage()
 

@@ -65,31 +65,42 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated = monotonic()
         self._paused_until = float("-inf")
+        self._waiting: dict[int, float] = {}  # a waiting acquisition -> when it began to wait
         self._taken = 0
         self._waited = 0.0
 
     def acquire(self) -> float:
         """Take one token, sleeping until one is available. Returns the seconds slept."""
-        slept = 0.0
-        for _ in range(MAX_ACQUIRE_ROUNDS):
-            wait = self._try_take()
-            if wait <= 0:
-                self._count(slept)
-                return slept
-            self._sleep(wait)
-            slept += wait
-        self._count(slept)
+        slept, me = 0.0, object()
+        try:
+            for _ in range(MAX_ACQUIRE_ROUNDS):
+                wait = self._try_take()
+                if wait <= 0:
+                    return slept
+                if not slept:
+                    with self._lock:
+                        self._waiting[id(me)] = self._monotonic()
+                self._sleep(wait)
+                slept += wait
+        finally:
+            with self._lock:
+                self._taken += 1
+                self._waited += slept
+                if slept:
+                    self._waiting.pop(id(me), None)
         raise RuntimeError(f"no token after {MAX_ACQUIRE_ROUNDS} rounds ({slept:.1f}s slept)")
 
+    def waiting(self) -> tuple[int, float]:
+        """How many acquisitions wait for a token now, and the longest wait so far (s)."""
+        with self._lock:
+            starts = list(self._waiting.values())
+            now = self._monotonic()
+        return len(starts), max((now - s for s in starts), default=0.0)
+
     def usage(self) -> Pacing:
-        """Tokens taken so far and the seconds every thread spent waiting for them."""
+        """Tokens asked for so far and the seconds every thread spent waiting for them."""
         with self._lock:
             return Pacing(self._taken, self._waited, self.rate_per_second * 60.0)
-
-    def _count(self, slept: float) -> None:
-        with self._lock:
-            self._taken += 1
-            self._waited += slept
 
     def pause(self, seconds: float) -> None:
         """Hold every acquisition for ``seconds`` (the server said ``Retry-After``)."""

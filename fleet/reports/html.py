@@ -13,26 +13,28 @@ characters are shown as ``\\xNN``. The inline script (filtering) marks ``<body>`
 from __future__ import annotations
 
 import html
-import re
 import statistics
 from dataclasses import dataclass
 from typing import Any
 
 from fleet.clock import parse_utc
+from fleet.escape import printable_lines
 from fleet.reports.json import report_document
 from fleet.reports.model import human_duration
 from fleet.reports.records import decision_lines
 from fleet.store.base import Event, RunRecord
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-ROW, TOP, LABEL, PLOT, BOTTOM = 20, 40, 190, 1000, 30
+ROW, TOP, LABEL, PLOT, BOTTOM = 20, 52, 190, 1000, 30
 SLOW_FACTOR = 2.0  # a host slower than this many times the median stands out
+SLOW_FLOOR = 1.0  # seconds: a host quicker than this is never "slow", whatever the median
+CHAR = 6.5  # average width of a label character (px, 11px system font)
+BATCH_ROWS = (TOP - 20, TOP - 8)  # label rows of the batch bands, used in turn when crowded
+MARK_ROW = 12  # labels of halts and resumes
 
 
 def esc(value: object) -> str:
     """Text for HTML content or a quoted attribute: escaped, control characters made visible."""
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
-    return html.escape(text, quote=True)
+    return html.escape(printable_lines(value), quote=True)
 
 
 def render(run: RunRecord, events: list[Event]) -> str:
@@ -119,13 +121,24 @@ def _extent(host: dict[str, Any]) -> tuple[float, float] | None:
     return (min(got_starts), max(got_ends)) if got_starts and got_ends else None
 
 
+def _busy(host: dict[str, Any]) -> float:
+    """Seconds a host spent in its steps: the sum of their durations, so that the time a halt
+    kept it waiting between two sessions does not count."""
+    return sum(s["duration_s"] or 0.0 for s in host["steps"])
+
+
 def _slow_hosts(hosts: list[dict[str, Any]]) -> set[str]:
-    spans = {h["name"]: _extent(h) for h in hosts}
-    lengths = {n: e[1] - e[0] for n, e in spans.items() if e is not None}
+    """Hosts busy more than :data:`SLOW_FACTOR` times the median, and longer than
+    :data:`SLOW_FLOOR`: a host that took a second is never slow, even beside instant ones."""
+    lengths = {h["name"]: _busy(h) for h in hosts if h["steps"]}
     if len(lengths) < 3:
         return set()
     median = statistics.median(lengths.values())
-    return {n for n, d in lengths.items() if d > SLOW_FACTOR * median and d - median > 0.5}
+    return {
+        n
+        for n, d in lengths.items()
+        if d >= SLOW_FLOOR and d > SLOW_FACTOR * median and d - median > 0.5
+    }
 
 
 def _row_order(host: dict[str, Any]) -> tuple[float, float, str]:
@@ -147,7 +160,7 @@ def _timeline(doc: dict[str, Any]) -> str:
     slow = _slow_hosts(hosts)
     parts = [_batch_bands(doc["batches"], scale, height), _axis(scale, height)]
     parts += [_host_row(h, i, scale, h["name"] in slow) for i, h in enumerate(hosts)]
-    parts.append(_halt_line(doc, scale, height))
+    parts.append(_session_marks(doc, scale, height))
     svg = (
         f'<svg class="timeline" width="{LABEL + PLOT + 20}" height="{height}" '
         f'viewBox="0 0 {LABEL + PLOT + 20} {height}" role="img" '
@@ -160,24 +173,37 @@ def _timeline(doc: dict[str, Any]) -> str:
         '<span class="sw failed"></span>failed '
         '<span class="sw interrupted"></span>interrupted '
         '<span class="sw running"></span>unfinished '
-        "&#x2014; bands are batches; hover a bar for its step</p>"
+        "&#x2014; bands are batches; a dashed red line marks a halt, a blue one a resume; "
+        "hover a bar for its step</p>"
         f'<div class="scroll">{svg}</div></section>'
     )
 
 
 def _batch_bands(batches: list[dict[str, Any]], scale: Scale, height: int) -> str:
-    out = []
+    """A band per batch; its label is the longest of "batch 3 (resume 1)", "batch 3" and "3"
+    that fits its band, on the first label row where it overlaps no other label (else only
+    the band's tooltip names it)."""
+    out, row_ends = [], [float("-inf")] * len(BATCH_ROWS)
     for b in batches:
         start = _ts(b["start"]) or scale.t0
         x0, x1 = scale.x(start), scale.x(_ts(b["end"]) or scale.t1)
-        label = f"batch {b['index']}" + (
-            f" (resume {b['session'] - 1})" if b["session"] > 1 else ""
-        )
+        resumed = f" (resume {b['session'] - 1})" if b["session"] > 1 else ""
+        title = f"batch {b['index']}{resumed}: {len(b['hosts'])} hosts"
         out.append(
-            f'<rect class="band b{b["number"] % 2}" x="{x0:.1f}" y="{TOP - 22}" '
-            f'width="{max(x1 - x0, 1):.1f}" height="{height - TOP - BOTTOM + 22}">'
-            f"<title>{esc(label)}: {len(b['hosts'])} hosts</title></rect>"
-            f'<text class="bandlabel" x="{x0 + 3:.1f}" y="{TOP - 10}">{esc(label)}</text>'
+            f'<rect class="band b{b["number"] % 2}" x="{x0:.1f}" y="{BATCH_ROWS[0] - 12}" '
+            f'width="{max(x1 - x0, 1):.1f}" height="{height - BATCH_ROWS[0] + 12 - BOTTOM}">'
+            f"<title>{esc(title)}</title></rect>"
+        )
+        room = max(x1 - x0, 0.0) - 4
+        texts = (f"batch {b['index']}{resumed}", f"batch {b['index']}", str(b["index"]))
+        label = next((t for t in texts if len(t) * CHAR <= room), texts[-1])
+        row = next((i for i, end in enumerate(row_ends) if x0 + 2 >= end + 4), None)
+        if row is None:
+            continue
+        row_ends[row] = x0 + 2 + len(label) * CHAR
+        out.append(
+            f'<text class="bandlabel" x="{x0 + 2:.1f}" y="{BATCH_ROWS[row]}">'
+            f"{esc(label)}<title>{esc(title)}</title></text>"
         )
     return "".join(out)
 
@@ -239,16 +265,31 @@ def _bar(host: str, step: dict[str, Any], y: int, scale: Scale) -> str:
     )
 
 
-def _halt_line(doc: dict[str, Any], scale: Scale, height: int) -> str:
-    run = doc["run"]
-    ended = _ts(doc["summary"]["ended_at"])
-    if ended is None or run["state"] in ("done", "running"):
-        return ""
-    x = scale.x(ended)
-    return (
-        f'<line class="haltline" x1="{x:.1f}" y1="{TOP - 22}" x2="{x:.1f}" y2="{height - BOTTOM}">'
-        f"<title>{esc(run['state'])}: {esc(run['reason'] or '')}</title></line>"
-    )
+def _session_marks(doc: dict[str, Any], scale: Scale, height: int) -> str:
+    """A dashed red line where a session ended without finishing the run (halted, failed,
+    aborted), a blue one where a later session resumed it, each labelled above the bands."""
+    marks: list[tuple[float, str, str, str]] = []
+    for s in doc["sessions"]:
+        start, end = _ts(s["start"]), _ts(s["end"])
+        if s["kind"] == "resume" and start is not None:
+            marks.append((start, "resumeline", "resumed", f"resumed (session {s['number']})"))
+        if end is not None and s["outcome"] not in (None, "done"):
+            tip = f"{s['outcome']}: {s['reason'] or ''}"
+            marks.append((end, "haltline", str(s["outcome"]), tip))
+    out, last_end = [], float("-inf")
+    for at, cls, label, tip in sorted(marks):
+        x = scale.x(at)
+        out.append(
+            f'<line class="{cls}" x1="{x:.1f}" y1="{MARK_ROW - 8}" x2="{x:.1f}" '
+            f'y2="{height - BOTTOM}"><title>{esc(tip)}</title></line>'
+        )
+        if x + 3 >= last_end + 4:  # labels of marks close together would overlap: first wins
+            out.append(
+                f'<text class="{cls}label" x="{x + 3:.1f}" y="{MARK_ROW}">{esc(label)}'
+                f"<title>{esc(tip)}</title></text>"
+            )
+            last_end = x + 3 + len(label) * CHAR
+    return "".join(out)
 
 
 # -- failures and hosts --------------------------------------------------------------------------
@@ -277,18 +318,48 @@ def _hosts(doc: dict[str, Any]) -> str:
         last = (h["message"] or "").strip().splitlines()[-1:] if h["state"] != "done" else []
         rows.append(
             f'<tr class="{esc(h["state"])}" data-host="{esc(h["name"])}"><td>{esc(h["name"])}</td>'
+            f"<td>{esc(h['datacenter'] or '-')}</td>"
             f"<td>{esc(h['batch'] or '-')}</td><td>{esc(h['state'])}</td><td>{esc(duration)}</td>"
             f"<td>{len(h['steps'])}</td><td>{esc(h['where'] or '')}</td>"
+            f"<td>{_facts(h['facts'])}</td>"
             f"<td>{esc(last[0][:300] if last else '')}</td></tr>"
         )
     return (
         '<section id="hosts"><h2>Hosts</h2><p class="filters"><label>filter '
         '<input id="filter" type="search" placeholder="host name"></label> '
         '<label><input id="onlyfailed" type="checkbox"> only hosts not done</label> '
-        '<span id="shown"></span></p><table class="hosts"><thead><tr><th>host</th><th>batch</th>'
-        "<th>state</th><th>duration</th><th>steps</th><th>where</th><th>last message</th></tr>"
+        '<span id="shown"></span></p><table class="hosts"><thead><tr><th>host</th><th>dc</th>'
+        "<th>batch</th><th>state</th><th>duration</th><th>steps</th><th>where</th>"
+        "<th>decided</th><th>last message</th></tr>"
         f"</thead><tbody>{''.join(rows)}</tbody></table></section>"
     )
+
+
+#: Facts shown first in the "decided" column, when a plan's stages decided them.
+KEY_FACTS = ("disks", "members", "level", "raid_level", "md_path", "mount", "filesystem")
+
+
+def _facts(facts: dict[str, Any]) -> str:
+    """What the host's python stages decided: the key facts in the cell, all on unfolding."""
+    if not facts:
+        return ""
+    keys = [k for k in KEY_FACTS if k in facts] or sorted(facts)[:2]
+    head = "; ".join(f"{k}: {_fact(facts[k])}" for k in keys)
+    rows = "".join(
+        f"<tr><th>{esc(k)}</th><td>{esc(_fact(v))}</td></tr>" for k, v in sorted(facts.items())
+    )
+    return (
+        f'<details class="facts"><summary>{esc(head[:200])}</summary>'
+        f'<table class="kv">{rows}</table></details>'
+    )
+
+
+def _fact(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return " ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
 
 
 def _records(doc: dict[str, Any]) -> str:
@@ -373,7 +444,9 @@ svg.timeline text{font:11px system-ui,sans-serif}
 .row.slow .hostlabel{fill:#b26a00;font-weight:700}
 .band.b0{fill:#eef3fb}.band.b1{fill:#f7f7f7}.bandlabel{fill:#456}
 .tick{stroke:#ddd}.ticklabel{text-anchor:middle;fill:#777}
-.haltline{stroke:#d32f2f;stroke-width:2;stroke-dasharray:4 3}
+.haltline{stroke:#d32f2f;stroke-width:2;stroke-dasharray:4 3}.haltlinelabel{fill:#d32f2f}
+.resumeline{stroke:#1565c0;stroke-width:2}.resumelinelabel{fill:#1565c0}
+details.facts summary{cursor:pointer}details.facts table{font-size:12px}
 .bar{stroke:#fff;stroke-width:.5}.barlabel{fill:#fff;pointer-events:none;font-size:10px}
 rect.applied,.sw.applied{fill:#43a047;background:#43a047}
 rect.converged,.sw.converged{fill:#a5d6a7;background:#a5d6a7}

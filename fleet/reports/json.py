@@ -1,8 +1,10 @@
 """The JSON report: a run, its summary, batches and every host's steps, as one document.
 
 The other reports are drawn from this same document, so they agree with it by construction.
-Only the rollout options are shown from the run record (it also keeps the plan and host records,
-which a report does not need to repeat).
+Only the rollout options and each host's place (datacenter, rack) are taken from the run record
+(it also keeps the plan and host records, which a report does not need to repeat). ``sessions``
+lists each start and resume of the run and how it ended (a halt, say); each host carries the
+facts its python stages decided (the disks a plan chose, for instance).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ def render(run: RunRecord, events: list[Event]) -> str:
 
 def report_document(run: RunRecord, events: list[Event]) -> dict[str, Any]:
     progress = RunProgress.replay(run.hosts, events)
+    places = _places(run)
     records = host_records(events)
     return {
         "format": FORMAT,
@@ -41,7 +44,21 @@ def report_document(run: RunRecord, events: list[Event]) -> dict[str, Any]:
             }
             for b in progress.batches
         ],
-        "hosts": [_host(t, records.get(t.name, {})) for t in progress.hosts.values()],
+        "sessions": [
+            {
+                "number": m.number,
+                "kind": m.kind,
+                "start": utc_iso(m.start),
+                "end": _iso(m.end),
+                "outcome": m.outcome,
+                "reason": m.reason,
+            }
+            for m in progress.session_marks
+        ],
+        "hosts": [
+            _host(t, places.get(t.name, {}), records.get(t.name, {}))
+            for t in progress.hosts.values()
+        ],
         "gates": [
             {
                 "at": utc_iso(g.at),
@@ -89,10 +106,22 @@ def _summary(run: RunRecord, p: RunProgress) -> dict[str, Any]:
     }
 
 
-def _host(t: HostTrack, record: dict[str, Any]) -> dict[str, Any]:
+def _places(run: RunRecord) -> dict[str, dict[str, Any]]:
+    """Each host's datacenter and rack, as the run's host records have them."""
+    records = run.options.get("host_records")
+    out: dict[str, dict[str, Any]] = {}
+    for record in records if isinstance(records, list) else []:
+        if isinstance(record, dict) and "name" in record:
+            out[str(record["name"])] = {k: record.get(k) for k in ("datacenter", "rack")}
+    return out
+
+
+def _host(t: HostTrack, place: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
     return {
         "record": record,
         "name": t.name,
+        "datacenter": place.get("datacenter"),
+        "rack": place.get("rack"),
         "state": t.state,
         "batch": t.batch,
         "duration_s": round(t.duration, 3),
@@ -101,6 +130,7 @@ def _host(t: HostTrack, record: dict[str, Any]) -> dict[str, Any]:
         "message": t.message,
         "output": t.output,
         "retries": t.retries,
+        "facts": t.facts,
         "steps": [_span(s) for s in t.spans],
     }
 

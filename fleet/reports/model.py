@@ -81,6 +81,7 @@ class HostTrack:
     output: str | None = None  # the output excerpt of its last failed step or attempt
     where: str | None = None  # stage/step of the failure
     retries: int = 0
+    facts: dict[str, Any] = field(default_factory=dict)  # what its python stages decided
 
     @property
     def open_span(self) -> Span | None:
@@ -101,6 +102,19 @@ class BatchMark:
     end: datetime | None = None
 
 
+@dataclass
+class SessionMark:
+    """One process's go at the run: ``run.start`` or ``run.resume``, then ``run.end`` (how it
+    ended, and why) unless the process died."""
+
+    number: int
+    kind: str  # "start" or "resume"
+    start: datetime
+    end: datetime | None = None
+    outcome: str | None = None
+    reason: str | None = None
+
+
 class RunProgress:
     """Where every host of a run stands, updated one event at a time."""
 
@@ -115,6 +129,7 @@ class RunProgress:
         self.ended_at: datetime | None = None
         self.last_at: datetime | None = None
         self.sessions = 0
+        self.session_marks: list[SessionMark] = []
         self.planned_batches: list[int] = []  # batch sizes of the current session
         #: Counted per session, as the rollout counts them against its budget.
         self.session_failed = 0
@@ -172,6 +187,7 @@ class RunProgress:
         other.durations = list(self.durations)
         other.planned_batches = list(self.planned_batches)
         other.gates = list(self.gates)
+        other.session_marks = [replace(m) for m in self.session_marks[-1:]]
         return other
 
     def counts(self) -> dict[str, int]:
@@ -186,6 +202,8 @@ class RunProgress:
     # -- run and batches -------------------------------------------------------------------
     def _run_start(self, e: Event) -> None:
         self.sessions += 1
+        kind = "resume" if e.kind == "run.resume" else "start"
+        self.session_marks.append(SessionMark(self.sessions, kind, e.at))
         self.state, self.reason, self.ended_at = "running", None, None
         self.started_at = self.started_at or e.at
         self.session_started_at = e.at
@@ -201,6 +219,9 @@ class RunProgress:
         self.state = e.outcome or "ended"
         self.reason = e.excerpt
         self.ended_at = e.at
+        if self.session_marks and self.session_marks[-1].end is None:
+            mark = self.session_marks[-1]
+            mark.end, mark.outcome, mark.reason = e.at, e.outcome, e.excerpt
 
     def _batch_start(self, e: Event) -> None:
         hosts = [str(h) for h in e.data.get("hosts") or []]
@@ -275,6 +296,8 @@ class RunProgress:
         output = e.data.get("output")
         span.output = output if isinstance(output, dict) else None
         t.wait = None
+        if isinstance(e.data.get("facts"), dict):
+            t.facts.update(e.data["facts"])
         if e.outcome == "failed":
             t.message, t.where = e.excerpt or t.message, span.key
             t.output = e.excerpt or t.output

@@ -1,7 +1,8 @@
 """``ssh`` stages: converging steps run through the host's shell.
 
 Each step is journaled before and after: ``check`` (already converged? then skip), ``apply``
-(with its retries), ``verify`` (prove it). A step that ended converged or applied in an earlier
+(then ``verify``, to prove it; both retried together with backoff and jitter when the step has
+``retries``). A step that ended converged or applied in an earlier
 attempt of the run is skipped; a destructive step proves the host's lease right before it runs.
 
 ``apply`` runs under the step's host-side lock (:mod:`fleet.stages.remote`). A step *in doubt*
@@ -18,7 +19,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from tenacity import RetryCallState
+
 from fleet.errors import FleetError, PayloadError, PlanError, TransportError
+from fleet.retry import Backoff
 from fleet.stages import files, remote
 from fleet.stages.context import Context, Outcome
 from fleet.stages.output import kept
@@ -86,8 +90,7 @@ def _step(ctx: Context, step: RenderedStep) -> None:
             return
     if step.destructive:
         ctx.fence()  # still ours right before we destroy
-    result = _apply(ctx, step)
-    _verify(ctx, step)
+    result = _apply(ctx, step)  # with its verify
     _end(ctx, step, "applied", result)
 
 
@@ -121,23 +124,37 @@ def _locked_apply(ctx: Context, step: RenderedStep) -> CommandResult:
 
 
 def _apply(ctx: Context, step: RenderedStep) -> CommandResult:
-    for attempt in range(step.retries + 1):
+    """``apply`` then ``verify``, retried together under the step's :class:`~fleet.retry.Backoff`
+    (``retries`` more attempts, waits from ``retry_delay`` doubling, with jitter; a halt or
+    Ctrl-C during a wait ends them). Raises StepFailed naming the part that failed last."""
+    policy = Backoff(attempts=step.retries + 1, initial=step.retry_delay)
+
+    def attempt() -> tuple[str, CommandResult]:
         result = _locked_apply(ctx, step)
         ctx.output(step.key, result)
-        if result.ok:
-            return result
-        if attempt < step.retries:
-            ctx.emit(
-                "step.retry",
-                stage=step.stage,
-                step=step.name,
-                exit_code=result.exit_code,
-                excerpt=result.excerpt(),
-            )
-            if ctx.pause(step.retry_delay):
-                break
-    _end(ctx, step, "failed", result, part="apply")
-    raise StepFailed(step, "apply", result)
+        if not result.ok or step.verify is None:
+            return ("ok" if result.ok else "apply"), result
+        verified = ctx.run_command(step.verify, step.timeout, sudo=step.sudo)
+        return ("ok" if verified.ok else "verify"), (result if verified.ok else verified)
+
+    def before_retry(state: RetryCallState, wait: float) -> None:
+        part, failed = state.outcome.result() if state.outcome else ("apply", None)
+        ctx.emit(
+            "step.retry",
+            stage=step.stage,
+            step=step.name,
+            exit_code=failed.exit_code if failed else None,
+            excerpt=f"{part} failed; again in {wait:.1f}s"
+            + (f": {failed.excerpt()}" if failed else ""),
+        )
+
+    part, result = policy.call(
+        attempt, pause=ctx.pause, on_result=lambda out: out[0] != "ok", before_retry=before_retry
+    )
+    if part != "ok":
+        _end(ctx, step, "failed", result, part=part)
+        raise StepFailed(step, part, result)
+    return result
 
 
 def _end(

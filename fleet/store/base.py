@@ -1,15 +1,21 @@
 """The state store: runs, journal, leases, quarantine, the global halt switch and host keys.
 
 One interface, several backends: :mod:`fleet.store.sqlite` (default, one WAL file) and, for
-teams, PostgreSQL (later). Every instant is timezone-aware UTC. Secrets never enter the store:
-callers pass only redacted text.
+teams, :mod:`fleet.store.postgresql` (one database shared by every operator). Every instant is
+timezone-aware UTC. Secrets never enter the store: callers pass only redacted text.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from fleet.store.migrations import Outcome
 
 #: Run states. ``running`` also covers a run whose process died: ``fleet status`` tells it
 #: apart by the owner's pid and heartbeat.
@@ -45,6 +51,44 @@ class Owner:
             other.started,
             other.nonce,
         )
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, for the audit trail: the operator's name (``FLEET_OPERATOR``, else the OS
+    user), the OS user and machine the command ran on, and its process."""
+
+    operator: str
+    user: str
+    machine: str
+    pid: int | None = None
+
+    @classmethod
+    def current(cls, operator: str | None = None) -> Actor:
+        """This process, acting for ``operator`` (default: the OS user)."""
+        user = getpass.getuser()
+        return cls(operator or user, user, socket.gethostname(), os.getpid())
+
+    def matches(self, who: str) -> bool:
+        """Whether ``who`` names this actor: its operator name, OS user or ``user@machine``."""
+        return who in (self.operator, self.user, f"{self.user}@{self.machine}")
+
+    def __str__(self) -> str:
+        where = f"{self.user}@{self.machine}"
+        return where if self.operator == self.user else f"{self.operator} ({where})"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One operator action: who did what, when, from which machine, on which run or host."""
+
+    seq: int
+    at: datetime
+    action: str
+    actor: Actor
+    run_id: str | None = None
+    host: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -288,6 +332,10 @@ class Store(Protocol):
     def set_halt(self, who: str, reason: str) -> None: ...
     def clear_halt(self, who: str) -> bool: ...
     def halt_state(self) -> HaltState | None: ...
+    def wait_halt(self, timeout: float) -> HaltState | None:
+        """The global halt as soon as one is set, waiting at most ``timeout`` seconds (None if
+        none is set by then). Returns within about a second of ``set_halt`` in any process."""
+        ...
 
     # host keys (see fleet.transport.base.HostKeys)
     def pinned_key(self, host: str, role: str) -> tuple[str, str] | None: ...
@@ -330,10 +378,35 @@ class Store(Protocol):
         """The newest fires of a schedule, newest first."""
         ...
 
-    # what fleet did to disks (see fleet.store.disk_records)
+    # what fleet did to disks: the md arrays it created, the previews an operator approves
     def record_array(self, array: OwnedArray) -> None: ...
     def owned_arrays(self, host: str | None = None) -> list[OwnedArray]: ...
     def save_preview(self, preview: Preview) -> None: ...
     def get_preview(self, preview_id: str) -> Preview | None: ...
+
+    # schema (see fleet.store.migrations)
+    def schema_version(self) -> int: ...
+    def migrate(self, *, dry_run: bool = False) -> Outcome:
+        """Apply the pending schema migrations (with ``dry_run``, only list them)."""
+        ...
+
+    # audit trail (operator actions; the store also audits those it performs itself)
+    def audit(
+        self,
+        action: str,
+        *,
+        run_id: str | None = None,
+        host: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record that this store's actor did ``action`` (run.resume, reinstall.approve...)."""
+        ...
+
+    def audit_trail(
+        self, *, since: datetime | None = None, who: str | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
+        """The newest ``limit`` entries at or after ``since`` by ``who`` (operator name, OS user
+        or user@machine), oldest first."""
+        ...
 
     def close(self) -> None: ...

@@ -32,6 +32,7 @@ from fleet.errors import HostKeyMismatch, TransportError, Unreachable
 from fleet.transport.base import Endpoint, HostKeys, KeyExpectation
 from fleet.transport.hostkeys import PinningPolicy
 from fleet.transport.keys import Credentials, KeyRing
+from fleet.transport.logs import log_channel
 
 if TYPE_CHECKING:
     import fabric
@@ -181,7 +182,7 @@ class Dialer:
             timeout=timeout,
             banner_timeout=timeout,
             auth_timeout=timeout,
-            transport_factory=self._transport_factory(policy),
+            transport_factory=self._transport_factory(policy, endpoint.host),
         )
         if gateway is None:
             kwargs["sock"] = _tcp(endpoint, timeout)
@@ -210,11 +211,14 @@ class Dialer:
             connection.transport.set_keepalive(self._settings.keepalive)
         return Opened(connection, policy.presented, attempts)
 
-    def _transport_factory(self, policy: PinningPolicy) -> Callable[..., paramiko.Transport]:
+    def _transport_factory(
+        self, policy: PinningPolicy, host: str
+    ) -> Callable[..., paramiko.Transport]:
         window = self._settings.window_size
 
         def make(sock: Any, **kwargs: Any) -> paramiko.Transport:
             transport = paramiko.Transport(sock, default_window_size=window, **kwargs)
+            transport.set_log_channel(log_channel(host))  # its log records name the host
             options = transport.get_security_options()
             options.key_types = policy.preferred(list(options.key_types))
             options.ciphers = _aead_first(options.ciphers)

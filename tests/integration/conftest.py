@@ -16,21 +16,22 @@ from fleet.sandbox.sandbox import Sandbox
 from tests.conftest import FleetCli
 
 SANDBOX_SERVERS = 80  # 61-80: the crash and ownership tests
+#: OVH task timings of the test sandboxes: a reboot takes half a second.
+QUICK_TIMINGS = TaskTimings(
+    reboot_init=0.1,
+    reboot_todo=0.1,
+    reboot_doing=0.3,
+    reinstall_init=0.1,
+    reinstall_todo=0.1,
+    reinstall_doing=1.0,
+    tick=0.02,
+)
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    timings = TaskTimings(
-        reboot_init=0.1,
-        reboot_todo=0.1,
-        reboot_doing=0.3,
-        reinstall_init=0.1,
-        reinstall_todo=0.1,
-        reinstall_doing=1.0,
-        tick=0.02,
-    )
     box = Sandbox(
-        tmp_path_factory.mktemp("sandbox"), servers=SANDBOX_SERVERS, timings=timings, seed=7
+        tmp_path_factory.mktemp("sandbox"), servers=SANDBOX_SERVERS, timings=QUICK_TIMINGS, seed=7
     )
     box.start()
     try:

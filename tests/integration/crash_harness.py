@@ -113,7 +113,8 @@ class CrashHarness:
         return FleetCli(state / "state", self.sandbox.config_path), tid, plan
 
     def _rollout(self, fleet: FleetCli, plan: Path) -> subprocess.Popen[str]:
-        return fleet.popen("rollout", str(plan), "--limit", ",".join(self.hosts), "-c", "8")
+        hosts = ",".join(self.hosts)  # the plan's wipe step is destructive: confirmed by name
+        return fleet.popen("rollout", str(plan), "--limit", hosts, "--confirm", hosts, "-c", "8")
 
     def calibrate(self) -> float:
         """Time one uninterrupted round trip, spawn to exit (and check it ends well)."""
@@ -165,7 +166,8 @@ class CrashHarness:
         """Resume the killed run (or start it anew if it was never recorded), no manual step."""
         trial.resumes += 1
         if run_id is None:
-            proc = fleet("rollout", str(plan), "--limit", ",".join(self.hosts), timeout=600)
+            hosts = ",".join(self.hosts)
+            proc = fleet("rollout", str(plan), "--limit", hosts, "--confirm", hosts, timeout=600)
         else:
             proc = fleet("resume", run_id, timeout=600)
             if proc.returncode == 3 and "nothing to resume" in proc.stderr:

@@ -105,7 +105,7 @@ def test_two_resumes_of_a_crashed_run_exactly_one_runs(
         fleet = FleetCli(tmp_path / f"race{trial}", sandbox.config_path)
         tid = new_tid()
         plan = write_plan(tmp_path / f"race{trial}.yaml", RACE.format(tid=tid))
-        proc = fleet.popen("rollout", str(plan), "--limit", "srv-077")
+        proc = fleet.popen("rollout", str(plan), "--limit", "srv-077", "--confirm", "1")
         run_id = kill_when(fleet, proc, lambda ev: any(e.kind == "step.start" for e in ev))
         first, second = (fleet.popen("resume", run_id) for _ in range(2))
         results = [(p.wait(timeout=120), p.communicate()[1]) for p in (first, second)]
@@ -154,7 +154,7 @@ def test_a_stale_holder_revived_runs_no_further_step(sandbox: Sandbox, tmp_path:
         STALE_STEP.format(n=n, destructive=str(n % 2 == 0).lower()) for n in range(1, 9)
     )
     plan = write_plan(tmp_path / "stale.yaml", STALE.format(tid=tid, steps=steps))
-    old = fleet.popen("rollout", str(plan), "--limit", "srv-078")
+    old = fleet.popen("rollout", str(plan), "--limit", "srv-078", "--confirm", "1")
     witness = sandbox.hosts.home_dir("srv-078", "disk") / f"{tid}.witness"
     wait_for(lambda: witness.exists() and len(witness.read_text().splitlines()) >= 2)
     os.kill(old.pid, signal.SIGSTOP)

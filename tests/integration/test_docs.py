@@ -3,8 +3,9 @@
 The quick start runs for real, as a newcomer would: its own ``fleet sandbox up`` in a subprocess,
 with its own state directory, and ``fleet sandbox down`` at the end whatever happens. The other
 pages run against the session sandbox, on hosts srv-016..srv-020 only, each page with its own
-state directory. Every command's exit code is checked (0 unless the sample says ``# exit N``),
-and so is every output line the docs show.
+state directory (the team pages: its own database on the session's PostgreSQL server). Every
+command's exit code is checked (0 unless the sample says ``# exit N``), and so is every output
+line the docs show.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 
 from fleet.sandbox.sandbox import Sandbox
 from tests.docsamples import REPO, RUN_ID, Block, Command, Page, find_line, pages
+from tests.pgserver import PgServer
 
 pytestmark = pytest.mark.integration
 
@@ -169,6 +171,24 @@ def test_page_samples_run_on_the_sandbox(page: Page, sandbox: Sandbox, tmp_path:
     needs_tools(page)
     env = base_env(tmp_path)
     env["FLEET_CONFIG"] = str(sandbox.config_path)
+    run_page(page, Session(workdir(tmp_path), env))
+
+
+@pytest.mark.parametrize(
+    "page",
+    [p for p in RUNNABLE if p.env == "postgres"],
+    ids=lambda p: str(p.path.relative_to(REPO / "docs")),
+)
+def test_page_samples_run_on_a_team_store(
+    page: Page, sandbox: Sandbox, postgres: PgServer, tmp_path: Path
+) -> None:
+    """The team pages: the test sandbox, and a new database of the session's PostgreSQL server
+    as the store, its password in a file."""
+    needs_tools(page)
+    env = base_env(tmp_path)
+    env["FLEET_CONFIG"] = str(sandbox.config_path)
+    env["FLEET_STORE"] = postgres.database()
+    env["FLEET_STORE_PASSWORD_FILE"] = str(postgres.password_file)
     run_page(page, Session(workdir(tmp_path), env))
 
 

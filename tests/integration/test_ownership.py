@@ -142,3 +142,19 @@ def test_a_run_lease_broken_under_a_live_owner_stops_it(fleet: FleetCli, tmp_pat
     assert "Traceback" not in err and "lease lost" in err, err
     resumed = fleet("resume", run_id)
     assert resumed.returncode == 0, resumed.stderr
+
+
+def test_fleet_run_looks_at_quarantined_hosts_only_when_asked(fleet: FleetCli) -> None:
+    """Diagnosis of a quarantined host: skipped by default, run with --include-quarantined,
+    and still quarantined afterwards."""
+    store = open_store(fleet.state / "fleet.db")
+    try:
+        store.quarantine("srv-067", "r-earlier", "kept failing")
+    finally:
+        store.close()
+    skipped = fleet("run", "-l", "srv-067", "echo looked-at", check=1)
+    assert "looked-at" not in skipped.stdout and "every host was skipped" in skipped.stderr
+    looked = fleet("run", "-l", "srv-067", "--include-quarantined", "echo looked-at", check=0)
+    assert "srv-067" in looked.stdout and "looked-at" in looked.stdout
+    listed = json.loads(fleet("quarantine", "list", "--json", check=0).stdout)
+    assert [q["host"] for q in listed] == ["srv-067"]

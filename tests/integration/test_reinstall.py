@@ -168,7 +168,7 @@ def test_a_request_that_cannot_work_is_refused_before_anything_changes(
     )
     shown = fleet("plan", str(plan), "--limit", "srv-027", check=0)
     assert "stage wipe [reinstall]  DESTRUCTIVE" in shown.stdout
-    assert "destructive steps: wipe/reinstall" in shown.stdout
+    assert "wipe/reinstall: 1 host: srv-027 (a rollout needs --approve-reinstall)" in shown.stdout
     refused = fleet("rollout", str(plan), "--limit", "srv-027")
     assert refused.returncode == 3 and "--approve-reinstall" in refused.stderr
     wrong = fleet("rollout", str(plan), "--limit", "srv-027", "--approve-reinstall", "srv-028")

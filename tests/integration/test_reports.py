@@ -37,6 +37,7 @@ from tests.integration.halting import (
 pytestmark = pytest.mark.integration
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00 \S")
+HEARTBEAT = re.compile(r"^\S+ (\S+ still (waiting|running) |still busy: )")
 HOSTILE = 'fatal: no spare disk on {host} <b>&amp;</b> "quoted"'
 
 
@@ -78,8 +79,10 @@ def test_plain_lines_one_per_transition(plain: Halted) -> None:
     assert not any((ord(c) < 32 and c != "\n") or 0x7F <= ord(c) < 0xA0 for c in out)
     lines = out.splitlines()
     assert all(STAMP.match(line) for line in lines), lines
-    expected = [f"{utc_iso(e.at)} {describe(e)}" for e in plain.events if e.kind != "step.start"]
-    assert Counter(lines) == Counter(expected), "one line per journal event but step starts"
+    lines = [x for x in lines if not HEARTBEAT.match(x)]  # a slow machine may add some
+    quiet = ("step.start", "host.ssh")  # shown with --verbose only
+    expected = [f"{utc_iso(e.at)} {describe(e)}" for e in plain.events if e.kind not in quiet]
+    assert Counter(lines) == Counter(expected), "one line per journal event but quiet ones"
     for host in HOSTS:  # threads interleave, but each host's lines keep their order
         assert [x for x in lines if host_of(x) == host] == [
             x for x in expected if host_of(x) == host
@@ -193,7 +196,7 @@ def test_report_of_an_unknown_run_is_a_usage_error(plain: Halted) -> None:
     proc = plain.fleet("report", "r-nope", "--format", "html")
     assert proc.returncode == 3
     assert proc.stderr.splitlines() == [
-        "error: no run 'r-nope'; `fleet status` lists runs",
+        f"error: no run 'r-nope' in {plain.fleet.state / 'fleet.db'}",
         "hint: `fleet status` lists the runs",
     ]
 

@@ -83,6 +83,8 @@ def test_kill_9_then_resume_converges_without_repeating_steps(
         "1,30%,100%",
         "--concurrency",
         "4",
+        "--confirm",
+        "10",
     )
     try:
         time.sleep(rng.uniform(0.3, 3.0))  # a random moment: before, during or after any step
@@ -91,7 +93,7 @@ def test_kill_9_then_resume_converges_without_repeating_steps(
         proc.communicate(timeout=30)
     run_id = run_id_of(fleet)
     if run_id is None:  # killed before the run was even recorded: start it again
-        fleet("rollout", str(plan), "--limit", names(*HOSTS), check=0)
+        fleet("rollout", str(plan), "--limit", names(*HOSTS), "--confirm", "10", check=0)
     else:
         resumed = fleet("resume", run_id)
         if resumed.returncode != 0 and "nothing to resume" not in resumed.stderr:

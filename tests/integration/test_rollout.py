@@ -343,3 +343,61 @@ def test_bad_inventory_is_refused_before_any_host_is_contacted(
         assert proc.returncode == 3, (what, proc.stderr)
         assert expected in proc.stderr, (what, proc.stderr)
     assert listener.accepted == 0
+
+
+RETRIES = """
+name: retries
+vars: {{tid: {tid}}}
+stages:
+  - name: flaky
+    steps:
+      - name: third time
+        apply: >-
+          n=$(cat "$HOME"/{{{{ tid }}}}.a 2>/dev/null || echo 0); n=$((n + 1));
+          echo $n > "$HOME"/{{{{ tid }}}}.a; [ $n -ge 3 ]
+        retries: 3
+        retry_delay: 0.1
+      - name: verified late
+        apply: n=$(cat "$HOME"/{{{{ tid }}}}.v 2>/dev/null || echo 0); echo $((n + 1)) > "$HOME"/{{{{ tid }}}}.v
+        verify: '[ "$(cat "$HOME"/{{{{ tid }}}}.v)" -ge 2 ]'
+        retries: 2
+        retry_delay: 0.1
+"""
+
+NEVER = """
+name: never
+stages:
+  - name: broken
+    steps:
+      - name: always fails
+        apply: echo broken; false
+        retries: 2
+        retry_delay: 0.1
+"""
+
+
+def test_a_step_and_its_verify_are_retried_with_backoff_until_they_hold(
+    fleet: FleetCli, tmp_path: Path
+) -> None:
+    plan = write_plan(tmp_path / "p.yaml", RETRIES.format(tid=new_tid()))
+    proc = fleet("rollout", str(plan), "--limit", "srv-048", "-o", "json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    events = events_of(fleet, last_run(fleet)["id"])
+    retries = [(e.step, (e.excerpt or "").split(";")[0]) for e in events if e.kind == "step.retry"]
+    assert retries == [
+        ("third time", "apply failed"),
+        ("third time", "apply failed"),
+        ("verified late", "verify failed"),  # the verify failed: apply and verify ran again
+    ]
+    ends = {e.step: e.outcome for e in events if e.kind == "step.end"}
+    assert ends == {"third time": "applied", "verified late": "applied"}
+
+
+def test_a_step_that_never_holds_fails_after_its_retries(fleet: FleetCli, tmp_path: Path) -> None:
+    plan = write_plan(tmp_path / "p.yaml", NEVER)
+    proc = fleet("rollout", str(plan), "--limit", "srv-049", "-o", "json")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "broken/always fails: apply exited 1" in proc.stderr
+    events = events_of(fleet, last_run(fleet)["id"])
+    assert sum(e.kind == "step.retry" for e in events) == 2
+    assert [e.outcome for e in events if e.kind == "host.end"] == ["failed"]

@@ -172,3 +172,88 @@ def test_no_batch_is_one_datacenter_while_others_remain(dcs: list[str], spec: st
         remaining = {h.datacenter for b in batches[i:] for h in b}
         if len(batch) >= 2 and len(remaining) >= 2:
             assert len({h.datacenter for h in batch}) >= 2, [len(b) for b in batches]
+
+
+# --- one topology unit at a time ---------------------------------------------------------------
+
+
+def test_serial_by_datacenter_rolls_one_datacenter_at_a_time_each_with_its_canary() -> None:
+    hosts = hosts_in(("gra", 5), ("rbx", 3), ("bhs", 1))
+    batches = make_batches(hosts, "1,100%", serial_by="datacenter")
+    assert [[h.name for h in b] for b in batches] == [
+        ["gra-0"],
+        ["gra-1", "gra-2", "gra-3", "gra-4"],
+        ["rbx-0"],
+        ["rbx-1", "rbx-2"],
+        ["bhs-0"],
+    ]
+
+
+def test_serial_by_percentages_are_of_the_unit_and_max_per_caps_each_batch() -> None:
+    hosts = hosts_in(("gra", 10), ("rbx", 4))
+    batches = make_batches(hosts, "50%", serial_by="datacenter", max_per=3)
+    assert [(len(b), b[0].datacenter) for b in batches] == [
+        (3, "gra"),  # 50% of gra is 5: capped to 3, the others wait for the next batch
+        (3, "gra"),
+        (3, "gra"),
+        (1, "gra"),
+        (2, "rbx"),
+        (2, "rbx"),
+    ]
+
+
+def test_serial_by_rack_with_a_spread_inside_it() -> None:
+    hosts = [
+        Host(name=f"h{i}", address=str(i), rack=f"r{i % 2}", labels={"zone": f"z{i % 4}"})
+        for i in range(8)
+    ]
+    batches = make_batches(hosts, "2", by="zone", serial_by="rack")
+    assert [{h.rack for h in b} for b in batches] == [{"r0"}, {"r0"}, {"r1"}, {"r1"}]
+    assert all(len({h.labels["zone"] for h in b}) == 2 for b in batches)
+
+
+def test_max_per_with_by_caps_each_unit_in_a_mixed_batch() -> None:
+    hosts = hosts_in(("gra", 6), ("rbx", 1))
+    batches = make_batches(hosts, "1,100%", by="datacenter", max_per=2)
+    # without the cap the second batch would hold 5 hosts of gra; with it, 2 per batch
+    assert [sorted(h.name for h in b) for b in batches] == [
+        ["gra-0"],
+        ["gra-1", "gra-2", "rbx-0"],
+        ["gra-3", "gra-4"],
+        ["gra-5"],
+    ]
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(
+    dcs=st.lists(st.sampled_from(["gra", "rbx", "bhs", "sbg"]), min_size=1, max_size=40),
+    spec=st.sampled_from(["1,10%,100%", "2", "1,3", "25%", "1,2,50%", "3,100%"]),
+    cap=st.one_of(st.none(), st.integers(1, 5)),
+)
+def test_serial_batches_never_mix_units_nor_pass_the_cap(
+    dcs: list[str], spec: str, cap: int | None
+) -> None:
+    hosts = [Host(name=f"h{i}", address=str(i), datacenter=dc) for i, dc in enumerate(dcs)]
+    batches = make_batches(hosts, spec, serial_by="datacenter", max_per=cap)
+    assert sorted(h.name for b in batches for h in b) == sorted(h.name for h in hosts)
+    assert all(b and len({h.datacenter for h in b}) == 1 for b in batches)
+    assert cap is None or all(len(b) <= cap for b in batches)
+    order = [b[0].datacenter for b in batches]  # each unit's batches are consecutive
+    assert order == sorted(order, key=lambda dc: dcs.index(dc))
+
+
+@pytest.mark.parametrize(
+    ("by", "serial_by", "max_per", "error"),
+    [
+        (None, "zone", None, "--serial-by 'zone': one of datacenter, rack"),
+        (None, None, 2, "--max-per caps the hosts of one datacenter or rack"),
+        (None, "rack", 0, "--max-per must be at least 1"),
+    ],
+)
+def test_topology_options_that_mean_nothing_are_refused(
+    by: str | None, serial_by: str | None, max_per: int | None, error: str
+) -> None:
+    from fleet.engine.batching import check_topology
+
+    with pytest.raises(UsageError, match=error.replace("(", r"\(")):
+        check_topology(by, serial_by, max_per)

@@ -1,11 +1,11 @@
-"""What fleet records about disks: arrays it created (real SQLite store), previews and their
-approval, the host's record in ``fleet status RUN HOST`` and the reports, and which stages need
-OVH's API (refused up front for a host without ``ovh_service``)."""
+"""What fleet records about disks: previews and their approval (the store's own records are
+tested on every backend in tests/integration/store/test_disks.py), the host's record in
+``fleet status RUN HOST`` and the reports, and which stages need OVH's API (refused up front
+for a host without ``ovh_service``)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import textwrap
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,7 +24,7 @@ from fleet.reports.records import decision_lines, host_records
 from fleet.stages.boot import needs_ovh, ovh_gaps, reboots_over_ssh
 from fleet.stages.call import approved_digest
 from fleet.status import host_steps
-from fleet.store.base import Event, OwnedArray, Owner, RunRecord
+from fleet.store.base import Event, Owner, RunRecord
 from fleet.store.sqlite import SqliteStore
 from tests.conftest import FleetCli
 
@@ -43,34 +43,6 @@ DECISIONS = {
 @pytest.fixture
 def store(tmp_path: Path) -> SqliteStore:
     return SqliteStore(tmp_path / "fleet.db")
-
-
-def test_arrays_fleet_created_are_recorded_per_host_and_updated(store: SqliteStore) -> None:
-    first = OwnedArray("vm-01", UUID, "fleet-1a2b3c4d:md4", "raid1", ("K7H1", "K7H2"), "r1")
-    store.record_array(first)
-    store.record_array(OwnedArray("vm-02", "aa:bb", "fleet-99:md4", "raid0", ("X",), "r1"))
-    store.record_array(OwnedArray("vm-01", UUID, first.name, "raid1", first.serials, "r2",
-                                  fs_uuid="6e1f"))  # fmt: skip
-    (mine,) = store.owned_arrays("vm-01")
-    assert (mine.uuid, mine.serials, mine.fs_uuid, mine.run_id) == (UUID, ("K7H1", "K7H2"),
-                                                                    "6e1f", "r1")  # fmt: skip
-    assert mine.created_at is not None and len(store.owned_arrays()) == 2
-    store.record_array(OwnedArray("vm-01", UUID, first.name, "raid1", first.serials, "r3"))
-    assert store.owned_arrays("vm-01")[0].fs_uuid == "6e1f"  # an update without one keeps it
-
-
-def test_a_version_3_store_gains_the_tables(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    SqliteStore(path).close()
-    conn = sqlite3.connect(path)
-    conn.execute("DROP TABLE owned_arrays")
-    conn.execute("DROP TABLE previews")
-    conn.execute("PRAGMA user_version = 3")
-    conn.commit()
-    conn.close()
-    store = SqliteStore(path)
-    store.record_array(OwnedArray("h", UUID, "n", "raid1", ("S",), "r"))
-    assert store.owned_arrays("h")[0].uuid == UUID
 
 
 def test_previews_are_approved_only_for_the_same_plan_and_hosts(store: SqliteStore) -> None:

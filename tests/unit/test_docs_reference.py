@@ -94,3 +94,11 @@ def test_site_builds_with_warnings_as_errors(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (tmp_path / "reference" / "cli" / "index.html").is_file()
+
+
+def test_every_option_has_a_description_and_no_placeholder_default() -> None:
+    assert GEN.undocumented() == []
+    page = GEN.cli_page()
+    assert "Sentinel" not in page and "UNSET" not in page
+    rows = [line for line in page.splitlines() if line.startswith("| `-")]
+    assert rows and all(not line.rstrip().endswith("|  |") for line in rows)

@@ -175,7 +175,9 @@ def test_fleet_plan_command_shows_destructive_steps_and_placeholders(tmp_path: P
     assert "host hyb-1" in text and "host hyb-2" in text
     assert "step wipe listed disks  DESTRUCTIVE" in text and "step partition  DESTRUCTIVE" in text
     assert "mdadm --create <facts.md_path>" in text
-    assert "destructive steps: array/create, filesystem/mkfs, partition/partition, wipe/" in text
+    assert (
+        "destructive steps, on 2 hosts:" in text and "  array/create: 2 hosts: hyb-1, hyb-2" in text
+    )
     assert "nothing was changed" in text
     bad = fleet("-i", str(inventory), "plan", "builtin:hybrid-raid", "--var", "level=3")
     assert bad.returncode == 3 and "level='3'" in bad.stderr

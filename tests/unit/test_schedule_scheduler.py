@@ -1,10 +1,10 @@
-"""Schedules in the SQLite store and the scheduler loop on a controllable clock: due times across
-DST changes, Feb 29 and year ends, missed runs (skip / once), pause, expiry, the global halt, and
-two schedulers racing on one store file (leader lease and per-due-time uniqueness)."""
+"""The scheduler loop on a controllable clock: due times across DST changes, Feb 29 and year ends,
+missed runs (skip / once), pause, expiry, the global halt. What the store itself guarantees
+(schedules, fires recorded once, the leader lease handed over, racing schedulers) is in the store
+conformance suite, run on every backend: tests/integration/store/test_schedules.py."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from fleet.clock import FakeClock
-from fleet.errors import StoreError
 from fleet.schedule import (
-    LEADER_LEASE,
     Launch,
     Scheduler,
     cron_dues,
@@ -25,8 +23,7 @@ from fleet.schedule import (
     scheduler_owner,
 )
 from fleet.store.base import Owner, ScheduleRecord
-from fleet.store.sqlite import _SCHEMA as V1_SCHEMA  # the schema of version 1
-from fleet.store.sqlite import SCHEMA_VERSION, SqliteStore
+from fleet.store.sqlite import SqliteStore
 
 
 def utc(
@@ -135,63 +132,6 @@ def test_decide_missed_policies() -> None:
     assert decide(expired, utc(2026, 3, 28, 1, 31), timedelta(minutes=5)).action == "none"
 
 
-# -- the store ----------------------------------------------------------------------------------
-
-
-def test_schedule_crud_and_audit(store: SqliteStore) -> None:
-    added = store.add_schedule(schedule(args=("--limit", "srv-036")))
-    assert added.created_at == added.since == utc(2026, 3, 27, 12)
-    with pytest.raises(StoreError, match="already exists"):
-        store.add_schedule(schedule())
-    assert store.get_schedule("nightly").args == ("--limit", "srv-036")
-    assert [s.name for s in store.list_schedules()] == ["nightly"]
-    assert store.set_schedule_paused("nightly", True, "op").paused
-    assert not store.record_schedule_fire("nightly", utc(2026, 3, 28, 1, 30), None)  # paused
-    assert not store.set_schedule_paused("nightly", False, "op").paused
-    assert store.record_schedule_fire("nightly", utc(2026, 3, 28, 1, 30), None, by="a")
-    assert not store.record_schedule_fire("nightly", utc(2026, 3, 28, 1, 30), None, by="b")
-    store.update_schedule_fire(
-        "nightly", utc(2026, 3, 28, 1, 30), outcome="started", run_id="r1", detail=None
-    )
-    (fire,) = store.schedule_fires("nightly")
-    assert (fire.by, fire.outcome, fire.run_id) == ("a", "started", "r1")
-    assert store.get_schedule("nightly").last_due == utc(2026, 3, 28, 1, 30)
-    assert store.remove_schedule("nightly", "op") and not store.remove_schedule("nightly", "op")
-    with pytest.raises(StoreError, match="no schedule"):
-        store.get_schedule("nightly")
-    kinds = [e.kind for e in store.events("-")]
-    assert kinds == [
-        "schedule.add",
-        "schedule.pause",
-        "schedule.resume",
-        "schedule.fire",
-        "schedule.remove",
-    ]
-
-
-def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.executescript(V1_SCHEMA)
-    conn.execute(
-        "INSERT INTO runs VALUES ('r1', 'p', 'adhoc', 'h', '[]', '{}', 'u', 'm', 1, NULL,"
-        " 'done', NULL, '2026-01-01T00:00:00.000+00:00', '2026-01-01T00:00:00.000+00:00')"
-    )
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
-    store = SqliteStore(path)
-    try:
-        assert store.get_run("r1").state == "done"
-        store.add_schedule(schedule())
-        assert [s.name for s in store.list_schedules()] == ["nightly"]
-    finally:
-        store.close()
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
-    conn.close()
-
-
 # -- the scheduler on a controllable clock ------------------------------------------------------
 
 
@@ -291,71 +231,6 @@ def test_a_schedule_added_on_feb_29_fires_yearly_without_error(tmp_path: Path) -
 
 
 # -- two schedulers -----------------------------------------------------------------------------
-
-
-def test_only_the_leader_acts_and_a_follower_takes_over(tmp_path: Path, clock: FakeClock) -> None:
-    a_store = SqliteStore(tmp_path / "s.db", clock=clock)
-    b_store = SqliteStore(tmp_path / "s.db", clock=clock)
-    try:
-        a_store.add_schedule(schedule())
-        launcher = RecordingLauncher(clock)
-        a = Scheduler(a_store, launcher, clock=clock, lease_ttl=60)
-        b = Scheduler(b_store, launcher, clock=clock, lease_ttl=60)
-        clock.set(utc(2026, 3, 28, 1, 30, 5))
-        assert [r.action for r in a.tick()] == ["started"]
-        assert b.tick() == [] and not b.leading
-        # a dies without releasing; its lease expires; b leads, and never re-fires 03-28
-        clock.advance(timedelta(seconds=61))
-        assert b.tick() == [] and b.leading
-        clock.set(utc(2026, 3, 29, 1, 0, 5))
-        assert [r.action for r in b.tick()] == ["started"]
-        assert a.tick() == [] and not a.leading  # a comes back: it lost the lead
-        assert [d for _, d, _ in launcher.launched] == [
-            utc(2026, 3, 28, 1, 30),
-            utc(2026, 3, 29, 1),
-        ]
-        b.close()
-        assert all(lease.host != LEADER_LEASE for lease in a_store.list_leases())
-    finally:
-        a_store.close()
-        b_store.close()
-
-
-def test_racing_schedulers_record_each_due_time_once(tmp_path: Path) -> None:
-    """Even when both believe they lead (one lease each, as after a split), the store's
-    (schedule, due time) key lets exactly one start each due time."""
-    clock = FakeClock(utc(2026, 3, 28, 1, 30, 1))
-    SqliteStore(tmp_path / "r.db").close()
-    stores = [SqliteStore(tmp_path / "r.db", clock=clock) for _ in range(4)]
-    try:
-        for i in range(20):
-            stores[0].add_schedule(schedule(f"s{i:02d}", since=utc(2026, 3, 27)))
-        launcher = RecordingLauncher(clock)
-        schedulers = [Scheduler(s, launcher, clock=clock) for s in stores]
-        for sch in schedulers:  # each its own lease (a pseudo-host per scheduler)
-            sch._lead = lambda: True  # type: ignore[method-assign]
-        barrier = threading.Barrier(len(schedulers))
-        errors: list[BaseException] = []
-
-        def race(sch: Scheduler) -> None:
-            try:
-                barrier.wait(timeout=10)
-                sch.tick()
-            except BaseException as exc:  # reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=race, args=(s,)) for s in schedulers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-        assert not errors and not any(t.is_alive() for t in threads)
-        names = sorted(n for n, _, _ in launcher.launched)
-        assert names == [f"s{i:02d}" for i in range(20)]
-        assert all(len(stores[0].schedule_fires(f"s{i:02d}")) == 1 for i in range(20))
-    finally:
-        for s in stores:
-            s.close()
 
 
 def test_two_scheduler_owners_in_one_process_are_distinct() -> None:

@@ -31,8 +31,11 @@ class Rig:
     state: Path
 
     def rollout(self, *args: str) -> tuple[int, list[dict[str, Any]], str]:
+        """``fleet rollout builtin:hybrid-raid`` on every host of the inventory, its
+        destructive steps confirmed by name."""
+        confirm = ["--confirm", ",".join(s.name for s in self.box.servers)]
         proc = self.fleet("-i", str(self.inventory), "rollout", "builtin:hybrid-raid", "-o", "json",
-                          *args, timeout=ROLLOUT_TIMEOUT)  # fmt: skip
+                          *confirm, *args, timeout=ROLLOUT_TIMEOUT)  # fmt: skip
         events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
         return proc.returncode, events, proc.stderr
 

@@ -1,0 +1,96 @@
+"""The operators' controls in the PostgreSQL store: the quarantine ledger and the global halt.
+
+Every change of the halt table fires ``NOTIFY fleet_halt`` (a trigger, so a change made by hand
+counts too). :meth:`PgControls.wait_halt` listens on a connection of its own and re-reads the
+switch when woken, and at least every :data:`HALT_POLL` seconds: if the listening connection
+breaks, polling alone still sees a halt within that time, and the next wait listens again.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fleet.store.base import Fence, HaltState, QuarantineEntry
+from fleet.store.postgresql.core import PgCore
+from fleet.store.postgresql.fencing import check_fence
+from fleet.store.rows import NATIVE_CODEC, quarantine_from_row
+
+#: The longest a waiter goes without reading the switch (the fallback when notifications fail).
+HALT_POLL = 1.0
+
+
+class PgControls(PgCore):
+    """Hosts kept out of rollouts, and the switch that stops every rollout."""
+
+    # ----------------------------------------------------------------- quarantine
+
+    def quarantine(
+        self, host: str, run_id: str, reason: str, *, fence: Fence | None = None
+    ) -> None:
+        """Keep ``host`` out of later rollouts; with ``fence``, only while its tokens are current."""
+        with self._transaction(f"quarantine {host}") as cur:
+            check_fence(cur, fence)
+            cur.execute(
+                "INSERT INTO quarantine (host, run_id, reason, at) VALUES (%s, %s, %s, now())"
+                " ON CONFLICT (host) DO UPDATE SET run_id = excluded.run_id,"
+                " reason = excluded.reason, at = excluded.at",
+                (host, run_id, reason),
+            )
+
+    def quarantined(self) -> list[QuarantineEntry]:
+        rows = self._read(
+            "list quarantine", "SELECT host, run_id, reason, at FROM quarantine ORDER BY host"
+        )
+        return [quarantine_from_row(row, NATIVE_CODEC) for row in rows]
+
+    def clear_quarantine(self, host: str, who: str) -> bool:
+        """Let later rollouts take ``host`` again; journaled under run ``-``."""
+        with self._transaction(f"clear the quarantine of {host}") as cur:
+            row = cur.execute(
+                "DELETE FROM quarantine WHERE host = %s RETURNING run_id, reason", (host,)
+            ).fetchone()
+            if row is None:
+                return False
+            data = {"who": who, "run_id": row[0], "reason": row[1]}
+            self._audit(cur, "quarantine.clear", "-", host, data)
+            return True
+
+    # ----------------------------------------------------------------------- halt
+
+    def set_halt(self, who: str, reason: str) -> None:
+        with self._transaction("set the global halt") as cur:
+            cur.execute(
+                "INSERT INTO halt (id, who, reason, at) VALUES (1, %s, %s, now())"
+                " ON CONFLICT (id) DO UPDATE SET who = excluded.who, reason = excluded.reason,"
+                " at = excluded.at",
+                (who, reason),
+            )
+            self._audit(cur, "halt.set", "-", None, {"who": who, "reason": reason})
+
+    def clear_halt(self, who: str) -> bool:
+        with self._transaction("clear the global halt") as cur:
+            row = cur.execute("DELETE FROM halt WHERE id = 1 RETURNING who, reason").fetchone()
+            if row is None:
+                return False
+            data = {"who": who, "set_by": row[0], "reason": row[1]}
+            self._audit(cur, "halt.clear", "-", None, data)
+            return True
+
+    def halt_state(self) -> HaltState | None:
+        rows = self._read("read the global halt", "SELECT who, reason, at FROM halt WHERE id = 1")
+        if not rows:
+            return None
+        who, reason, at = rows[0]
+        return HaltState(who, reason, NATIVE_CODEC.time(at))
+
+    def wait_halt(self, timeout: float) -> HaltState | None:
+        """Listen for a change of the switch; read it at each wake-up and every second."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            listening = self._halts.listening()  # before the read: a later change wakes us
+            state = self.halt_state()
+            left = deadline - time.monotonic()
+            if state is not None or left <= 0:
+                return state
+            if not (listening and self._halts.wait(min(left, HALT_POLL))):
+                time.sleep(min(left, HALT_POLL))
