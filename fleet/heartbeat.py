@@ -95,7 +95,9 @@ class Heartbeat:
             self.pending[key] = Pending(what, e.at, e.at, until=str(until) if until else None)
         elif e.kind == "step.start" and e.host:
             self.pending[key] = Pending(f"running step {e.stage}/{e.step}", e.at, e.at)
-        elif e.kind in ("step.end", "host.end", "host.skip", "host.retry", "window.open"):
+        elif e.kind in (
+            "host.start", "step.end", "host.end", "host.skip", "host.retry", "window.open"
+        ):  # fmt: skip
             self.pending.pop(key, None)
         elif e.kind in ("batch.start", "run.end"):
             self.pending.pop(RUN, None)

@@ -192,11 +192,19 @@ class Pipeline:
         )
 
     def _take_lease(self) -> Lease:
-        assert self.svc.leases is not None, "pipelines run under a LeaseKeeper"
-        s = self.job.settings
-        return self.svc.leases.acquire(
-            self.host.name, self.job.owner, s.wait_for_leases, self.svc.stop
-        )
+        """The host's lease; held by another run, waited for up to ``wait_for_leases``, the
+        wait journaled (``host.wait``) so that heartbeats and the live view name it."""
+        leases, s = self.svc.leases, self.job.settings
+        assert leases is not None, "pipelines run under a LeaseKeeper"
+        name, owner = self.host.name, self.job.owner
+        if s.wait_for_leases <= 0:
+            return leases.acquire(name, owner, 0.0, self.svc.stop)
+        try:
+            return leases.acquire(name, owner, 0.0, self.svc.stop)
+        except LeaseHeld as held:
+            what = {"what": f"the lease held by {held.owner}", "timeout": s.wait_for_leases}
+            self.journal.emit("host.wait", host=name, data=what)
+        return leases.acquire(name, owner, s.wait_for_leases, self.svc.stop)
 
     def _lost(self) -> str | None:
         """Why this pipeline's lease (of the host or of the run) is known lost, if it is."""

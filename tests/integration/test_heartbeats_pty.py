@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 
 from fleet.sandbox.sandbox import Sandbox
+from fleet.store import open_store
+from fleet.store.base import Event
+from tests.conftest import FleetCli
 from tests.integration.operator_rig import fleet_with, own_sandbox, plan_file
 from tests.integration.test_live_view import run_in_pty
+from tests.integration.test_step_locks import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,3 +79,46 @@ def test_the_live_view_shows_hostile_names_and_output_escaped(
     final = screen.text()
     assert "plan evil\\x1b]0;owned\\x07" in final
     assert "st\\x1b[2J/loud" in final and "gone\\x1b[2J\\x1b]0;t\\x07" in final
+
+
+HOLD = """name: hold
+stages:
+  - name: hold
+    steps:
+      - name: hold
+        apply: sleep 5
+"""
+
+
+def test_plain_mode_names_a_lease_wait_and_its_holder(
+    slow_reboots: Sandbox, tmp_path: Path
+) -> None:
+    """A host held by another run: the wait for its lease is named every second, with the
+    holder, until the lease is free and the host runs."""
+    fleet = fleet_with(slow_reboots, tmp_path, output__heartbeat=1.0)
+    holder = fleet.popen("rollout", str(plan_file(tmp_path, HOLD, "hold.yaml")), "-l", "srv-003")
+    try:
+        wait_until(lambda: any(e.kind == "step.start" for e in events(fleet)), timeout=60)
+        code, screen = run_in_pty(
+            fleet,
+            ["rollout", str(plan_file(tmp_path, REBOOT)), "-l", "srv-003", "--output", "plain",
+             "--wait-for-leases", "60s"],
+            timeout=120,
+        )  # fmt: skip
+    finally:
+        holder.communicate(timeout=120)
+    assert holder.returncode == 0
+    assert code == 0, screen.text()
+    beats = [m for line in screen.text().splitlines() if (m := BEAT.search(line))]
+    leases = [m for m in beats if m.group(2).startswith("the lease held by ")]
+    assert len(leases) >= 2, screen.text()  # a 5 s hold, named every second
+    assert all(m.group(1) == "srv-003" for m in leases)
+
+
+def events(fleet: FleetCli) -> list[Event]:
+    """Every event of the fleet's runs so far."""
+    store = open_store(fleet.state / "fleet.db")
+    try:
+        return [e for run in store.list_runs(10) for e in store.events(run.id)]
+    finally:
+        store.close()
