@@ -77,20 +77,28 @@ def ssh_proves(ctx: Context, reboot: Reboot) -> bool:
     """Whether SSH alone can tell the new boot from the system that answered before."""
     if reboot.witness is None:
         return False
-    return reboot.expect.accept_new or reboot.witness != ctx.pinned_key(reboot.expect.role)
+    if reboot.expect.accept_new:  # a fresh rescue key: never the one that answered before
+        return True
+    pinned = ctx.pinned_key(reboot.expect.role)
+    if pinned is not None:  # the role's known key, if the witness is not it
+        return reboot.witness != pinned
+    # none pinned yet (trust on first use): a system of another role answered before (rescue,
+    # to boot the disk) and cannot present the key accepted after; the same role could
+    return ctx.mode != reboot.expect.role
 
 
 def wait_rebooted(ctx: Context, stage: RenderedStage, reboot: Reboot) -> None:
     """Return once the host answers as the new boot (its session adopted); raise TaskFailed
     when OVH's task ends badly, a TransportError when the host never answers as expected."""
-    what = f"SSH with the {reboot.expect.role} host key"
-    ctx.emit("host.wait", stage=stage.name, step=stage.kind, data={"what": what})
+    what = {"what": f"SSH with the {reboot.expect.role} host key"}
     polls: int | None
     if ssh_proves(ctx, reboot):
+        ctx.emit("host.wait", stage=stage.name, step=stage.kind, data=what)
         transport, task, polls = _ssh_first(ctx, stage, reboot)
         proof: str = "ssh"
-    else:
+    else:  # the task's own wait was announced with the request
         task = ctx.provider.wait_task(reboot.service, reboot.task_id, _timeout(ctx, stage))
+        ctx.emit("host.wait", stage=stage.name, step=stage.kind, data=what)
         transport, polls, proof = (
             _ssh(ctx, reboot, _timeout(ctx, stage), reboot.check),
             None,
