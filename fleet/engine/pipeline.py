@@ -1,8 +1,7 @@
 """One host's pipeline: take its lease, run the stages in order, journal before and after.
 
-A pipeline takes only data (:class:`HostJob`) plus process-wide services (:class:`Services`: the
-store, an SSH connector, a provider) and reports only through the journal, so running it in a
-thread today or in a worker process later is the same code.
+A pipeline takes only data (:class:`HostJob`) plus process-wide services (:class:`Services`) and
+reports only through the journal: the same code in a thread or on a worker (:mod:`fleet.workers`).
 
 Failures are classified:
 
@@ -124,9 +123,6 @@ class Stopped(FleetError):
     """The rollout asked this pipeline to stop between steps."""
 
 
-# ---------------------------------------------------------------------------------------------
-
-
 class Pipeline:
     """Runs one :class:`HostJob`. Create one per host and call :meth:`run`."""
 
@@ -174,8 +170,9 @@ class Pipeline:
         fields: dict[str, Any] = {"stage": result.stage, "step": result.step}
         if result.failure != "lease":
             data = {"failure": result.failure, "applied": result.applied}
+            outcome = {"outcome": result.outcome, **fields}  # and where: status names it
             try:
-                self.emit("host.end", outcome=result.outcome, excerpt=result.message, data=data)
+                self.emit("host.end", excerpt=result.message, data=data, **outcome)
                 return
             except LeaseLost as exc:
                 result = replace(result, outcome="stopped", failure="lease", message=exc.message)
@@ -197,11 +194,11 @@ class Pipeline:
         leases, s = self.svc.leases, self.job.settings
         assert leases is not None, "pipelines run under a LeaseKeeper"
         name, owner = self.host.name, self.job.owner
-        if s.wait_for_leases <= 0:
-            return leases.acquire(name, owner, 0.0, self.svc.stop)
         try:
             return leases.acquire(name, owner, 0.0, self.svc.stop)
         except LeaseHeld as held:
+            if s.wait_for_leases <= 0:
+                raise
             what = {"what": f"the lease held by {held.owner}", "timeout": s.wait_for_leases}
             self.journal.emit("host.wait", host=name, data=what)
         return leases.acquire(name, owner, s.wait_for_leases, self.svc.stop)
@@ -243,8 +240,7 @@ class Pipeline:
                 )
                 if left == 0:
                     return self._result("failed", "infrastructure", exc.message)
-                # the retry policy of steps: doubling waits with jitter, so that hosts that
-                # lost the same network or API together do not come back together
+                # doubling waits with jitter: hosts that failed together retry apart
                 delay = Backoff(s.infra_retries + 1, s.infra_retry_delay).wait(attempt + 1, _RNG)
                 if self.svc.stop.soft.wait(delay):
                     return self._result("stopped", None, self.svc.stop.reason)

@@ -400,4 +400,7 @@ def test_a_step_that_never_holds_fails_after_its_retries(fleet: FleetCli, tmp_pa
     assert "broken/always fails: apply exited 1" in proc.stderr
     events = events_of(fleet, last_run(fleet)["id"])
     assert sum(e.kind == "step.retry" for e in events) == 2
-    assert [e.outcome for e in events if e.kind == "host.end"] == ["failed"]
+    # the host's end says where it failed
+    assert [(e.outcome, e.stage, e.step) for e in events if e.kind == "host.end"] == [
+        ("failed", "broken", "always fails")
+    ]
