@@ -148,9 +148,12 @@ def _apply(ctx: Context, step: RenderedStep) -> CommandResult:
             + (f": {failed.excerpt()}" if failed else ""),
         )
 
-    part, result = policy.call(
-        attempt, pause=ctx.pause, on_result=lambda out: out[0] != "ok", before_retry=before_retry
-    )
+    if step.retries == 0:  # most steps: one attempt, no retry machinery on the hot path
+        part, result = attempt()
+    else:
+        part, result = policy.call(
+            attempt, pause=ctx.pause, on_result=lambda o: o[0] != "ok", before_retry=before_retry
+        )
     if part != "ok":
         _end(ctx, step, "failed", result, part=part)
         raise StepFailed(step, part, result)
