@@ -127,7 +127,6 @@ def _apply(ctx: Context, step: RenderedStep) -> CommandResult:
     """``apply`` then ``verify``, retried together under the step's :class:`~fleet.retry.Backoff`
     (``retries`` more attempts, waits from ``retry_delay`` doubling, with jitter; a halt or
     Ctrl-C during a wait ends them). Raises StepFailed naming the part that failed last."""
-    policy = Backoff(attempts=step.retries + 1, initial=step.retry_delay)
 
     def attempt() -> tuple[str, CommandResult]:
         result = _locked_apply(ctx, step)
@@ -151,6 +150,7 @@ def _apply(ctx: Context, step: RenderedStep) -> CommandResult:
     if step.retries == 0:  # most steps: one attempt, no retry machinery on the hot path
         part, result = attempt()
     else:
+        policy = Backoff(attempts=step.retries + 1, initial=step.retry_delay)
         part, result = policy.call(
             attempt, pause=ctx.pause, on_result=lambda o: o[0] != "ok", before_retry=before_retry
         )
