@@ -103,7 +103,7 @@ class SqliteCore:
         self.path = Path(path).expanduser()
         if str(path) == ":memory:":
             raise ConfigError(
-                "the SQLite store needs a file: every thread opens its own connection"
+                "the SQLite store needs a file: its connections (a writer, readers) each open it"
             )
         self._clock: Clock = clock or SystemClock()
         self.actor = actor or Actor.current()
