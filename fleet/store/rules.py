@@ -1,5 +1,5 @@
 """What every SQL backend decides alike: who may claim a run, which due time of a schedule is
-claimed, what an audited removal records.
+claimed, what each operator's control (a broken lease, a cleared quarantine, the halt) records.
 
 Each rule is written once here, as a mixin method over a few steps that each backend supplies in
 its own SQL (its placeholders, its locks, whose clock decides). ``Tx`` is the backend's handle on
@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from fleet.clock import utc_iso
 from fleet.errors import StoreError
 from fleet.store.base import MISSED_POLICIES, Lease, Owner, RunLease, ScheduleRecord
-from fleet.store.rows import check_ttl, dumps, run_owned, to_ms
+from fleet.store.rows import check_ttl, dumps, no_schedule, run_owned, to_ms
 
 Tx = TypeVar("Tx")
 
@@ -40,12 +40,12 @@ class Steps(Generic[Tx]):
         raise NotImplementedError
 
 
-# ---------------------------------------------------------------------------- run claims
+# -------------------------------------------------------------------------------- leases
 
 
-class RunClaims(Steps[Tx]):
+class LeaseRules(Steps[Tx]):
     """The run's owner: claimed with a new token, its host leases re-issued, a takeover recorded;
-    the run's lease broken by an operator."""
+    a run's or a host's lease broken by an operator."""
 
     def claim_run(
         self, run_id: str, owner: Owner, ttl: float, *, replacing: int | None, why: str
@@ -98,16 +98,79 @@ class RunClaims(Steps[Tx]):
         """Grant ``host``'s lease to ``owner`` with a new token, whoever held it."""
         raise NotImplementedError
 
+    def break_lease(self, host: str, who: str, reason: str) -> Lease | None:
+        """Delete ``host``'s lease whoever holds it, and journal who did it and why."""
+        with self._transaction(f"break the lease of {host}") as tx:
+            current = self._delete_lease(tx, host)
+            if current is None:
+                return None
+            data = {
+                "who": who,
+                "reason": reason,
+                "owner": str(current.owner),
+                "token": current.token,
+            }
+            self._audit(tx, "lease.break", current.owner.run_id or "-", host, data)
+            return current
+
     def _end_run_lease(self, tx: Tx, run_id: str) -> None:
         """The run has no owner from now (its token is kept: a stale holder is told apart)."""
+        raise NotImplementedError
+
+    def _delete_lease(self, tx: Tx, host: str) -> Lease | None:
+        """Delete ``host``'s lease; the lease it was (None: there was none)."""
+        raise NotImplementedError
+
+
+# ------------------------------------------------------------------- operators' controls
+
+
+class ControlRules(Steps[Tx]):
+    """The quarantine cleared and the global halt set or cleared, each audited with who did it."""
+
+    def clear_quarantine(self, host: str, who: str) -> bool:
+        """Let later rollouts take ``host`` again; journaled under run ``-``."""
+        with self._transaction(f"clear the quarantine of {host}") as tx:
+            entry = self._delete_quarantine(tx, host)
+            if entry is None:
+                return False
+            data = {"who": who, "run_id": entry[0], "reason": entry[1]}
+            self._audit(tx, "quarantine.clear", "-", host, data)
+            return True
+
+    def set_halt(self, who: str, reason: str) -> None:
+        with self._transaction("set the global halt") as tx:
+            self._write_halt(tx, who, reason)
+            self._audit(tx, "halt.set", "-", None, {"who": who, "reason": reason})
+
+    def clear_halt(self, who: str) -> bool:
+        with self._transaction("clear the global halt") as tx:
+            halt = self._delete_halt(tx)
+            if halt is None:
+                return False
+            data = {"who": who, "set_by": halt[0], "reason": halt[1]}
+            self._audit(tx, "halt.clear", "-", None, data)
+            return True
+
+    def _delete_quarantine(self, tx: Tx, host: str) -> tuple[str, str] | None:
+        """Delete ``host``'s quarantine entry; its run id and reason (None: there was none)."""
+        raise NotImplementedError
+
+    def _write_halt(self, tx: Tx, who: str, reason: str) -> None:
+        """Set the global halt now, by ``who``, for ``reason`` (replacing one already set)."""
+        raise NotImplementedError
+
+    def _delete_halt(self, tx: Tx) -> tuple[str, str] | None:
+        """Clear the global halt; who set it and why (None: none was set)."""
         raise NotImplementedError
 
 
 # ------------------------------------------------------------------------------- schedules
 
 
-class ScheduleClaims(Steps[Tx]):
-    """Schedules added (audited), and each due time of a schedule claimed once, for good."""
+class ScheduleRules(Steps[Tx]):
+    """Schedules added, paused, resumed and removed (audited), and each due time of a schedule
+    claimed once, for good."""
 
     def add_schedule(self, schedule: ScheduleRecord) -> ScheduleRecord:
         """Store a new schedule; ``created_at`` and ``since`` default to now. Audited."""
@@ -125,6 +188,23 @@ class ScheduleClaims(Steps[Tx]):
             self._audit(tx, "schedule.add", "-", None, {**data, "schedule": schedule.name})
         created, since = stamps
         return replace(schedule, created_at=created, since=since, last_due=None)
+
+    def remove_schedule(self, name: str, who: str) -> bool:
+        """Forget a schedule and its fires (the runs it started stay). Audited."""
+        with self._transaction(f"remove schedule {name}") as tx:
+            gone = self._delete_schedule(tx, name)
+            if gone:
+                self._audit(tx, "schedule.remove", "-", None, {"who": who, "schedule": name})
+            return gone
+
+    def set_schedule_paused(self, name: str, paused: bool, who: str) -> ScheduleRecord:
+        with self._transaction(f"{'pause' if paused else 'resume'} schedule {name}") as tx:
+            schedule = self._set_paused(tx, name, paused)
+            if schedule is None:
+                raise no_schedule(name)
+            kind = "schedule.pause" if paused else "schedule.resume"
+            self._audit(tx, kind, "-", None, {"who": who, "schedule": name})
+            return schedule
 
     def record_schedule_fire(
         self,
@@ -153,6 +233,15 @@ class ScheduleClaims(Steps[Tx]):
     ) -> tuple[datetime, datetime] | None:
         """Insert the schedule with its ``args`` (JSON); its ``created_at`` and ``since`` as
         stored, or None when a schedule of that name exists."""
+        raise NotImplementedError
+
+    def _delete_schedule(self, tx: Tx, name: str) -> bool:
+        """Delete the schedule and its fires; whether there was one."""
+        raise NotImplementedError
+
+    def _set_paused(self, tx: Tx, name: str, paused: bool) -> ScheduleRecord | None:
+        """Pause, or resume (``since`` moved to now: slots passed while paused never run); the
+        schedule as it is now (None: there is none)."""
         raise NotImplementedError
 
     def _schedule_paused(self, tx: Tx, name: str) -> bool | None:

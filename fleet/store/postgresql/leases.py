@@ -30,7 +30,7 @@ from fleet.store.rows import (
     lease_gone,
     owner_params,
 )
-from fleet.store.rules import RunClaims
+from fleet.store.rules import LeaseRules
 
 _OWNER_SET = ", ".join(f"{c} = excluded.{c}" for c in OWNER_COLUMNS.split(", "))
 _SELECT = f"SELECT {LEASE_COLUMNS}, expires_at >= now() FROM leases WHERE host = %s FOR UPDATE"
@@ -57,9 +57,9 @@ _CLAIM = (
 )
 
 
-class PgLeases(PgCore, RunClaims[psycopg.Cursor[Any]]):
+class PgLeases(PgCore, LeaseRules[psycopg.Cursor[Any]]):
     """Per-host leases and the run's lease, with fencing tokens (the run's claim:
-    :class:`~fleet.store.rules.RunClaims`)."""
+    :class:`~fleet.store.rules.LeaseRules`)."""
 
     # ---------------------------------------------------------------- host leases
 
@@ -113,23 +113,11 @@ class PgLeases(PgCore, RunClaims[psycopg.Cursor[Any]]):
         rows = self._read("list leases", f"SELECT {LEASE_COLUMNS} FROM leases ORDER BY host")
         return [lease_from_row(row, NATIVE_CODEC) for row in rows]
 
-    def break_lease(self, host: str, who: str, reason: str) -> Lease | None:
-        """Delete ``host``'s lease whoever holds it, and journal who did it and why."""
-        with self._transaction(f"break the lease of {host}") as cur:
-            row = cur.execute(
-                f"DELETE FROM leases WHERE host = %s RETURNING {LEASE_COLUMNS}", (host,)
-            ).fetchone()
-            if row is None:
-                return None
-            current = lease_from_row(row, NATIVE_CODEC)
-            data = {
-                "who": who,
-                "reason": reason,
-                "owner": str(current.owner),
-                "token": current.token,
-            }
-            self._audit(cur, "lease.break", current.owner.run_id or "-", host, data)
-            return current
+    def _delete_lease(self, cur: psycopg.Cursor[Any], host: str) -> Lease | None:
+        row = cur.execute(
+            f"DELETE FROM leases WHERE host = %s RETURNING {LEASE_COLUMNS}", (host,)
+        ).fetchone()
+        return None if row is None else lease_from_row(row, NATIVE_CODEC)
 
     # ------------------------------------------------------------------ run lease
 

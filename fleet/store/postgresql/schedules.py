@@ -19,7 +19,7 @@ from fleet.store.rows import (
     schedule_from_row,
     to_ms,
 )
-from fleet.store.rules import ScheduleClaims
+from fleet.store.rules import ScheduleRules
 
 _INSERT = (
     f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (%s, %s, %s, %s, %s::json, %s, %s, %s,"
@@ -28,9 +28,9 @@ _INSERT = (
 )
 
 
-class PgSchedules(PgCore, ScheduleClaims[psycopg.Cursor[Any]]):
+class PgSchedules(PgCore, ScheduleRules[psycopg.Cursor[Any]]):
     """Schedules (added, paused, removed: audited) and their fires (the rules:
-    :class:`~fleet.store.rules.ScheduleClaims`)."""
+    :class:`~fleet.store.rules.ScheduleRules`)."""
 
     def _insert_schedule(
         self, cur: psycopg.Cursor[Any], schedule: ScheduleRecord, args: str
@@ -70,31 +70,24 @@ class PgSchedules(PgCore, ScheduleClaims[psycopg.Cursor[Any]]):
         rows = self._read("list schedules", f"{SELECT_SCHEDULES} ORDER BY s.name")
         return [schedule_from_row(row, NATIVE_CODEC) for row in rows]
 
-    def remove_schedule(self, name: str, who: str) -> bool:
-        """Forget a schedule and its fires (the runs it started stay). Audited."""
-        with self._transaction(f"remove schedule {name}") as cur:
-            cur.execute("DELETE FROM schedules WHERE name = %s", (name,))
-            gone = cur.rowcount
-            cur.execute("DELETE FROM schedule_fires WHERE schedule = %s", (name,))
-            if gone:
-                self._audit(cur, "schedule.remove", "-", None, {"who": who, "schedule": name})
-            return bool(gone)
+    def _delete_schedule(self, cur: psycopg.Cursor[Any], name: str) -> bool:
+        cur.execute("DELETE FROM schedules WHERE name = %s", (name,))
+        gone = cur.rowcount
+        cur.execute("DELETE FROM schedule_fires WHERE schedule = %s", (name,))
+        return bool(gone)
 
-    def set_schedule_paused(self, name: str, paused: bool, who: str) -> ScheduleRecord:
-        with self._transaction(f"{'pause' if paused else 'resume'} schedule {name}") as cur:
-            if paused:
-                cur.execute("UPDATE schedules SET paused = true WHERE name = %s", (name,))
-            else:
-                cur.execute(
-                    "UPDATE schedules SET paused = false, since = now() WHERE name = %s AND paused",
-                    (name,),
-                )
-            row = cur.execute(f"{SELECT_SCHEDULES} WHERE s.name = %s", (name,)).fetchone()
-            if row is None:
-                raise no_schedule(name)
-            kind = "schedule.pause" if paused else "schedule.resume"
-            self._audit(cur, kind, "-", None, {"who": who, "schedule": name})
-            return schedule_from_row(row, NATIVE_CODEC)
+    def _set_paused(
+        self, cur: psycopg.Cursor[Any], name: str, paused: bool
+    ) -> ScheduleRecord | None:
+        if paused:
+            cur.execute("UPDATE schedules SET paused = true WHERE name = %s", (name,))
+        else:
+            cur.execute(
+                "UPDATE schedules SET paused = false, since = now() WHERE name = %s AND paused",
+                (name,),
+            )
+        row = cur.execute(f"{SELECT_SCHEDULES} WHERE s.name = %s", (name,)).fetchone()
+        return None if row is None else schedule_from_row(row, NATIVE_CODEC)
 
     def _schedule_paused(self, cur: psycopg.Cursor[Any], name: str) -> bool | None:
         row = cur.execute(

@@ -28,14 +28,14 @@ from fleet.store.rows import (
     owner_params,
     to_ms,
 )
-from fleet.store.rules import RunClaims
+from fleet.store.rules import LeaseRules
 from fleet.store.sqlite.core import SqliteCore
 from fleet.store.sqlite.fencing import check_fence, next_token, run_lease, stale_run
 
 
-class SqliteLeases(SqliteCore, RunClaims[sqlite3.Connection]):
+class SqliteLeases(SqliteCore, LeaseRules[sqlite3.Connection]):
     """Per-host leases and the run's lease, with fencing tokens (the run's claim:
-    :class:`~fleet.store.rules.RunClaims`)."""
+    :class:`~fleet.store.rules.LeaseRules`)."""
 
     # ---------------------------------------------------------------- host leases
 
@@ -86,21 +86,11 @@ class SqliteLeases(SqliteCore, RunClaims[sqlite3.Connection]):
         rows = self._read("list leases", f"SELECT {LEASE_COLUMNS} FROM leases ORDER BY host")
         return [lease_from_row(row, TEXT_CODEC) for row in rows]
 
-    def break_lease(self, host: str, who: str, reason: str) -> Lease | None:
-        """Delete ``host``'s lease whoever holds it, and journal who did it and why."""
-        with self._transaction(f"break the lease of {host}") as conn:
-            current = _lease_row(conn, host)
-            if current is None:
-                return None
+    def _delete_lease(self, conn: sqlite3.Connection, host: str) -> Lease | None:
+        current = _lease_row(conn, host)
+        if current is not None:
             conn.execute("DELETE FROM leases WHERE host = ?", (host,))
-            data = {
-                "who": who,
-                "reason": reason,
-                "owner": str(current.owner),
-                "token": current.token,
-            }
-            self._audit(conn, "lease.break", current.owner.run_id or "-", host, data)
-            return current
+        return current
 
     # ------------------------------------------------------------------ run lease
 

@@ -18,13 +18,13 @@ from fleet.store.rows import (
     schedule_from_row,
     to_ms,
 )
-from fleet.store.rules import ScheduleClaims
+from fleet.store.rules import ScheduleRules
 from fleet.store.sqlite.core import SqliteCore
 
 
-class SqliteSchedules(SqliteCore, ScheduleClaims[sqlite3.Connection]):
+class SqliteSchedules(SqliteCore, ScheduleRules[sqlite3.Connection]):
     """Schedules (added, paused, removed: audited) and their fires (the rules:
-    :class:`~fleet.store.rules.ScheduleClaims`)."""
+    :class:`~fleet.store.rules.ScheduleRules`)."""
 
     def _insert_schedule(
         self, conn: sqlite3.Connection, schedule: ScheduleRecord, args: str
@@ -63,29 +63,22 @@ class SqliteSchedules(SqliteCore, ScheduleClaims[sqlite3.Connection]):
         rows = self._read("list schedules", f"{SELECT_SCHEDULES} ORDER BY s.name")
         return [schedule_from_row(row, TEXT_CODEC) for row in rows]
 
-    def remove_schedule(self, name: str, who: str) -> bool:
-        """Forget a schedule and its fires (the runs it started stay). Audited."""
-        with self._transaction(f"remove schedule {name}") as conn:
-            gone = conn.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount
-            conn.execute("DELETE FROM schedule_fires WHERE schedule = ?", (name,))
-            if gone:
-                self._audit(conn, "schedule.remove", "-", None, {"who": who, "schedule": name})
-            return bool(gone)
+    def _delete_schedule(self, conn: sqlite3.Connection, name: str) -> bool:
+        gone = conn.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount
+        conn.execute("DELETE FROM schedule_fires WHERE schedule = ?", (name,))
+        return bool(gone)
 
-    def set_schedule_paused(self, name: str, paused: bool, who: str) -> ScheduleRecord:
-        with self._transaction(f"{'pause' if paused else 'resume'} schedule {name}") as conn:
-            sql = "UPDATE schedules SET paused = ? WHERE name = ?"
-            params: tuple[Any, ...] = (int(paused), name)
-            if not paused:
-                sql = "UPDATE schedules SET paused = 0, since = ? WHERE name = ? AND paused = 1"
-                params = (self._now(), name)
-            conn.execute(sql, params)
-            row = conn.execute(f"{SELECT_SCHEDULES} WHERE s.name = ?", (name,)).fetchone()
-            if row is None:
-                raise no_schedule(name)
-            kind = "schedule.pause" if paused else "schedule.resume"
-            self._audit(conn, kind, "-", None, {"who": who, "schedule": name})
-            return schedule_from_row(row, TEXT_CODEC)
+    def _set_paused(
+        self, conn: sqlite3.Connection, name: str, paused: bool
+    ) -> ScheduleRecord | None:
+        sql = "UPDATE schedules SET paused = ? WHERE name = ?"
+        params: tuple[Any, ...] = (int(paused), name)
+        if not paused:
+            sql = "UPDATE schedules SET paused = 0, since = ? WHERE name = ? AND paused = 1"
+            params = (self._now(), name)
+        conn.execute(sql, params)
+        row = conn.execute(f"{SELECT_SCHEDULES} WHERE s.name = ?", (name,)).fetchone()
+        return None if row is None else schedule_from_row(row, TEXT_CODEC)
 
     def _schedule_paused(self, conn: sqlite3.Connection, name: str) -> bool | None:
         row = conn.execute("SELECT paused FROM schedules WHERE name = ?", (name,)).fetchone()
