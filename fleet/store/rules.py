@@ -20,6 +20,8 @@ from fleet.store.base import MISSED_POLICIES, Lease, Owner, RunLease, ScheduleRe
 from fleet.store.rows import check_ttl, dumps, no_schedule, run_owned, to_ms
 
 Tx = TypeVar("Tx")
+#: A due time of a schedule, as claimed: schedule, due_at, by, outcome, run id, detail.
+FireClaim = tuple[str, datetime, str, str, str | None, str | None]
 
 
 class Steps(Generic[Tx]):
@@ -222,7 +224,7 @@ class ScheduleRules(Steps[Tx]):
         with self._transaction(f"record a fire of schedule {name}") as tx:
             if self._schedule_paused(tx, name) is not False:
                 return False
-            if not self._insert_fire(tx, name, due, by, outcome, run_id, detail):
+            if not self._insert_fire(tx, (name, due, by, outcome, run_id, detail)):
                 return False
             data = {"schedule": name, "due_at": utc_iso(due), "by": by, "outcome": outcome}
             self._audit(tx, "schedule.fire", run_id or "-", None, data)
@@ -249,16 +251,6 @@ class ScheduleRules(Steps[Tx]):
         until ``tx`` ends."""
         raise NotImplementedError
 
-    def _insert_fire(
-        self,
-        tx: Tx,
-        name: str,
-        due: datetime,
-        by: str,
-        outcome: str,
-        run_id: str | None,
-        detail: str | None,
-    ) -> bool:
-        """Record the due time ``due`` of schedule ``name`` as fired now; False when it was
-        recorded already."""
+    def _insert_fire(self, tx: Tx, fire: FireClaim) -> bool:
+        """Record the due time of ``fire`` as fired now; False when it was recorded already."""
         raise NotImplementedError

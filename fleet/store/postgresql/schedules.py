@@ -19,7 +19,7 @@ from fleet.store.rows import (
     schedule_from_row,
     to_ms,
 )
-from fleet.store.rules import ScheduleRules
+from fleet.store.rules import FireClaim, ScheduleRules
 
 _INSERT = (
     f"INSERT INTO schedules ({SCHEDULE_COLUMNS}) VALUES (%s, %s, %s, %s, %s::json, %s, %s, %s,"
@@ -95,20 +95,11 @@ class PgSchedules(PgCore, ScheduleRules[psycopg.Cursor[Any]]):
         ).fetchone()
         return None if row is None else bool(row[0])
 
-    def _insert_fire(
-        self,
-        cur: psycopg.Cursor[Any],
-        name: str,
-        due: datetime,
-        by: str,
-        outcome: str,
-        run_id: str | None,
-        detail: str | None,
-    ) -> bool:
+    def _insert_fire(self, cur: psycopg.Cursor[Any], fire: FireClaim) -> bool:
         claimed = cur.execute(
             f"INSERT INTO schedule_fires ({FIRE_COLUMNS})"
             " VALUES (%s, %s, now(), %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
-            (name, due, by, outcome, run_id, detail),
+            fire,
         ).fetchone()
         return claimed is not None
 

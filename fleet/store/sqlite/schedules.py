@@ -18,7 +18,7 @@ from fleet.store.rows import (
     schedule_from_row,
     to_ms,
 )
-from fleet.store.rules import ScheduleRules
+from fleet.store.rules import FireClaim, ScheduleRules
 from fleet.store.sqlite.core import SqliteCore
 
 
@@ -84,16 +84,8 @@ class SqliteSchedules(SqliteCore, ScheduleRules[sqlite3.Connection]):
         row = conn.execute("SELECT paused FROM schedules WHERE name = ?", (name,)).fetchone()
         return None if row is None else bool(row[0])
 
-    def _insert_fire(
-        self,
-        conn: sqlite3.Connection,
-        name: str,
-        due: datetime,
-        by: str,
-        outcome: str,
-        run_id: str | None,
-        detail: str | None,
-    ) -> bool:
+    def _insert_fire(self, conn: sqlite3.Connection, fire: FireClaim) -> bool:
+        name, due, by, outcome, run_id, detail = fire
         at = utc_iso(due)
         done = conn.execute(
             "SELECT 1 FROM schedule_fires WHERE schedule = ? AND due_at = ?", (name, at)
