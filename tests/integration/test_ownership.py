@@ -15,8 +15,8 @@ from fleet.sandbox.sandbox import Sandbox
 from fleet.store import open_store
 from tests.conftest import FleetCli
 from tests.integration.crashing import kill_when
-from tests.integration.test_operator_cli import wait_for
 from tests.integration.test_rollout import events_of, names, new_tid, write_plan
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def test_a_second_owner_is_refused_naming_the_live_one(fleet: FleetCli, tmp_path
     plan = slow_plan(tmp_path, new_tid(), pause=3)
     proc = fleet.popen("rollout", str(plan), "--limit", "srv-063")
     try:
-        wait_for(lambda: (fleet.state / "fleet.db").exists() and fleet_runs(fleet))
+        wait_for("the run", lambda: (fleet.state / "fleet.db").exists() and fleet_runs(fleet))
         run_id = fleet_runs(fleet)[0]["id"]
         refused = fleet("resume", run_id, check=4)
         assert (
@@ -125,12 +125,13 @@ def test_a_run_lease_broken_under_a_live_owner_stops_it(fleet: FleetCli, tmp_pat
     stops at once with one line and exit 4, and a resume takes the run over."""
     plan = slow_plan(tmp_path, new_tid(), pause=2)
     proc = fleet.popen("rollout", str(plan), "--limit", "srv-063")
-    wait_for(lambda: (fleet.state / "fleet.db").exists() and fleet_runs(fleet))
+    wait_for("the run", lambda: (fleet.state / "fleet.db").exists() and fleet_runs(fleet))
     run_id = str(fleet_runs(fleet)[0]["id"])
     wait_for(
+        "the second stage to start",
         lambda: any(
             e.kind == "step.start" and e.stage == "second" for e in events_of(fleet, run_id)
-        )
+        ),
     )
     os.kill(proc.pid, signal.SIGSTOP)
     try:
