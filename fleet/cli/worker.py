@@ -64,6 +64,7 @@ def worker_cmd(
     s = app.settings
     broker = open_broker(app)
     broker.check()
+    app.share_pacing(broker.pacer)  # one OVH rate limit for the rollout and all its workers
     label = name or f"fleet-{os.getpid()}@{socket.gethostname()}"
     click.echo(
         f"worker {label}: queues {', '.join(names)}; broker {broker.shown}; store {s.store_url}",
