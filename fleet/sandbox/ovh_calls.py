@@ -44,7 +44,8 @@ def route_of(method: str, path: str) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Call:
-    """One call answered: when (the counter's monotonic clock), to whom, what, and the status."""
+    """One call answered: when it came (the counter's monotonic clock), to whom, what, and the
+    status."""
 
     at: float
     server: str
@@ -111,10 +112,16 @@ class CallCounter:
         self._failed: Counter[str] = Counter()
         self._log: deque[Call] = deque(maxlen=LOG_SIZE)
 
-    def count(self, method: str, path: str, status: int) -> None:
+    def now(self) -> float:
+        """The counter's clock (when a call came, for :meth:`count`)."""
+        return self._monotonic()
+
+    def count(self, method: str, path: str, status: int, came: float | None = None) -> None:
+        """Count one answered call; ``came``: when it came (default: now)."""
         key = route_of(method, path)
+        at = self._monotonic() if came is None else came
         with self._lock:
-            self._log.append(Call(self._monotonic(), key[0], key[1], status))
+            self._log.append(Call(at, key[0], key[1], status))
             self._per_route[key] += 1
             if not 200 <= status < 300:
                 self._failed[key[0]] += 1

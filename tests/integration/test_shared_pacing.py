@@ -20,12 +20,13 @@ import pytest
 import redis
 
 from fleet.cli.app import App
+from fleet.provider.ovh_client import pacing_key
 from fleet.sandbox.ovh_calls import Call
 from fleet.sandbox.ovh_chaos import ChaosRule
 from fleet.sandbox.redisserver import RedisServer, free_port
 from fleet.sandbox.sandbox import Sandbox
 from fleet.workers import Broker
-from fleet.workers.pacer import RedisBucket, for_run, run_usage
+from fleet.workers.pacer import RedisBucket, bucket_key, for_run, run_usage
 from tests.integration.workers_harness import REPO
 
 pytestmark = pytest.mark.integration
@@ -43,12 +44,8 @@ AUTH_TIME = "GET /auth/time"  # unsigned, no consumer key: fetched once per proc
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """A sandbox of this module's own: the fake OVH API and a few hosts (no SSH here)."""
-    box = Sandbox(tmp_path_factory.mktemp("psandbox"), servers=PROCESSES, seed=5)
-    box.start()
-    try:
+    with Sandbox(tmp_path_factory.mktemp("psandbox"), servers=PROCESSES, seed=5) as box:
         yield box
-    finally:
-        box.stop()
 
 
 @pytest.fixture(scope="module")
@@ -142,20 +139,20 @@ def test_a_retry_after_seen_by_one_process_pauses_the_others(
     sandbox: Sandbox, client: redis.Redis, redis_url: str
 ) -> None:
     assert sandbox.api is not None
-    pause, names = 3, services(sandbox)
+    pause, names = 4, services(sandbox)
     route = f"GET /dedicated/server/{names[1]}/task"
     sandbox.api.chaos.add_rule(ChaosRule(kind="429", route=route, retry_after=pause, count=1))
-    try:
-        log, _ = run_clients(sandbox, redis_url, names, calls=8)
+    try:  # the 429 answers that process's first call; the others have calls left after it
+        log, _ = run_clients(sandbox, redis_url, names, calls=16)
     finally:
         sandbox.api.chaos.reset()
     refused = [c for c in log if c.status == 429]
     assert len(refused) == 1 and refused[0].server == names[1]
     after = [c.at - refused[0].at for c in log if c.at > refused[0].at]
-    assert after, "the processes stopped calling after the 429"
     # calls paced before the pause was set may land just after the 429; then silence
-    assert not [dt for dt in after if 0.3 < dt < pause - 0.3], after
-    assert {c.server for c in log if c.at > refused[0].at + pause - 0.3} == set(names)
+    assert not [dt for dt in after if 1.0 < dt < pause - 1.0], after
+    resumed = {c.server for c in log if c.at > refused[0].at + pause - 1.0}
+    assert names[1] in resumed and len(resumed) >= 2, "another process was held, then went on"
 
 
 def test_the_controller_heartbeat_tells_the_calls_waiting_in_other_processes(
@@ -168,7 +165,7 @@ def test_the_controller_heartbeat_tells_the_calls_waiting_in_other_processes(
     try:
         assert controller.pacing() is None
         controller.share_pacing(broker.pacer)
-        controller.pacer().pause(6.0)  # as a 429 seen by the controller would
+        controller.pacer().pause(120.0)  # as a 429 seen by the controller would
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEET_", "OVH_"))}
         env.update(FLEET_CONFIG=str(sandbox.config_path))
         cmd = [sys.executable, "-m", "tests.integration.pacing_client", "--broker", redis_url]
@@ -176,9 +173,11 @@ def test_the_controller_heartbeat_tells_the_calls_waiting_in_other_processes(
         worker = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, text=True)
         lines = []
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while worker.poll() is None and time.monotonic() < deadline:
                 lines.append(controller.pacing())
+                if lines[-1]:  # seen: lift the pause, the worker's call goes
+                    client.hdel(bucket_key(pacing_key(controller.ovh_client())), "paused")
                 time.sleep(0.2)
             out, _ = worker.communicate(timeout=30)
         finally:
