@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     "--workers/--in-process",
     default=None,
     help="Run each host's pipeline on Celery workers (`fleet worker`), from its datacenter's "
-    "queue; the batches and budget stay here. Default: the rollout.workers setting.",
+    "queue; the batches and budget stay here, and the OVH rate limit is shared with the "
+    "workers. Default: the rollout.workers setting.",
 )
 @click.option(
     "--show-output",
