@@ -35,12 +35,16 @@ stages:
     steps:
       - name: wait
         check: test -f "$HOME"/{{{{ tid }}}}.two
-        apply: sleep {pause} && echo {{{{ color }}}} > "$HOME"/{{{{ tid }}}}.two
+        apply: {pause} && echo {{{{ color }}}} > "$HOME"/{{{{ tid }}}}.two
 """
+#: A pause that ends when the test opens the gate (a file the sandbox hosts, on this machine, see),
+#: or after 60 s at most: the run stays alive exactly as long as the test needs it.
+GATED = "i=0; while [ ! -e {gate} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
 
 
-def slow_plan(tmp_path: Path, tid: str, pause: float = 2.0) -> Path:
-    return write_plan(tmp_path / "p.yaml", SLOW.format(tid=tid, pause=pause))
+def slow_plan(tmp_path: Path, tid: str, pause: float = 2.0, gate: Path | None = None) -> Path:
+    wait = GATED.format(gate=gate) if gate else f"sleep {pause}"
+    return write_plan(tmp_path / "p.yaml", SLOW.format(tid=tid, pause=wait))
 
 
 def started(host: str) -> object:
@@ -50,7 +54,8 @@ def started(host: str) -> object:
 
 
 def test_a_second_owner_is_refused_naming_the_live_one(fleet: FleetCli, tmp_path: Path) -> None:
-    plan = slow_plan(tmp_path, new_tid(), pause=3)
+    gate = tmp_path / "gate"
+    plan = slow_plan(tmp_path, new_tid(), gate=gate)
     proc = fleet.popen("rollout", str(plan), "--limit", "srv-063")
     try:
         wait_for("the run", lambda: (fleet.state / "fleet.db").exists() and fleet_runs(fleet))
@@ -63,6 +68,7 @@ def test_a_second_owner_is_refused_naming_the_live_one(fleet: FleetCli, tmp_path
         assert f"pid {proc.pid}" in refused.stderr and "alive" in refused.stderr
         assert "Traceback" not in refused.stderr
     finally:
+        gate.touch()
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
 
