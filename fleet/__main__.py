@@ -1,5 +1,5 @@
 """``python -m fleet``: the same as the ``fleet`` console script."""
 
-from fleet.cli import main
+from fleet.launch import main
 
 main()
