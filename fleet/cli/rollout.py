@@ -136,6 +136,7 @@ def rollout_cmd(
     approved = approval(plan, hosts, approve_reinstall)
     approved.update(confirm_destructive(plan, rendered, confirm))
     approved |= preview_approval(app, plan, hosts, rendered, approve_preview)
+    del rendered  # not kept through the run: each pipeline renders its host's plan itself
     if workers:
         from fleet.cli.dispatching import check_workers
 
