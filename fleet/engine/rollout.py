@@ -96,6 +96,8 @@ class RolloutResult:
     state: str
     reason: str | None
     results: dict[str, HostResult] = field(default_factory=dict)
+    #: This session resumed the run (earlier sessions may have finished hosts).
+    resumed: bool = False
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.results.values() if r.outcome == outcome)
@@ -180,7 +182,7 @@ class Rollout:
         self.runner: HostRunner = runner or self._in_process
         for host in hosts:  # every placeholder must resolve before any host is contacted
             render_for_host(plan, host)
-        self.result = RolloutResult(run.id, "running", None)
+        self.result = RolloutResult(run.id, "running", None, resumed=resumption is not None)
         self._lock = threading.Lock()
         self._failed = 0
         self._started = 0
