@@ -22,6 +22,7 @@ from typing import Any
 
 from fleet.clock import Clock, SystemClock
 from fleet.engine.batching import check_topology, make_batches, parse_sizes
+from fleet.engine.collector import rollout_collector
 from fleet.engine.halts import HaltWatch, halt_reason
 from fleet.engine.journal import Journal, progress_of
 from fleet.engine.pipeline import HostJob, HostResult, Services, run_host
@@ -326,6 +327,7 @@ class Rollout:
                 data={"batches": [len(b) for b in batches], "plan_hash": self.plan.hash},
             )
             with (
+                rollout_collector(),
                 HaltWatch(self.svc.store, self.svc.stop, self.journal),
                 cf.ThreadPoolExecutor(
                     self.options.concurrency, thread_name_prefix="fleet-host"
