@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -171,6 +171,13 @@ class Provider(Protocol):
     def tasks(
         self, name: str, function: str | None = None, status: str | None = None
     ) -> list[int]: ...
+
+    def in_flight(self, name: str, function: str, ids: Sequence[int] | None = None) -> Task | None:
+        """The newest task of ``function`` still running among the newest few (of ``ids``, a
+        listing the caller made, when given), if any. Details that answer 404 are read again
+        for a grace period (a task created moments ago); a task whose details never appear is
+        not adopted: nothing says it is recent, or running."""
+        ...
 
     def task(self, name: str, task_id: int) -> Task: ...
 

@@ -74,7 +74,7 @@ from fleet.provider.ovh_tasks import (
 from fleet.provider.ratelimit import RetryPolicy, TokenBucket
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from tenacity import Retrying
 
@@ -423,10 +423,10 @@ class OvhProvider:
         except TaskFailed:
             log.info("%s: %s task %d ended badly; asking for ours", name, function, older.id)
 
-    def in_flight(self, name: str, function: str) -> Task | None:
-        """The newest pending task of ``function`` among the newest few, if any (a task whose
-        details never appear within ``task_grace_seconds`` is not adopted)."""
-        return self._waits.pending(self, name, function)
+    def in_flight(self, name: str, function: str, ids: Sequence[int] | None = None) -> Task | None:
+        """The newest pending task of ``function`` among the newest few (of ``ids`` when given),
+        if any; a task whose details never appear within ``task_grace_seconds`` is not adopted."""
+        return self._waits.pending(self, name, function, ids)
 
     def task_since(self, name: str, function: str, since: datetime) -> Task | None:
         """The newest task of ``function`` created at or after ``since`` by OVH's own

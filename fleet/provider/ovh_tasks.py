@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from fleet.errors import ProviderError, ProviderNotFound, ProviderTransient, TaskFailed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
 
     from fleet.clock import Clock
     from fleet.provider.base import Task, TaskProgress
@@ -102,9 +102,13 @@ class TaskWaits:
             self._clock.sleep(min(remaining, max(delay, pause)))
         raise timed_out(name, task_id, timeout, last)
 
-    def pending(self, source: TaskSource, name: str, function: str) -> Task | None:
-        """The newest pending task of ``function`` among the newest few, if any."""
-        return next((task for task in self.newest(source, name, function) if task.pending), None)
+    def pending(
+        self, source: TaskSource, name: str, function: str, ids: Sequence[int] | None = None
+    ) -> Task | None:
+        """The newest pending task of ``function`` among the newest few (of ``ids`` when
+        given, the ids of a listing the caller made; else listed now), if any."""
+        newest = self.newest(source, name, function, ids)
+        return next((task for task in newest if task.pending), None)
 
     def created_since(
         self, source: TaskSource, name: str, function: str, after: datetime
@@ -113,12 +117,17 @@ class TaskWaits:
         found = [t for t in self.newest(source, name, function) if created_since(t, after)]
         return max(found, key=lambda t: (t.start_date, t.id), default=None)
 
-    def newest(self, source: TaskSource, name: str, function: str) -> Iterator[Task]:
-        """The newest :data:`ADOPT_SCAN` tasks of ``function`` whose details can be read,
-        highest id first (one whose details never appear tells neither its date nor its end:
-        it is left out, so never adopted)."""
-        ids = sorted(source.tasks(name, function=function), reverse=True)[:ADOPT_SCAN]
-        for task_id in ids:
+    def newest(
+        self, source: TaskSource, name: str, function: str, ids: Sequence[int] | None = None
+    ) -> Iterator[Task]:
+        """The newest :data:`ADOPT_SCAN` tasks of ``function`` (among ``ids`` when given) whose
+        details can be read, highest id first. A task created moments ago may answer 404 for a
+        while: it is read again for the grace period. One whose details never appear tells
+        neither its date nor that it runs: it is left out, so never adopted (an old one would
+        stand for work never done)."""
+        if ids is None:
+            ids = source.tasks(name, function=function)
+        for task_id in sorted(ids, reverse=True)[:ADOPT_SCAN]:
             task = self.readable(source.task, name, task_id)
             if task is not None:
                 yield task

@@ -23,15 +23,21 @@ def kill_when(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
-        last = last_run_events(fleet)
-        if last is not None and reached(last[1]):
+        run_id = run_reached(fleet, reached)
+        if run_id:
             os.kill(proc.pid, signal.SIGKILL)
             proc.communicate(timeout=30)
-            return last[0]
+            return run_id
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=30)
     raise AssertionError("the run never reached the moment to kill it")
+
+
+def run_reached(fleet: FleetCli, reached: Callable[[list[Event]], bool]) -> str | None:
+    """The last run's id once its journal satisfies ``reached`` (None before)."""
+    last = last_run_events(fleet)
+    return last[0] if last is not None and reached(last[1]) else None
 
 
 def last_run_events(fleet: FleetCli) -> tuple[str, list[Event]] | None:

@@ -15,7 +15,6 @@ from typing import Any
 
 from fleet.sandbox.sandbox import Sandbox
 from fleet.store import open_store
-from fleet.store.base import Event
 from tests.conftest import FleetCli
 from tests.integration.conftest import QUICK_TIMINGS
 from tests.integration.test_strict_inputs import Contacts
@@ -76,14 +75,6 @@ def plan_file(directory: Path, text: str, name: str = "plan.yaml") -> Path:
     return path
 
 
-def journal(fleet: FleetCli, run_id: str) -> list[Event]:
-    store = open_store(fleet.state / "fleet.db")
-    try:
-        return store.events(run_id)
-    finally:
-        store.close()
-
-
 def runs(fleet: FleetCli) -> list[str]:
     if not (fleet.state / "fleet.db").exists():
         return []
@@ -129,7 +120,6 @@ __all__ = [
     "SERVERS",
     "Contacts",
     "fleet_with",
-    "journal",
     "own_sandbox",
     "plan_file",
     "runs",

@@ -23,8 +23,8 @@ from fleet.store import open_store
 from tests.conftest import FleetCli
 from tests.integration.crash_harness import JOURNEY, CrashHarness, Trial, histogram
 from tests.integration.crashing import kill_when
-from tests.integration.test_operator_cli import wait_for
 from tests.integration.test_rollout import events_of, new_tid, write_plan
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -156,7 +156,10 @@ def test_a_stale_holder_revived_runs_no_further_step(sandbox: Sandbox, tmp_path:
     plan = write_plan(tmp_path / "stale.yaml", STALE.format(tid=tid, steps=steps))
     old = fleet.popen("rollout", str(plan), "--limit", "srv-078", "--confirm", "1")
     witness = sandbox.hosts.home_dir("srv-078", "disk") / f"{tid}.witness"
-    wait_for(lambda: witness.exists() and len(witness.read_text().splitlines()) >= 2)
+    wait_for(
+        "two lines in the witness file",
+        lambda: witness.exists() and len(witness.read_text().splitlines()) >= 2,
+    )
     os.kill(old.pid, signal.SIGSTOP)
     try:
         run_id = json.loads(fleet("status", "--json", check=0).stdout)[0]["id"]

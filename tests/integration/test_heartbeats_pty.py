@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from fleet.sandbox.sandbox import Sandbox
-from fleet.store import open_store
 from fleet.store.base import Event
-from tests.conftest import FleetCli
+from tests.integration.crashing import run_reached
 from tests.integration.operator_rig import fleet_with, own_sandbox, plan_file
 from tests.integration.test_live_view import run_in_pty
-from tests.integration.test_step_locks import wait_until
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +97,7 @@ def test_plain_mode_names_a_lease_wait_and_its_holder(
     fleet = fleet_with(slow_reboots, tmp_path, output__heartbeat=1.0)
     holder = fleet.popen("rollout", str(plan_file(tmp_path, HOLD, "hold.yaml")), "-l", "srv-003")
     try:
-        wait_until(lambda: any(e.kind == "step.start" for e in events(fleet)), timeout=60)
+        wait_for("the holder's step to start", lambda: run_reached(fleet, step_started), 60)
         code, screen = run_in_pty(
             fleet,
             ["rollout", str(plan_file(tmp_path, REBOOT)), "-l", "srv-003", "--output", "plain",
@@ -115,10 +114,5 @@ def test_plain_mode_names_a_lease_wait_and_its_holder(
     assert all(m.group(1) == "srv-003" for m in leases)
 
 
-def events(fleet: FleetCli) -> list[Event]:
-    """Every event of the fleet's runs so far."""
-    store = open_store(fleet.state / "fleet.db")
-    try:
-        return [e for run in store.list_runs(10) for e in store.events(run.id)]
-    finally:
-        store.close()
+def step_started(events: list[Event]) -> bool:
+    return any(e.kind == "step.start" for e in events)

@@ -13,6 +13,7 @@ import pytest
 from fleet.sandbox.sandbox import Sandbox
 from tests.conftest import FleetCli
 from tests.integration.test_rollout import events_of, last_run, names, new_tid, write_plan
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,16 +29,6 @@ stages:
 """
 
 
-def wait_for(predicate: object, timeout: float = 60) -> None:
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def started_hosts(fleet: FleetCli) -> int:
     runs = json.loads(fleet("status", "--json", check=0).stdout)
     if not runs:
@@ -50,7 +41,7 @@ def test_global_halt_stops_new_hosts_and_resume_finishes(fleet: FleetCli, tmp_pa
     proc = fleet.popen(
         "rollout", str(plan), "--limit", names(11, 20), "--batches", "100%", "-c", "2"
     )
-    wait_for(lambda: started_hosts(fleet) >= 1)
+    wait_for("a host to start", lambda: started_hosts(fleet) >= 1)
     fleet("halt", "--reason", "storage alerts in gra3", check=0)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
@@ -75,7 +66,7 @@ def test_first_ctrl_c_finishes_in_flight_steps_second_cuts_them(
     proc = fleet.popen(
         "rollout", str(plan), "--limit", names(11, 20), "--batches", "100%", "-c", "2"
     )
-    wait_for(lambda: started_hosts(fleet) >= 2)
+    wait_for("two hosts to start", lambda: started_hosts(fleet) >= 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2, err
@@ -98,7 +89,7 @@ def test_first_ctrl_c_finishes_in_flight_steps_second_cuts_them(
             e.kind == "step.start" for e in events_of(fleet, run["id"])
         )
 
-    wait_for(new_run_started)
+    wait_for("the second rollout's first step", new_run_started)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
@@ -117,7 +108,7 @@ def test_leases_list_and_break_are_audited(fleet: FleetCli, tmp_path: Path) -> N
     )
     proc = fleet.popen("rollout", str(plan), "--limit", names(13, 13))
     try:
-        wait_for(lambda: json.loads(fleet("leases", "list", "--json", check=0).stdout) != [])
+        wait_for("a lease", lambda: json.loads(fleet("leases", "list", "--json", check=0).stdout))
         leases = json.loads(fleet("leases", "list", "--json", check=0).stdout)
         assert leases[0]["host"] == "srv-013" and "run r" in leases[0]["owner"]
         assert leases[0]["token"] >= 1 and not leases[0]["expired"]

@@ -17,12 +17,12 @@ from tests.conftest import FleetCli
 from tests.integration.operator_rig import (
     Contacts,
     fleet_with,
-    journal,
     own_sandbox,
     plan_file,
     runs,
     silent_listener,
 )
+from tests.integration.test_rollout import events_of
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +162,7 @@ def test_hosts_whose_sshd_never_answers_fail_in_one_line_each(box: Sandbox, tmp_
         )
     # paramiko's own complaint is in the journal, one line per attempt, with its host
     run_id = runs(fleet)[0]
-    notes = [e for e in journal(fleet, run_id) if e.kind == "host.ssh"]
+    notes = [e for e in events_of(fleet, run_id) if e.kind == "host.ssh"]
     assert notes and {e.host for e in notes} <= {"boot-0", "boot-1", "boot-2"}
     assert all(e.excerpt and "\n" not in e.excerpt for e in notes)
     # and the silent wait was not silent: heartbeat lines name the step and why it waits
@@ -291,7 +291,7 @@ def test_one_datacenter_at_a_time(box: Sandbox, tmp_path: Path) -> None:
         "rollout", str(plan), "--limit", HYBRID, "--serial-by", "datacenter", "--max-per", "1",
         "--batches", "1,100%", "--concurrency", "4", check=0,
     )  # fmt: skip
-    starts = [e for e in journal(fleet, runs(fleet)[0]) if e.kind == "batch.start"]
+    starts = [e for e in events_of(fleet, runs(fleet)[0]) if e.kind == "batch.start"]
     place = {s.name: s.datacenter for s in box.servers}
     units = [[place[h] for h in e.data["hosts"]] for e in starts]
     # gra3's three hybrid servers one at a time (--max-per 1), then rbx8's: never both at once

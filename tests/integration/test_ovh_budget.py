@@ -14,8 +14,7 @@ may have started: the task list and up to three task reads).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,10 @@ from fleet.sandbox.ovh_chaos import ChaosRule, Early404, TaskFailure
 from fleet.sandbox.sandbox import Sandbox
 from fleet.store.base import Event
 from tests.conftest import FleetCli
-from tests.integration.crashing import last_run_events
+from tests.integration.crashing import run_reached
 from tests.integration.test_rescue import ROUND_TRIP
 from tests.integration.test_rollout import events_of, last_run, names, new_tid, write_plan
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -139,9 +139,7 @@ def test_a_failed_reboot_is_never_proven_by_the_old_system_answering(
     tasks_before = len(api.api.model.task_ids(service, "hardReboot"))
     proc = fleet.popen("rollout", str(plan), "--limit", names(host, host))
     try:
-        wait_until(
-            fleet, lambda events: any(e.kind == "step.start" and e.stage == "pause" for e in events)
-        )
+        wait_for("the run to reach its pause", lambda: run_reached(fleet, paused), 120)
         api.api.chaos.fail_tasks(TaskFailure(function="hardReboot", status="ovhError", count=1))
         out, err = proc.communicate(timeout=300)
     finally:
@@ -163,14 +161,5 @@ def test_a_failed_reboot_is_never_proven_by_the_old_system_answering(
     assert api.api.server_mode(service) == "disk"
 
 
-def wait_until(
-    fleet: FleetCli, reached: Callable[[list[Event]], bool], timeout: float = 120
-) -> None:
-    """Poll the last run's journal until ``reached`` holds (bounded in time)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        last = last_run_events(fleet)
-        if last is not None and reached(last[1]):
-            return
-        time.sleep(0.05)
-    raise AssertionError("the run never reached the moment expected")
+def paused(events: list[Event]) -> bool:
+    return any(e.kind == "step.start" and e.stage == "pause" for e in events)

@@ -15,8 +15,8 @@ from fleet.sandbox.sandbox import Sandbox
 from fleet.store import open_store
 from tests.conftest import FleetCli
 from tests.integration.crashing import kill_when
-from tests.integration.test_operator_cli import wait_for
 from tests.integration.test_rollout import events_of, names, new_tid, write_plan
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,12 +35,16 @@ stages:
     steps:
       - name: wait
         check: test -f "$HOME"/{{{{ tid }}}}.two
-        apply: sleep {pause} && echo {{{{ color }}}} > "$HOME"/{{{{ tid }}}}.two
+        apply: {pause} && echo {{{{ color }}}} > "$HOME"/{{{{ tid }}}}.two
 """
+#: A pause that ends when the test opens the gate (a file the sandbox hosts, on this machine, see),
+#: or after 60 s at most: the run stays alive exactly as long as the test needs it.
+GATED = "i=0; while [ ! -e {gate} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done"
 
 
-def slow_plan(tmp_path: Path, tid: str, pause: float = 2.0) -> Path:
-    return write_plan(tmp_path / "p.yaml", SLOW.format(tid=tid, pause=pause))
+def slow_plan(tmp_path: Path, tid: str, pause: float = 2.0, gate: Path | None = None) -> Path:
+    wait = GATED.format(gate=gate) if gate else f"sleep {pause}"
+    return write_plan(tmp_path / "p.yaml", SLOW.format(tid=tid, pause=wait))
 
 
 def started(host: str) -> object:
@@ -50,10 +54,11 @@ def started(host: str) -> object:
 
 
 def test_a_second_owner_is_refused_naming_the_live_one(fleet: FleetCli, tmp_path: Path) -> None:
-    plan = slow_plan(tmp_path, new_tid(), pause=3)
+    gate = tmp_path / "gate"
+    plan = slow_plan(tmp_path, new_tid(), gate=gate)
     proc = fleet.popen("rollout", str(plan), "--limit", "srv-063")
     try:
-        wait_for(lambda: (fleet.state / "fleet.db").exists() and fleet_runs(fleet))
+        wait_for("the run", lambda: (fleet.state / "fleet.db").exists() and fleet_runs(fleet))
         run_id = fleet_runs(fleet)[0]["id"]
         refused = fleet("resume", run_id, check=4)
         assert (
@@ -63,6 +68,7 @@ def test_a_second_owner_is_refused_naming_the_live_one(fleet: FleetCli, tmp_path
         assert f"pid {proc.pid}" in refused.stderr and "alive" in refused.stderr
         assert "Traceback" not in refused.stderr
     finally:
+        gate.touch()
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
 
@@ -125,12 +131,13 @@ def test_a_run_lease_broken_under_a_live_owner_stops_it(fleet: FleetCli, tmp_pat
     stops at once with one line and exit 4, and a resume takes the run over."""
     plan = slow_plan(tmp_path, new_tid(), pause=2)
     proc = fleet.popen("rollout", str(plan), "--limit", "srv-063")
-    wait_for(lambda: (fleet.state / "fleet.db").exists() and fleet_runs(fleet))
+    wait_for("the run", lambda: (fleet.state / "fleet.db").exists() and fleet_runs(fleet))
     run_id = str(fleet_runs(fleet)[0]["id"])
     wait_for(
+        "the second stage to start",
         lambda: any(
             e.kind == "step.start" and e.stage == "second" for e in events_of(fleet, run_id)
-        )
+        ),
     )
     os.kill(proc.pid, signal.SIGSTOP)
     try:

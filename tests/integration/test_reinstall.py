@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from fleet.provider.ovh import OvhProvider, build_client
-from fleet.sandbox.ovh_chaos import ChaosRule, TaskFailure
+from fleet.sandbox.ovh_chaos import ChaosRule, Early404, TaskFailure
 from fleet.sandbox.ovh_tasks import REINSTALL
 from fleet.sandbox.sandbox import ENDPOINT_NAME, Sandbox
 from fleet.store import open_store
@@ -136,6 +136,24 @@ def test_a_reinstall_already_running_is_adopted_not_started_again(
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert posts.fired == 1  # fleet sent none: it adopted the running task
     assert reinstall_tasks(box, name) == [*before, started.id]
+    events = events_of(fleet, last_run(fleet)["id"])
+    assert f"OVH task {started.id} (reinstallServer, adopting)" in waits(events, name)
+
+
+def test_a_reinstall_started_moments_ago_is_adopted_while_its_details_still_answer_404(
+    box: Sandbox, fleet: FleetCli
+) -> None:
+    """OVH lists a new task before it answers its details: read again for the grace period,
+    it is adopted as the running reinstall, not taken for an unknown one."""
+    assert box.api is not None
+    name, sn = "srv-027", service(box, "srv-027")
+    box.api.set_timings(dataclasses.replace(box.api.model.timings, reinstall_doing=20.0))
+    box.api.chaos.hide_new_tasks(Early404(gets=3, function=REINSTALL, count=1))
+    posts = counter(box, "POST /dedicated/server/*/reinstall")
+    started = provider(box).reinstall(sn, {"operatingSystem": "debian12_64"})
+    proc = fleet("reinstall", name, "--os", "debian12_64", "--confirm", name, "--timeout", "120s")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert posts.fired == 1  # fleet sent none
     events = events_of(fleet, last_run(fleet)["id"])
     assert f"OVH task {started.id} (reinstallServer, adopting)" in waits(events, name)
 

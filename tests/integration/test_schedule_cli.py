@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from fleet.store import open_store
 from fleet.store.base import ScheduleRecord
 from fleet.store.sqlite import SqliteStore
 from tests.conftest import FleetCli
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +50,6 @@ def store_of(fleet: FleetCli) -> Iterator[SqliteStore]:
         store.close()
 
 
-def wait_for(predicate: object, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -80,7 +71,7 @@ def test_rollout_waits_for_its_window_until_the_global_halt(
                 runs = store.list_runs()
                 return bool(runs) and any(e.kind == "window.wait" for e in store.events(runs[0].id))
 
-            wait_for(waiting, "the rollout to wait for its window")
+            wait_for("the rollout to wait for its window", waiting)
             fleet("halt", "--reason", "change freeze", check=0)
             _, err = proc.communicate(timeout=60)
             assert proc.returncode == 2, err
@@ -93,8 +84,8 @@ def test_rollout_waits_for_its_window_until_the_global_halt(
             resumed = fleet.popen("resume", run.id)
             try:
                 wait_for(
-                    lambda: sum(e.kind == "window.wait" for e in store.events(run.id)) >= 2,
                     "the resumed rollout to wait for its window again",
+                    lambda: sum(e.kind == "window.wait" for e in store.events(run.id)) >= 2,
                 )
                 fleet("halt", "--reason", "still frozen", check=0)
                 _, err = resumed.communicate(timeout=60)

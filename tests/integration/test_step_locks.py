@@ -5,8 +5,6 @@ runs past the step's timeout). Real sshd hosts of the sandbox, real flock."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from fleet.store.base import Event
 from tests.conftest import FleetCli
 from tests.integration.crashing import kill_when
 from tests.integration.test_rollout import events_of, new_tid, write_plan
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -49,19 +48,12 @@ def host_log(sandbox: Sandbox, host: str, tid: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def test_a_resume_waits_for_the_running_step_and_takes_its_outcome(
     sandbox: Sandbox, fleet: FleetCli, tmp_path: Path
 ) -> None:
     host, tid = "srv-067", new_tid()
     proc = fleet.popen("rollout", str(plan(tmp_path, tid, sleep=3)), "--limit", host)
-    wait_until(lambda: len(host_log(sandbox, host, tid)) == 1)  # the command runs on the host
+    wait_for("the command to run on the host", lambda: len(host_log(sandbox, host, tid)) == 1, 30)
     run_id = kill_when(fleet, proc, step_started)
     resumed = fleet("resume", run_id)  # at once: the command is still running there
     assert resumed.returncode == 0, resumed.stderr
@@ -81,14 +73,14 @@ def test_a_step_still_running_past_its_timeout_fails_clearly(
     host, tid = "srv-068", new_tid()
     # longer than the resume's waits, infrastructure retries included (sandbox: 0.5 s, 1 s)
     proc = fleet.popen("rollout", str(plan(tmp_path, tid, sleep=10, timeout=1)), "--limit", host)
-    wait_until(lambda: len(host_log(sandbox, host, tid)) == 1)
+    wait_for("the command to run on the host", lambda: len(host_log(sandbox, host, tid)) == 1, 30)
     run_id = kill_when(fleet, proc, step_started)
     resumed = fleet("resume", run_id)
     assert resumed.returncode == 1
     assert "still running on this host after 1s" in resumed.stderr
     assert "Traceback" not in resumed.stderr
     assert len(host_log(sandbox, host, tid)) == 1  # nothing started beside it
-    wait_until(lambda: len(host_log(sandbox, host, tid)) == 2, timeout=30)
+    wait_for("the command left running to end", lambda: len(host_log(sandbox, host, tid)) == 2, 30)
 
 
 def test_a_step_that_ended_badly_runs_again_on_resume(

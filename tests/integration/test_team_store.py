@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from fleet.store import open_store
 from fleet.store.base import Event, Store
 from tests.conftest import FleetCli
 from tests.pgserver import PgServer
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,15 +67,6 @@ def operator(tmp_path: Path, sandbox: Sandbox, postgres: PgServer, url: str, nam
         f'operator = "{name}"\n\n' + sandbox.config_path.read_text()
     )
     return FleetCli(tmp_path / f"{name}-state", config)
-
-
-def wait_for(what: str, check: object, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(check) and check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -125,6 +116,7 @@ def test_two_operators_share_leases_a_halt_and_the_audit_trail(
         wait_for(
             "alice's hosts to start",
             lambda: all((homes[h] / tid / "started").exists() for h in ALICE_HOSTS),
+            120,
         )
         (run,) = store.list_runs()
 
@@ -145,7 +137,7 @@ def test_two_operators_share_leases_a_halt_and_the_audit_trail(
 
         # Bob halts: Alice's rollout hears it while her steps still hold the hosts
         bob("halt", "--reason", "storage alerts in gra3", check=0)
-        wait_for("alice's rollout to hear the halt", lambda: _kinds(store, run.id, "run.halt"))
+        wait_for("alice's rollout to hear the halt", lambda: _kinds(store, run.id, "run.halt"), 120)
         for name in ALICE_HOSTS:
             (homes[name] / tid / "go").touch()
         out, err = rollout.communicate(timeout=180)

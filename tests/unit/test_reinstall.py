@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from fleet.clock import FakeClock
 from fleet.errors import TaskFailed, UsageError
 from fleet.inventory import Host
 from fleet.plan import parse_plan
 from fleet.provider.base import DiskGroup, Hardware, InstallStatus, InstallStep, Task
+from fleet.provider.ovh_tasks import TaskWaits
 from fleet.stages.reinstall.approval import (
     APPROVAL_OPTION,
     approval,
@@ -26,9 +28,9 @@ from fleet.stages.reinstall.identity import installed_identity, key_id, same_key
 from fleet.stages.reinstall.request import Target, build_request, read_script, system_group
 from fleet.stages.reinstall.spec import ReinstallRefused, ReinstallSpec, parse_params
 from fleet.stages.reinstall.task import (
+    REINSTALL_TASK,
     Earlier,
     earlier_attempt,
-    in_flight,
     progress_text,
     resume_task,
 )
@@ -323,10 +325,12 @@ def test_the_last_mark_of_the_stage_decides() -> None:
 
 
 class Tasks:
-    """The task reads of a provider, over a fixed table (pure logic under test)."""
+    """The task reads of a provider, over a fixed table (pure logic under test); a task in
+    ``late`` answers 404 to that many reads before its details appear."""
 
     def __init__(self, *tasks: Task) -> None:
         self.table = {t.id: t for t in tasks}
+        self.late: dict[int, int] = {}
 
     def tasks(self, name: str, function: str | None = None, status: str | None = None) -> list[int]:
         return sorted(self.table)
@@ -334,6 +338,9 @@ class Tasks:
     def task(self, name: str, task_id: int) -> Task:
         from fleet.errors import ProviderNotFound
 
+        if self.late.get(task_id, 0) > 0:
+            self.late[task_id] -= 1
+            raise ProviderNotFound("404", server=name)
         if task_id not in self.table:
             raise ProviderNotFound("404", server=name)
         return self.table[task_id]
@@ -364,18 +371,41 @@ def test_a_failed_task_is_restarted_by_a_resume_never_by_the_retries() -> None:
     assert resume_task(provider, "ns1", Earlier(11, (), False)) is None
 
 
+GRACE = 30.0
+
+
+def in_flight(provider: Tasks, ids: list[int], clock: FakeClock | None = None) -> Task | None:
+    """What the stage adopts among ``ids``: the provider's own reader of running tasks."""
+    clock = clock or FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    waits = TaskWaits(
+        provider.task, clock, grace_seconds=GRACE, poll_interval=5.0, max_poll_interval=30.0
+    )
+    return waits.pending(provider, "ns1", REINSTALL_TASK, ids)
+
+
 def test_a_running_reinstall_is_found_among_the_newest() -> None:
-    provider: Any = Tasks(
+    provider = Tasks(
         reinstall_task(3, "todo"), reinstall_task(5, "done"), reinstall_task(8, "cancelled")
     )
-    assert in_flight(provider, "ns1", [3, 5, 8]) == reinstall_task(3, "todo")
-    assert in_flight(provider, "ns1", [5, 8]) is None
+    assert in_flight(provider, [3, 5, 8]) == reinstall_task(3, "todo")
+    assert in_flight(provider, [5, 8]) is None
     # only the newest three are looked at
     for task_id in (20, 21, 22):
         provider.table[task_id] = reinstall_task(task_id, "done")
-    assert in_flight(provider, "ns1", [3, 5, 8, 20, 21, 22]) is None
-    # one whose details answer 404 says neither when it started nor that it runs: not adopted
-    assert in_flight(provider, "ns1", [20, 21, 23]) is None
+    assert in_flight(provider, [3, 5, 8, 20, 21, 22]) is None
+    # one whose details still answer 404 after the grace period says neither when it started
+    # nor that it runs: not adopted
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    assert in_flight(provider, [20, 21, 23], clock) is None
+    assert clock.monotonic() >= GRACE  # read again for the grace period first
+
+
+def test_a_reinstall_created_moments_ago_is_adopted_once_its_details_appear() -> None:
+    provider = Tasks(reinstall_task(20, "done"), reinstall_task(23, "todo"))
+    provider.late[23] = 2  # OVH lists a new task before it answers its details
+    clock = FakeClock(datetime(2026, 1, 1, tzinfo=UTC))
+    assert in_flight(provider, [20, 23], clock) == reinstall_task(23, "todo")
+    assert clock.monotonic() < GRACE
 
 
 # -- progress and identity ------------------------------------------------------------------------

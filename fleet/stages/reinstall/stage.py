@@ -21,7 +21,6 @@ from fleet.stages.reinstall.task import (
     REINSTALL_TASK,
     InstallProgress,
     earlier_attempt,
-    in_flight,
     resume_task,
 )
 from fleet.transport.base import KeyExpectation
@@ -77,7 +76,7 @@ def _start(
     key = ctx.settings.rescue_public_key
     request = prepare_request(prov, ctx.host, spec, ssh_key=key)
     known = prov.tasks(service, function=REINSTALL_TASK)
-    running = in_flight(prov, service, known)
+    running = prov.in_flight(service, REINSTALL_TASK, known)
     if running is not None:
         note_task(ctx, stage, running, "adopting", replaces_key=old_key)
         return running

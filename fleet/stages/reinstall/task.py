@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 REINSTALL_TASK = "reinstallServer"
 #: Longest wait for one server's install when the stage sets no ``timeout``.
 DEFAULT_TIMEOUT = 3600.0
-#: How many of the newest reinstall tasks are looked at for one still running.
-_ADOPT_SCAN = 3
 
 
 @dataclass(frozen=True)
@@ -89,20 +87,6 @@ def resume_task(provider: Provider, service: str, earlier: Earlier) -> Task | No
         query_id=task.query_id,
         hint="look at the server, then `fleet resume RUN` starts a new reinstall",
     )
-
-
-def in_flight(provider: Provider, service: str, ids: Sequence[int]) -> Task | None:
-    """The newest running reinstall task among ``ids``, if any. A task whose details answer
-    404 is not adopted: nothing says it is recent, or running (an old one would skip the
-    reinstall this run needs; a new one makes OVH refuse the POST, which says so)."""
-    for task_id in sorted(ids, reverse=True)[:_ADOPT_SCAN]:
-        try:
-            task = provider.task(service, task_id)
-        except ProviderNotFound:
-            continue
-        if task.pending:
-            return task
-    return None
 
 
 def progress_text(task: Task, status: InstallStatus | None) -> tuple[str, str | None]:

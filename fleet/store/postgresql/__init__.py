@@ -4,8 +4,8 @@ The same :class:`~fleet.store.base.Store` as SQLite, split along the same seams,
 :class:`~fleet.store.postgresql.core.PgCore` (the pool, transactions, the schema and the audit
 trail): runs and their journal, leases (the hosts' and the run's, with fencing), the operators'
 controls (quarantine and halt, heard at once through LISTEN/NOTIFY), host keys, schedules, and
-the arrays fleet created with the previews an operator approves. The only module tree that imports
-psycopg.
+the arrays fleet created with the previews an operator approves; the rules both backends share
+come from :mod:`fleet.store.rules`. The only module tree that imports psycopg.
 """
 
 from __future__ import annotations

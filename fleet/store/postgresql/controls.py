@@ -9,18 +9,23 @@ breaks, polling alone still sees a halt within that time, and the next wait list
 from __future__ import annotations
 
 import time
+from typing import Any
+
+import psycopg
 
 from fleet.store.base import Fence, HaltState, QuarantineEntry
 from fleet.store.postgresql.core import PgCore
 from fleet.store.postgresql.fencing import check_fence
 from fleet.store.rows import NATIVE_CODEC, quarantine_from_row
+from fleet.store.rules import ControlRules
 
 #: The longest a waiter goes without reading the switch (the fallback when notifications fail).
 HALT_POLL = 1.0
 
 
-class PgControls(PgCore):
-    """Hosts kept out of rollouts, and the switch that stops every rollout."""
+class PgControls(PgCore, ControlRules[psycopg.Cursor[Any]]):
+    """Hosts kept out of rollouts, and the switch that stops every rollout (what clearing and
+    setting them records: :class:`~fleet.store.rules.ControlRules`)."""
 
     # ----------------------------------------------------------------- quarantine
 
@@ -43,38 +48,25 @@ class PgControls(PgCore):
         )
         return [quarantine_from_row(row, NATIVE_CODEC) for row in rows]
 
-    def clear_quarantine(self, host: str, who: str) -> bool:
-        """Let later rollouts take ``host`` again; journaled under run ``-``."""
-        with self._transaction(f"clear the quarantine of {host}") as cur:
-            row = cur.execute(
-                "DELETE FROM quarantine WHERE host = %s RETURNING run_id, reason", (host,)
-            ).fetchone()
-            if row is None:
-                return False
-            data = {"who": who, "run_id": row[0], "reason": row[1]}
-            self._audit(cur, "quarantine.clear", "-", host, data)
-            return True
+    def _delete_quarantine(self, cur: psycopg.Cursor[Any], host: str) -> tuple[str, str] | None:
+        row = cur.execute(
+            "DELETE FROM quarantine WHERE host = %s RETURNING run_id, reason", (host,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
 
     # ----------------------------------------------------------------------- halt
 
-    def set_halt(self, who: str, reason: str) -> None:
-        with self._transaction("set the global halt") as cur:
-            cur.execute(
-                "INSERT INTO halt (id, who, reason, at) VALUES (1, %s, %s, now())"
-                " ON CONFLICT (id) DO UPDATE SET who = excluded.who, reason = excluded.reason,"
-                " at = excluded.at",
-                (who, reason),
-            )
-            self._audit(cur, "halt.set", "-", None, {"who": who, "reason": reason})
+    def _write_halt(self, cur: psycopg.Cursor[Any], who: str, reason: str) -> None:
+        cur.execute(
+            "INSERT INTO halt (id, who, reason, at) VALUES (1, %s, %s, now())"
+            " ON CONFLICT (id) DO UPDATE SET who = excluded.who, reason = excluded.reason,"
+            " at = excluded.at",
+            (who, reason),
+        )
 
-    def clear_halt(self, who: str) -> bool:
-        with self._transaction("clear the global halt") as cur:
-            row = cur.execute("DELETE FROM halt WHERE id = 1 RETURNING who, reason").fetchone()
-            if row is None:
-                return False
-            data = {"who": who, "set_by": row[0], "reason": row[1]}
-            self._audit(cur, "halt.clear", "-", None, data)
-            return True
+    def _delete_halt(self, cur: psycopg.Cursor[Any]) -> tuple[str, str] | None:
+        row = cur.execute("DELETE FROM halt WHERE id = 1 RETURNING who, reason").fetchone()
+        return None if row is None else (row[0], row[1])
 
     def halt_state(self) -> HaltState | None:
         rows = self._read("read the global halt", "SELECT who, reason, at FROM halt WHERE id = 1")

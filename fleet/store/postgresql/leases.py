@@ -11,6 +11,7 @@ fast or slow neither steals a live lease nor keeps an expired one.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -28,8 +29,8 @@ from fleet.store.rows import (
     lease_from_row,
     lease_gone,
     owner_params,
-    run_owned,
 )
+from fleet.store.rules import LeaseRules
 
 _OWNER_SET = ", ".join(f"{c} = excluded.{c}" for c in OWNER_COLUMNS.split(", "))
 _SELECT = f"SELECT {LEASE_COLUMNS}, expires_at >= now() FROM leases WHERE host = %s FOR UPDATE"
@@ -56,8 +57,9 @@ _CLAIM = (
 )
 
 
-class PgLeases(PgCore):
-    """Per-host leases and the run's lease, with fencing tokens."""
+class PgLeases(PgCore, LeaseRules[psycopg.Cursor[Any]]):
+    """Per-host leases and the run's lease, with fencing tokens (the run's claim:
+    :class:`~fleet.store.rules.LeaseRules`)."""
 
     # ---------------------------------------------------------------- host leases
 
@@ -111,55 +113,35 @@ class PgLeases(PgCore):
         rows = self._read("list leases", f"SELECT {LEASE_COLUMNS} FROM leases ORDER BY host")
         return [lease_from_row(row, NATIVE_CODEC) for row in rows]
 
-    def break_lease(self, host: str, who: str, reason: str) -> Lease | None:
-        """Delete ``host``'s lease whoever holds it, and journal who did it and why."""
-        with self._transaction(f"break the lease of {host}") as cur:
-            row = cur.execute(
-                f"DELETE FROM leases WHERE host = %s RETURNING {LEASE_COLUMNS}", (host,)
-            ).fetchone()
-            if row is None:
-                return None
-            current = lease_from_row(row, NATIVE_CODEC)
-            data = {
-                "who": who,
-                "reason": reason,
-                "owner": str(current.owner),
-                "token": current.token,
-            }
-            self._audit(cur, "lease.break", current.owner.run_id or "-", host, data)
-            return current
+    def _delete_lease(self, cur: psycopg.Cursor[Any], host: str) -> Lease | None:
+        row = cur.execute(
+            f"DELETE FROM leases WHERE host = %s RETURNING {LEASE_COLUMNS}", (host,)
+        ).fetchone()
+        return None if row is None else lease_from_row(row, NATIVE_CODEC)
 
     # ------------------------------------------------------------------ run lease
 
-    def claim_run(
-        self, run_id: str, owner: Owner, ttl: float, *, replacing: int | None, why: str
+    def _run_lease(
+        self, cur: psycopg.Cursor[Any], run_id: str
+    ) -> tuple[Owner, int | None, datetime | None]:
+        return run_lease(cur, run_id, "FOR UPDATE")
+
+    def _set_run_owner(
+        self, cur: psycopg.Cursor[Any], run_id: str, owner: Owner, ttl: float
     ) -> RunLease:
-        """Make ``owner`` the run's owner if its token is still ``replacing``, else raise
-        :class:`RunOwned`; the run's host leases held by anyone else are re-issued to ``owner``,
-        and a takeover from another process is journaled and audited (``run.takeover``)."""
-        check_ttl(ttl)
-        with self._transaction(f"claim run {run_id}") as cur:
-            previous, token, expires = run_lease(cur, run_id, "FOR UPDATE")
-            if token != replacing:
-                raise run_owned(run_id, previous)
-            claimed = cur.execute(_CLAIM, (*owner_params(owner), ttl, run_id)).fetchone()
-            assert claimed is not None, "the row is locked by this transaction"
-            lease = RunLease(run_id, owner, claimed[0], NATIVE_CODEC.time(claimed[1]))
-            rows = cur.execute(
-                f"SELECT {LEASE_COLUMNS} FROM leases WHERE owner_run_id = %s"
-                " ORDER BY host FOR UPDATE",
-                (run_id,),
-            ).fetchall()
-            reissued = []
-            for old in (lease_from_row(row, NATIVE_CODEC) for row in rows):
-                if old.owner != owner:
-                    cur.execute(_REISSUE, (*owner_params(owner), ttl, old.host))
-                    reissued.append(old.host)
-            # a live lease, or a run never claimed (its creator died first): taken from someone
-            if (expires is not None or token is None) and not previous.same_process(owner):
-                data = {"from": str(previous), "to": str(owner), "why": why, "hosts": reissued}
-                self._audit(cur, "run.takeover", run_id, None, {**data, "token": lease.token})
-            return lease
+        claimed = cur.execute(_CLAIM, (*owner_params(owner), ttl, run_id)).fetchone()
+        assert claimed is not None, "the row is locked by this transaction"
+        return RunLease(run_id, owner, claimed[0], NATIVE_CODEC.time(claimed[1]))
+
+    def _run_host_leases(self, cur: psycopg.Cursor[Any], run_id: str) -> list[Lease]:
+        rows = cur.execute(
+            f"SELECT {LEASE_COLUMNS} FROM leases WHERE owner_run_id = %s ORDER BY host FOR UPDATE",
+            (run_id,),
+        ).fetchall()
+        return [lease_from_row(row, NATIVE_CODEC) for row in rows]
+
+    def _reissue(self, cur: psycopg.Cursor[Any], host: str, owner: Owner, ttl: float) -> None:
+        cur.execute(_REISSUE, (*owner_params(owner), ttl, host))
 
     def renew_run(self, lease: RunLease, ttl: float) -> RunLease:
         """Push the run lease's expiry; raise LeaseLost when it is no longer ours."""
@@ -183,16 +165,8 @@ class PgLeases(PgCore):
             (lease.run_id, lease.token),
         )
 
-    def break_run_lease(self, run_id: str, who: str, reason: str) -> RunLease | None:
-        """End the run's lease whoever holds it (its writes are refused from now); audited."""
-        with self._transaction(f"break the lease of run {run_id}") as cur:
-            owner, token, expires = run_lease(cur, run_id, "FOR UPDATE")
-            if token is None or expires is None:
-                return None
-            cur.execute("UPDATE runs SET lease_expires_at = NULL WHERE id = %s", (run_id,))
-            data = {"who": who, "reason": reason, "owner": str(owner), "token": token}
-            self._audit(cur, "run.lease.break", run_id, None, data)
-            return RunLease(run_id, owner, token, expires)
+    def _end_run_lease(self, cur: psycopg.Cursor[Any], run_id: str) -> None:
+        cur.execute("UPDATE runs SET lease_expires_at = NULL WHERE id = %s", (run_id,))
 
 
 def _extend(cur: psycopg.Cursor[Any], lease: Lease, ttl: float) -> Lease:

@@ -4,7 +4,9 @@ The store is split along its seams, each a mixin over :class:`~fleet.store.sqlit
 (connections, transactions, group commits, the schema and the audit trail): runs and their
 journal, leases (the hosts' and the run's, with fencing: :mod:`~fleet.store.sqlite.fencing`),
 the operators' controls (quarantine and halt), host keys, schedules, and what fleet did to disks
-(the arrays it created, the previews an operator approves).
+(the arrays it created, the previews an operator approves). What both backends decide alike (a
+run's claim, a schedule's fires, what an operator's control records) is written once in
+:mod:`fleet.store.rules`; the mixins here supply its statements.
 """
 
 from __future__ import annotations

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 from fleet.clock import parse_utc
 from fleet.store.base import Fence, HaltState, QuarantineEntry
 from fleet.store.rows import TEXT_CODEC, quarantine_from_row
+from fleet.store.rules import ControlRules
 from fleet.store.sqlite.core import SqliteCore
 from fleet.store.sqlite.fencing import check_fence
 
@@ -14,8 +16,9 @@ from fleet.store.sqlite.fencing import check_fence
 HALT_POLL = 0.25
 
 
-class SqliteControls(SqliteCore):
-    """Hosts kept out of rollouts, and the switch that stops every rollout."""
+class SqliteControls(SqliteCore, ControlRules[sqlite3.Connection]):
+    """Hosts kept out of rollouts, and the switch that stops every rollout (what clearing and
+    setting them records: :class:`~fleet.store.rules.ControlRules`)."""
 
     # ----------------------------------------------------------------- quarantine
 
@@ -38,39 +41,29 @@ class SqliteControls(SqliteCore):
         )
         return [quarantine_from_row(row, TEXT_CODEC) for row in rows]
 
-    def clear_quarantine(self, host: str, who: str) -> bool:
-        """Let later rollouts take ``host`` again; journaled under run ``-``."""
-        with self._transaction(f"clear the quarantine of {host}") as conn:
-            row = conn.execute(
-                "SELECT run_id, reason FROM quarantine WHERE host = ?", (host,)
-            ).fetchone()
-            if row is None:
-                return False
-            conn.execute("DELETE FROM quarantine WHERE host = ?", (host,))
-            data = {"who": who, "run_id": row[0], "reason": row[1]}
-            self._audit(conn, "quarantine.clear", "-", host, data)
-            return True
+    def _delete_quarantine(self, conn: sqlite3.Connection, host: str) -> tuple[str, str] | None:
+        row = conn.execute(
+            "SELECT run_id, reason FROM quarantine WHERE host = ?", (host,)
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute("DELETE FROM quarantine WHERE host = ?", (host,))
+        return row[0], row[1]
 
     # ----------------------------------------------------------------------- halt
 
-    def set_halt(self, who: str, reason: str) -> None:
-        with self._transaction("set the global halt") as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO halt (id, who, reason, at) VALUES (1, ?, ?, ?)",
-                (who, reason, self._now()),
-            )
-            self._audit(conn, "halt.set", "-", None, {"who": who, "reason": reason})
+    def _write_halt(self, conn: sqlite3.Connection, who: str, reason: str) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO halt (id, who, reason, at) VALUES (1, ?, ?, ?)",
+            (who, reason, self._now()),
+        )
 
-    def clear_halt(self, who: str) -> bool:
-        with self._transaction("clear the global halt") as conn:
-            row = conn.execute("SELECT who, reason FROM halt WHERE id = 1").fetchone()
-            if row is None:
-                return False
-            conn.execute("DELETE FROM halt WHERE id = 1")
-            self._audit(
-                conn, "halt.clear", "-", None, {"who": who, "set_by": row[0], "reason": row[1]}
-            )
-            return True
+    def _delete_halt(self, conn: sqlite3.Connection) -> tuple[str, str] | None:
+        row = conn.execute("SELECT who, reason FROM halt WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        conn.execute("DELETE FROM halt WHERE id = 1")
+        return row[0], row[1]
 
     def halt_state(self) -> HaltState | None:
         """Cheap enough to ask before every host: one primary-key lookup, no write."""

@@ -113,6 +113,7 @@ class SqliteCore:
         upgrade: bool = True,
     ) -> None:
         self.path = Path(path).expanduser()
+        self.where = str(self.path)  # for messages
         if str(path) == ":memory:":
             raise ConfigError(
                 "the SQLite store needs a file: every thread opens its own connection"

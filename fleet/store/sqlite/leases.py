@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime, timedelta
 
-from fleet.clock import parse_utc, utc_iso
+from fleet.clock import utc_iso
 from fleet.errors import LeaseLost
 from fleet.store.base import Fence, Lease, Owner, RunLease
 from fleet.store.rows import (
@@ -26,15 +26,16 @@ from fleet.store.rows import (
     lease_from_row,
     lease_gone,
     owner_params,
-    run_owned,
     to_ms,
 )
+from fleet.store.rules import LeaseRules
 from fleet.store.sqlite.core import SqliteCore
 from fleet.store.sqlite.fencing import check_fence, next_token, run_lease, stale_run
 
 
-class SqliteLeases(SqliteCore):
-    """Per-host leases and the run's lease, with fencing tokens."""
+class SqliteLeases(SqliteCore, LeaseRules[sqlite3.Connection]):
+    """Per-host leases and the run's lease, with fencing tokens (the run's claim:
+    :class:`~fleet.store.rules.LeaseRules`)."""
 
     # ---------------------------------------------------------------- host leases
 
@@ -85,57 +86,40 @@ class SqliteLeases(SqliteCore):
         rows = self._read("list leases", f"SELECT {LEASE_COLUMNS} FROM leases ORDER BY host")
         return [lease_from_row(row, TEXT_CODEC) for row in rows]
 
-    def break_lease(self, host: str, who: str, reason: str) -> Lease | None:
-        """Delete ``host``'s lease whoever holds it, and journal who did it and why."""
-        with self._transaction(f"break the lease of {host}") as conn:
-            current = _lease_row(conn, host)
-            if current is None:
-                return None
+    def _delete_lease(self, conn: sqlite3.Connection, host: str) -> Lease | None:
+        current = _lease_row(conn, host)
+        if current is not None:
             conn.execute("DELETE FROM leases WHERE host = ?", (host,))
-            data = {
-                "who": who,
-                "reason": reason,
-                "owner": str(current.owner),
-                "token": current.token,
-            }
-            self._audit(conn, "lease.break", current.owner.run_id or "-", host, data)
-            return current
+        return current
 
     # ------------------------------------------------------------------ run lease
 
-    def claim_run(
-        self, run_id: str, owner: Owner, ttl: float, *, replacing: int | None, why: str
+    def _run_lease(
+        self, conn: sqlite3.Connection, run_id: str
+    ) -> tuple[Owner, int | None, datetime | None]:
+        owner, token, expires = run_lease(conn, run_id)
+        return owner, token, TEXT_CODEC.maybe_time(expires)
+
+    def _set_run_owner(
+        self, conn: sqlite3.Connection, run_id: str, owner: Owner, ttl: float
     ) -> RunLease:
-        """Make ``owner`` the run's owner if its token is still ``replacing``, else raise
-        :class:`RunOwned`; the run's host leases held by anyone else are re-issued to ``owner``,
-        and a takeover from another process is journaled and audited (``run.takeover``)."""
-        check_ttl(ttl)
-        with self._transaction(f"claim run {run_id}") as conn:
-            now = to_ms(self._clock.now())
-            previous, token, expires = run_lease(conn, run_id)
-            if token != replacing:
-                raise run_owned(run_id, previous)
-            until = to_ms(now + timedelta(seconds=ttl))
-            lease = RunLease(run_id, owner, next_token(conn), until)
-            conn.execute(
-                f"UPDATE runs SET ({OWNER_COLUMNS}, lease_token, lease_expires_at) ="
-                " (?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?",
-                (*owner_params(owner), lease.token, utc_iso(until), run_id),
-            )
-            rows = conn.execute(
-                f"SELECT {LEASE_COLUMNS} FROM leases WHERE owner_run_id = ? ORDER BY host",
-                (run_id,),
-            ).fetchall()
-            reissued = []
-            for old in (lease_from_row(row, TEXT_CODEC) for row in rows):
-                if old.owner != owner:
-                    _grant(conn, old.host, owner, now, ttl)
-                    reissued.append(old.host)
-            # a live lease, or a run never claimed (its creator died first): taken from someone
-            if (expires is not None or token is None) and not previous.same_process(owner):
-                data = {"from": str(previous), "to": str(owner), "why": why, "hosts": reissued}
-                self._audit(conn, "run.takeover", run_id, None, {**data, "token": lease.token})
-            return lease
+        until = to_ms(to_ms(self._clock.now()) + timedelta(seconds=ttl))
+        lease = RunLease(run_id, owner, next_token(conn), until)
+        conn.execute(
+            f"UPDATE runs SET ({OWNER_COLUMNS}, lease_token, lease_expires_at) ="
+            " (?, ?, ?, ?, ?, ?, ?, ?) WHERE id = ?",
+            (*owner_params(owner), lease.token, utc_iso(until), run_id),
+        )
+        return lease
+
+    def _run_host_leases(self, conn: sqlite3.Connection, run_id: str) -> list[Lease]:
+        rows = conn.execute(
+            f"SELECT {LEASE_COLUMNS} FROM leases WHERE owner_run_id = ? ORDER BY host", (run_id,)
+        ).fetchall()
+        return [lease_from_row(row, TEXT_CODEC) for row in rows]
+
+    def _reissue(self, conn: sqlite3.Connection, host: str, owner: Owner, ttl: float) -> None:
+        _grant(conn, host, owner, to_ms(self._clock.now()), ttl)
 
     def renew_run(self, lease: RunLease, ttl: float) -> RunLease:
         """Push the run lease's expiry; raise LeaseLost when it is no longer ours."""
@@ -159,16 +143,8 @@ class SqliteLeases(SqliteCore):
             (lease.run_id, lease.token),
         )
 
-    def break_run_lease(self, run_id: str, who: str, reason: str) -> RunLease | None:
-        """End the run's lease whoever holds it (its writes are refused from now); audited."""
-        with self._transaction(f"break the lease of run {run_id}") as conn:
-            owner, token, expires = run_lease(conn, run_id)
-            if token is None or expires is None:
-                return None
-            conn.execute("UPDATE runs SET lease_expires_at = NULL WHERE id = ?", (run_id,))
-            data = {"who": who, "reason": reason, "owner": str(owner), "token": token}
-            self._audit(conn, "run.lease.break", run_id, None, data)
-            return RunLease(run_id, owner, token, parse_utc(expires))
+    def _end_run_lease(self, conn: sqlite3.Connection, run_id: str) -> None:
+        conn.execute("UPDATE runs SET lease_expires_at = NULL WHERE id = ?", (run_id,))
 
 
 def _lease_row(conn: sqlite3.Connection, host: str) -> Lease | None:
