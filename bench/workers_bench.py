@@ -14,6 +14,7 @@ workers run ``--concurrency / 2`` each). Every run must end ``done`` with every 
 Prints the wall times (spawn to exit) and their ratio, workers / in-process, per round and the
 median; writes them to ``bench/results/workers-<stamp>.json``.
 
+    .tox/tests/bin/python bench/workers_bench.py         # 500 hosts, 3 rounds, 50 at once
     .tox/tests/bin/python bench/workers_bench.py --hosts 150 --rounds 2
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import secrets
 import statistics
 import sys
@@ -88,8 +90,10 @@ def rounds(fleet: Fleet, work: Path, args: argparse.Namespace) -> dict[str, Any]
     out: list[dict[str, float]] = []
     for r in range(args.rounds):
         order = ("in-process", "workers") if r % 2 == 0 else ("workers", "in-process")
+        load = os.getloadavg()[0]  # a gauge of other work on the machine meanwhile
         walls = {mode: one_run(fleet, work, mode, args) for mode in order}
         walls["ratio"] = walls["workers"] / walls["in-process"]
+        walls["load_before"], walls["load_after"] = load, os.getloadavg()[0]
         print(f"round {r + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in walls.items()))
         out.append(walls)
     median = {k: statistics.median(w[k] for w in out) for k in ("in-process", "workers")}
@@ -98,10 +102,10 @@ def rounds(fleet: Fleet, work: Path, args: argparse.Namespace) -> dict[str, Any]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=150)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--hosts", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="fleet-workers-bench-") as tmp:
         result = bench(args, Path(tmp))

@@ -81,7 +81,8 @@ SETTINGS: tuple[Setting, ...] = (
         "ovh.rate_limit",
         float,
         60.0,
-        "OVH API requests per minute (fair use is about 60)",
+        "OVH API requests per minute (fair use is about 60); with workers, shared by every "
+        "process of the same OVH key",
         minimum=0,
         exclusive=True,
     ),

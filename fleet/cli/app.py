@@ -14,9 +14,12 @@ from fleet.config import load as load_settings
 from fleet.errors import UsageError
 
 if TYPE_CHECKING:
+    import ovh
+
     from fleet.inventory import Host, Inventory
     from fleet.inventory.ovhcache import OvhCache
     from fleet.provider.base import Provider
+    from fleet.provider.ratelimit import Pacer, ProcessPacer
     from fleet.store.base import Actor, RunRecord, Store
 
 
@@ -30,6 +33,8 @@ class App:
     _settings: Settings | None = None
     _store: Store | None = None
     _provider: Provider | None = None
+    _pacer: ProcessPacer | None = None
+    _client: ovh.Client | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -134,28 +139,70 @@ class App:
         return self._provider
 
     def pacing(self) -> str | None:
-        """What the OVH rate limit holds back now (for heartbeats), if a provider was built."""
-        pacing = getattr(self._provider, "pacing", None)
-        return pacing() if callable(pacing) else None
+        """What the OVH rate limit holds back now (for heartbeats): this process's calls, or
+        every process's when it paces through a shared bucket (a rollout on workers)."""
+        if self._pacer is None:
+            return None
+        from fleet.provider.ratelimit import describe_waits
+
+        shared = self._pacer.shared is not None
+        return describe_waits(self._pacer, ", shared by every process of the key" if shared else "")
+
+    def pacer(self) -> ProcessPacer:
+        """What paces this process's OVH calls: its own token bucket (``ovh.rate_limit``) until
+        :meth:`share_pacing`."""
+        if self._pacer is None:
+            from fleet.clock import SystemClock
+            from fleet.provider.ratelimit import DEFAULT_BURST, ProcessPacer, TokenBucket
+
+            clock = SystemClock()
+            rate = self.settings.get("ovh.rate_limit")
+            own = TokenBucket(rate, DEFAULT_BURST, monotonic=clock.monotonic, sleep=clock.sleep)
+            self._pacer = ProcessPacer(own)
+        return self._pacer
+
+    def share_pacing(self, make: Callable[[str, float, int], Pacer]) -> None:
+        """Pace this process's OVH calls, from now on, through the bucket every process of the
+        same OVH key shares: ``make(key, rate per minute, burst)`` builds it. Without OVH
+        credentials nothing is shared (no call can be made: the provider would say why)."""
+        from fleet.errors import ConfigError
+        from fleet.provider.ovh_client import pacing_key
+
+        pacer = self.pacer()
+        if pacer.shared is not None:
+            return
+        try:
+            key = pacing_key(self.ovh_client())
+        except ConfigError:
+            return
+        pacer.share(make(key, pacer.per_minute, pacer.own.burst))
+
+    def ovh_client(self) -> ovh.Client:
+        """The python-ovh client of the settings, built once (no call is made yet)."""
+        if self._client is None:
+            from fleet.provider.ovh_client import build_client
+
+            s = self.settings
+            self._client = build_client(
+                s.get("ovh.endpoint"),
+                endpoint_url=s.get("ovh.endpoint_url"),
+                config_file=s.get("ovh.config_file"),
+            )
+        return self._client
 
     def _build_provider(self) -> Provider:
-        from fleet.provider.ovh import OvhProvider, RetryPolicy, build_client
+        from fleet.provider.ovh import OvhProvider, RetryPolicy
 
         s = self.settings
-        client = build_client(
-            s.get("ovh.endpoint"),
-            endpoint_url=s.get("ovh.endpoint_url"),
-            config_file=s.get("ovh.config_file"),
-        )
         retry = RetryPolicy(
             initial_wait=s.get("ovh.retry_wait"), max_wait=s.get("ovh.retry_max_wait")
         )
         return OvhProvider(
-            client,
-            rate_limit_per_minute=s.get("ovh.rate_limit"),
+            self.ovh_client(),
             retry=retry,
             poll_interval=s.get("ovh.poll_interval"),
             max_poll_interval=s.get("ovh.max_poll_interval"),
+            pacer=self.pacer(),
         )
 
     def close(self) -> None:

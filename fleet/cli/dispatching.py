@@ -29,6 +29,12 @@ def open_broker(app: App) -> Broker:
     return broker
 
 
+def share_pacing(app: App) -> None:
+    """Pace this process's OVH calls through the rate limit its workers share (kept in the
+    broker: :mod:`fleet.workers.pacer`), so that together they stay under it."""
+    app.share_pacing(open_broker(app).pacer)
+
+
 def uses_workers(app: App, run: RunRecord) -> bool:
     """Whether ``run`` dispatches to workers: as it was started, else the setting."""
     kept = run.options.get("workers")
@@ -67,12 +73,15 @@ def host_runner(app: App, run: RunRecord, svc: Services, journal: Journal) -> Ho
     s = app.settings
     route_by, default = s.get("workers.route_by"), s.get("workers.default_queue")
     assert journal.fence is not None, "the run is owned before it is dispatched"
-    dispatch = open_broker(app).dispatch(
+    broker = open_broker(app)
+    dispatch = broker.dispatch(
         journal,
         app.store,
         run_token=journal.fence.run_token,
         stop=svc.stop,
         route=lambda host: queue_for(host, route_by, default),
     )
+    app.share_pacing(broker.pacer)  # a resume, a scheduled run: not shared yet
+    svc.remote_usage = dispatch.ovh_usage  # the workers' calls and waits, in the live view
     app._closers.append(dispatch.close)
     return dispatch

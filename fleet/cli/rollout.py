@@ -56,7 +56,8 @@ if TYPE_CHECKING:
     "--workers/--in-process",
     default=None,
     help="Run each host's pipeline on Celery workers (`fleet worker`), from its datacenter's "
-    "queue; the batches and budget stay here. Default: the rollout.workers setting.",
+    "queue; the batches and budget stay here, and the OVH rate limit is shared with the "
+    "workers. Default: the rollout.workers setting.",
 )
 @click.option(
     "--show-output",
@@ -116,6 +117,11 @@ def rollout_cmd(
     options = rollout_options(app.settings.get("rollout.concurrency"), **kw)
     in_windows = window_hooks(windows, [windows_file] if windows_file else [], window_hosts)
     plan = load_plan(plan_ref, variables)
+    workers = app.settings.get("rollout.workers") if workers is None else workers
+    if workers:  # from here on, this process's OVH calls share the workers' rate limit
+        from fleet.cli.dispatching import share_pacing
+
+        share_pacing(app)
     hosts = app.hosts(limit)
     from fleet.cli.confirm import confirm_destructive
     from fleet.plan import render_for_host
@@ -130,7 +136,6 @@ def rollout_cmd(
     approved = approval(plan, hosts, approve_reinstall)
     approved.update(confirm_destructive(plan, rendered, confirm))
     approved |= preview_approval(app, plan, hosts, rendered, approve_preview)
-    workers = app.settings.get("rollout.workers") if workers is None else workers
     if workers:
         from fleet.cli.dispatching import check_workers
 

@@ -49,6 +49,9 @@ def worker_cmd(
     queue of the host's datacenter (workers.route_by), against the same store. Start one or
     more workers per network, with the same settings (store, SSH key, OVH credentials).
 
+    The worker, the rollout and the other workers of the same OVH key pace their OVH calls
+    through one rate limit kept in the broker (ovh.rate_limit a minute for all of them).
+
     A worker that dies mid-host loses nothing: the broker delivers its hosts again after
     workers.visibility_timeout, and the worker that takes them reads the journal first, so
     finished steps are skipped and an interrupted one is re-checked, never re-applied blindly.
@@ -64,6 +67,7 @@ def worker_cmd(
     s = app.settings
     broker = open_broker(app)
     broker.check()
+    app.share_pacing(broker.pacer)  # one OVH rate limit for the rollout and all its workers
     label = name or f"fleet-{os.getpid()}@{socket.gethostname()}"
     click.echo(
         f"worker {label}: queues {', '.join(names)}; broker {broker.shown}; store {s.store_url}",

@@ -38,7 +38,7 @@ from fleet.errors import (
 )
 from fleet.inventory import Host
 from fleet.plan import Plan, host_context, render, render_stage, with_facts
-from fleet.provider.base import Hardware, Provider
+from fleet.provider.base import Hardware, Pacing, Provider, usage_json
 from fleet.retry import Backoff
 from fleet.stages import remote
 from fleet.stages.boot import is_rescue, open_intent
@@ -93,15 +93,16 @@ class Services:
     provider_factory: Callable[[], Provider] | None = None
     leases: LeaseKeeper | None = None
     stop: StopSignal = field(default_factory=StopSignal)
+    remote_usage: Callable[[], Pacing | None] | None = None
     _provider: Provider | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ovh_usage(self) -> dict[str, float] | None:
-        """The provider's calls so far and its rate limit's waits (None before any call):
-        one provider serves every host of the rollout, so these are the rollout's."""
+        """The rollout's OVH calls so far and rate limit waits (None before any call): its one
+        provider's, and its workers' (``remote_usage``) when its pipelines run on workers."""
         with self._lock:
-            provider = self._provider
-        return provider.usage().to_json() if provider is not None else None
+            mine = self._provider.usage() if self._provider is not None else None
+        return usage_json(mine, self.remote_usage() if self.remote_usage else None)
 
     @property
     def has_provider(self) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 from fleet.clock import Clock, SystemClock
 from fleet.engine.batching import check_topology, make_batches, parse_sizes
 from fleet.engine.collector import rollout_collector
+from fleet.engine.gil import switch_interval_for
 from fleet.engine.halts import HaltWatch, halt_reason
 from fleet.engine.journal import Journal, progress_of
 from fleet.engine.pipeline import HostJob, HostResult, Services, run_host
@@ -329,6 +330,7 @@ class Rollout:
             with (
                 rollout_collector(),
                 HaltWatch(self.svc.store, self.svc.stop, self.journal),
+                switch_interval_for(self.options.concurrency),
                 cf.ThreadPoolExecutor(
                     self.options.concurrency, thread_name_prefix="fleet-host"
                 ) as pool,

@@ -117,12 +117,27 @@ class Pacing:
     waited: float
     per_minute: float
 
+    def plus(self, other: Pacing) -> Pacing:
+        """Both counts together (two pacers of one process, or many processes of one run)."""
+        return Pacing(self.requests + other.requests, self.waited + other.waited, other.per_minute)
+
     def to_json(self) -> dict[str, float]:
         return {
             "requests": self.requests,
             "rate_limit_wait": round(self.waited, 1),
             "per_minute": self.per_minute,
         }
+
+
+def usage_json(*usages: Pacing | None) -> dict[str, float] | None:
+    """The sum of the given usages as JSON (None when none is known)."""
+    known = [u for u in usages if u is not None]
+    if not known:
+        return None
+    total = known[0]
+    for usage in known[1:]:
+        total = total.plus(usage)
+    return total.to_json()
 
 
 #: Called while waiting for a task: (task, seconds waited so far).

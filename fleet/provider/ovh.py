@@ -4,7 +4,8 @@ What it adds to python-ovh, which signs requests but never retries and hides res
 
 - **Classification** at the boundary (:mod:`fleet.provider.ovh_errors`): every error becomes a
   :mod:`fleet.errors` class that names the server, the HTTP status and OVH's query id.
-- **Pacing**: one token bucket per provider (one consumer key), shared by every thread, and
+- **Pacing**: one token bucket per provider (one consumer key), shared by every thread (or a
+  :class:`~fleet.provider.ratelimit.Pacer` given, shared by every process of a rollout), and
   lookups (server records, hardware, boot ids and details) kept for the provider's life
   (:mod:`fleet.provider.ovh_memo`), so that a rescue round trip costs about 12 calls a host.
 - **Retries** with tenacity: reads and the idempotent PUT of boot settings are retried on
@@ -71,7 +72,7 @@ from fleet.provider.ovh_tasks import (
     clock_skew,
     next_whole_second,
 )
-from fleet.provider.ratelimit import RetryPolicy, TokenBucket
+from fleet.provider.ratelimit import DEFAULT_BURST, RetryPolicy, TokenBucket, describe_waits
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
         Task,
         TaskProgress,
     )
+    from fleet.provider.ratelimit import Pacer
 
 __all__ = ["SANDBOX_ENDPOINT", "OvhProvider", "RetryPolicy", "build_client"]
 
@@ -114,13 +116,14 @@ class OvhProvider:
         client: ovh.Client,
         *,
         rate_limit_per_minute: float = 60.0,
-        burst: int = 5,
+        burst: int = DEFAULT_BURST,
         clock: Clock | None = None,
         retry: RetryPolicy | None = None,
         task_grace_seconds: float = 30.0,
         poll_interval: float = 5.0,
         max_poll_interval: float = 30.0,
         rng: random.Random | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._client = client
         self._clock: Clock = clock or SystemClock()
@@ -133,7 +136,7 @@ class OvhProvider:
             max_poll_interval=max_poll_interval,
         )
         self._rng = rng or random.Random()
-        self._bucket = TokenBucket(
+        self.pacer: Pacer = pacer or TokenBucket(
             rate_per_minute=rate_limit_per_minute,
             burst=burst,
             monotonic=self._clock.monotonic,
@@ -145,14 +148,7 @@ class OvhProvider:
 
     def pacing(self) -> str | None:
         """What the rate limit holds back now, when a call has waited a second or more."""
-        count, longest = self._bucket.waiting()
-        if not count or longest < 1.0:
-            return None
-        rate = self._bucket.rate_per_second * 60
-        return (
-            f"OVH rate limit ({rate:g} requests/min): {count} call(s) waiting, "
-            f"the longest for {longest:.0f}s"
-        )
+        return describe_waits(self.pacer)
 
     # ---- requests ------------------------------------------------------------------------
 
@@ -169,7 +165,7 @@ class OvhProvider:
         target = f"{path}?{urlencode(query)}" if query else path
         action = f"{method} {target}"
         self._ensure_time_delta(server)
-        self._bucket.acquire()
+        self.pacer.acquire()
         try:
             response: Response = self._client.raw_call(method, target, data=body)
         except (ovh.exceptions.APIError, OSError) as exc:
@@ -211,7 +207,7 @@ class OvhProvider:
         (for at most the retry policy's total time: an absurd header must not stall a run)."""
         retry_after = getattr(error, "retry_after", None)
         if retry_after:
-            self._bucket.pause(min(float(retry_after), self.retry.total_seconds))
+            self.pacer.pause(min(float(retry_after), self.retry.total_seconds))
 
     def _retrying(self, server: str | None, action: str) -> Retrying:
         """Retry on :class:`ProviderTransient` within the policy's attempts and total time."""
@@ -293,7 +289,7 @@ class OvhProvider:
 
     def usage(self) -> Pacing:
         """Calls made through this provider and the time threads waited on its rate limit."""
-        return self._bucket.usage()
+        return self.pacer.usage()
 
     def reboot(self, name: str, since: datetime | None = None, *, fresh: bool = False) -> Task:
         """Hard reboot; adopts a ``hardReboot`` task instead of starting a second one.

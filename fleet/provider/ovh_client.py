@@ -6,6 +6,7 @@ its URL under a name in ``ovh.client.ENDPOINTS``. python-ovh's own names are nev
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import ovh
@@ -70,3 +71,12 @@ def _check_registration(endpoint: str | None, endpoint_url: str) -> None:
         )
     if not endpoint_url.startswith(("http://", "https://")):
         raise ConfigError(f"endpoint_url {endpoint_url} is not an http(s) URL")
+
+
+def pacing_key(client: ovh.Client) -> str:
+    """Who OVH counts calls against: the endpoint and a digest of the application and consumer
+    keys (never the keys themselves), the name of the bucket every process of that key shares."""
+    endpoint = str(getattr(client, "_endpoint", ""))
+    keys = f"{getattr(client, '_application_key', '')}\0{getattr(client, '_consumer_key', '')}"
+    digest = hashlib.sha256(keys.encode()).hexdigest()[:24]
+    return f"{endpoint}|{digest}"

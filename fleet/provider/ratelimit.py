@@ -6,6 +6,10 @@ One :class:`TokenBucket` per provider (hence per consumer key) keeps every threa
 under that rate, and a 429's ``Retry-After`` pauses the whole bucket, not only the thread that
 got it, so the other threads do not hammer the API in the meantime.
 
+A provider paces through a :class:`Pacer`: in one process, a :class:`TokenBucket`; when a
+rollout's pipelines run on workers, a bucket every process of the key shares (kept in the
+broker: :mod:`fleet.workers.pacer`), which the process joins through its :class:`ProcessPacer`.
+
 Time is injected (``monotonic`` and ``sleep``) so that tests drive the bucket with a fake clock.
 """
 
@@ -17,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
@@ -30,12 +34,49 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Calls that may go at once after a quiet spell (the bucket's size).
+DEFAULT_BURST = 5
 #: How many times :meth:`TokenBucket.acquire` may sleep before giving up (bounds the loop).
 MAX_ACQUIRE_ROUNDS = 10_000
 #: Rounding slack: a bucket 1e-12 short of a token after sleeping exactly the computed wait
 #: has its token (floating point must not turn one wait into thousands of tiny ones).
 _EPSILON = 1e-9
 _MIN_WAIT = 1e-3
+
+
+class Pacer(Protocol):
+    """What paces a provider's calls: a token per call, and a pause for everyone on a 429."""
+
+    @property
+    def per_minute(self) -> float: ...
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until one is available. Returns the seconds slept."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Hold every acquisition for ``seconds`` (the server said ``Retry-After``)."""
+        ...
+
+    def waiting(self) -> tuple[int, float]:
+        """How many acquisitions wait for a token now, and the longest wait so far (s)."""
+        ...
+
+    def usage(self) -> Pacing:
+        """Tokens this process asked for so far and the seconds its threads waited for them."""
+        ...
+
+
+def describe_waits(pacer: Pacer, where: str = "") -> str | None:
+    """A heartbeat's line about what the rate limit holds back now, when a call has waited a
+    second or more (``where``: whose calls, e.g. "across 3 processes")."""
+    count, longest = pacer.waiting()
+    if not count or longest < 1.0:
+        return None
+    return (
+        f"OVH rate limit ({pacer.per_minute:g} requests/min{where}): {count} call(s) waiting, "
+        f"the longest for {longest:.0f}s"
+    )
 
 
 class TokenBucket:
@@ -69,6 +110,10 @@ class TokenBucket:
         self._taken = 0
         self._waited = 0.0
 
+    @property
+    def per_minute(self) -> float:
+        return self.rate_per_second * 60.0
+
     def acquire(self) -> float:
         """Take one token, sleeping until one is available. Returns the seconds slept."""
         slept, me = 0.0, object()
@@ -86,8 +131,7 @@ class TokenBucket:
             with self._lock:
                 self._taken += 1
                 self._waited += slept
-                if slept:
-                    self._waiting.pop(id(me), None)
+                self._waiting.pop(id(me), None)  # also when the sleep was cut short
         raise RuntimeError(f"no token after {MAX_ACQUIRE_ROUNDS} rounds ({slept:.1f}s slept)")
 
     def waiting(self) -> tuple[int, float]:
@@ -121,6 +165,44 @@ class TokenBucket:
                 self._tokens = max(0.0, self._tokens - 1.0)
                 return 0.0
             return max(_MIN_WAIT, (1.0 - self._tokens) / self.rate_per_second)
+
+
+class ProcessPacer:
+    """The pacer of one process's provider: its own :class:`TokenBucket` until the process joins
+    a bucket shared with other processes (:meth:`share`: a rollout dispatched to workers, or a
+    worker), then that one. Usage counts both, so nothing paced before the switch is lost."""
+
+    def __init__(self, own: TokenBucket) -> None:
+        self.own = own
+        self.shared: Pacer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Pacer:
+        with self._lock:
+            return self.shared or self.own
+
+    def share(self, shared: Pacer) -> None:
+        """Pace through ``shared`` from now on (the first one joined stays)."""
+        with self._lock:
+            self.shared = self.shared or shared
+
+    @property
+    def per_minute(self) -> float:
+        return self.current.per_minute
+
+    def acquire(self) -> float:
+        return self.current.acquire()
+
+    def pause(self, seconds: float) -> None:
+        self.current.pause(seconds)
+
+    def waiting(self) -> tuple[int, float]:
+        return self.current.waiting()
+
+    def usage(self) -> Pacing:
+        mine, shared = self.own.usage(), self.shared
+        return mine.plus(shared.usage()) if shared is not None else mine
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -294,8 +294,9 @@ class FakeOvhApi:
         return response
 
     def _api(self, method: str, raw_path: str, path: str, headers: Message, body: str) -> Response:
+        came = self.calls.now()  # the rate calls come at: before any work on the answer
         response = self._answer(method, raw_path, path, headers, body)
-        self.calls.count(method, path, response.status)
+        self.calls.count(method, path, response.status, came)
         return response
 
     def _answer(

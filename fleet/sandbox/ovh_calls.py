@@ -9,18 +9,24 @@ replaced by ``{id}`` and the query left out, so that ``GET /dedicated/server/{sn
 
 Tests and benchmarks take a :meth:`CallCounter.snapshot` before and after the work they measure
 and compare the two (:meth:`CallSnapshot.since`): the counter is never reset under a client.
+The last :data:`LOG_SIZE` calls are also kept with the moment they were answered
+(:meth:`CallCounter.log`), so that a test can check the rate they came at.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from fleet.sandbox.ovh_checks import Json
 
+#: How many calls :meth:`CallCounter.log` keeps (the oldest go first).
+LOG_SIZE = 100_000
 #: Where calls that name no server are charged.
 NO_SERVER = "-"
 _SERVER_PATH = re.compile(r"^/dedicated/server/(?P<sn>[^/]+)(?P<rest>/.*)?$")
@@ -34,6 +40,17 @@ def route_of(method: str, path: str) -> tuple[str, str]:
         return NO_SERVER, f"{method} {_NUMBER.sub('/{id}', path)}"
     rest = _NUMBER.sub("/{id}", match.group("rest") or "")
     return unquote(match.group("sn")), f"{method} /dedicated/server/{{sn}}{rest}"
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call answered: when it came (the counter's monotonic clock), to whom, what, and the
+    status."""
+
+    at: float
+    server: str
+    route: str
+    status: int
 
 
 @dataclass(frozen=True)
@@ -88,17 +105,31 @@ class CallSnapshot:
 class CallCounter:
     """Thread-safe counts of the calls the fake answered (from its HTTP handler threads)."""
 
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
+        self._monotonic = monotonic
         self._per_route: Counter[tuple[str, str]] = Counter()
         self._failed: Counter[str] = Counter()
+        self._log: deque[Call] = deque(maxlen=LOG_SIZE)
 
-    def count(self, method: str, path: str, status: int) -> None:
+    def now(self) -> float:
+        """The counter's clock (when a call came, for :meth:`count`)."""
+        return self._monotonic()
+
+    def count(self, method: str, path: str, status: int, came: float | None = None) -> None:
+        """Count one answered call; ``came``: when it came (default: now)."""
         key = route_of(method, path)
+        at = self._monotonic() if came is None else came
         with self._lock:
+            self._log.append(Call(at, key[0], key[1], status))
             self._per_route[key] += 1
             if not 200 <= status < 300:
                 self._failed[key[0]] += 1
+
+    def log(self, since: float = float("-inf")) -> list[Call]:
+        """The calls answered at or after ``since`` (of the counter's clock), oldest first."""
+        with self._lock:
+            return [call for call in self._log if call.at >= since]
 
     def snapshot(self) -> CallSnapshot:
         with self._lock:

@@ -217,7 +217,7 @@ class Dialer:
         window = self._settings.window_size
 
         def make(sock: Any, **kwargs: Any) -> paramiko.Transport:
-            transport = paramiko.Transport(sock, default_window_size=window, **kwargs)
+            transport = _Transport(sock, default_window_size=window, **kwargs)
             transport.set_log_channel(log_channel(host))  # its log records name the host
             options = transport.get_security_options()
             options.key_types = policy.preferred(list(options.key_types))
@@ -252,6 +252,18 @@ class Dialer:
             gateways, self._gateways = list(self._gateways.values()), {}
         for connection in gateways:
             connection.close()
+
+
+class _Transport(paramiko.Transport):
+    """paramiko's transport, its thread waking once a second rather than ten times.
+
+    The thread reads its socket with a timeout only to notice, between packets, that the
+    transport was closed (and to send keepalives); a closing fleet never waits for it. Ten wakes
+    a second per connection, each taking the GIL, cost nothing at 50 hosts but, at 2,000 hosts
+    in flight, 20,000 thread switches a second that left the CPU to the kernel's scheduler.
+    """
+
+    _active_check_timeout = 1.0
 
 
 def _aead_first(offered: Sequence[str]) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ the same store. Only this package imports Celery and Redis.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +24,7 @@ from fleet.stages.context import Connector
 from fleet.store.base import Store
 from fleet.workers.celeryapp import make_app
 from fleet.workers.dispatch import WorkerDispatch
+from fleet.workers.pacer import RedisBucket
 from fleet.workers.relay import EventRelay
 from fleet.workers.routing import check_route, queue_for
 from fleet.workers.runtime import WorkerRuntime
@@ -57,6 +59,17 @@ class Broker:
                 f"workers.broker {self.shown}: {exc}",
                 hint="start Redis there, or set workers.broker (FLEET_WORKERS_BROKER)",
             ) from exc
+
+    def pacer(self, pacing_key: str, rate_per_minute: float, burst: int) -> RedisBucket:
+        """The OVH rate limit every process of ``pacing_key`` shares, kept in this Redis."""
+        return RedisBucket(
+            self.client,
+            pacing_key,
+            rate_per_minute,
+            burst,
+            monotonic=time.monotonic,
+            sleep=time.sleep,
+        )
 
     def dispatch(
         self,

@@ -19,6 +19,8 @@ from celery import states
 from fleet.engine.leases import StopSignal
 from fleet.engine.pipeline import HostJob, HostResult
 from fleet.inventory import Host
+from fleet.provider.base import Pacing
+from fleet.workers.pacer import run_usage
 from fleet.workers.payload import TASK_NAME, dump_dispatch, load_result
 from fleet.workers.relay import EventRelay
 from fleet.workers.stopchannel import StopPublisher, stop_key
@@ -42,7 +44,7 @@ class WorkerDispatch:
         relay: EventRelay,
     ) -> None:
         self.app, self.route, self.relay, self.stop = app, route, relay, stop
-        self.run_token = run_token
+        self.client, self.run_id, self.run_token = client, run_id, run_token
         self.key = stop_key(run_id, run_token)
         self.publisher = StopPublisher(client, self.key, stop)
         self._send = threading.Lock()  # Celery's result subscription is not thread-safe
@@ -64,6 +66,10 @@ class WorkerDispatch:
             return load_result(result.result, name)
         finally:
             self.relay.unwatch(name)
+
+    def ovh_usage(self) -> Pacing | None:
+        """The OVH calls the workers made for this run execution, and their rate limit waits."""
+        return run_usage(self.client, self.run_id, self.run_token)
 
     def close(self) -> None:
         self.publisher.sync()

@@ -37,6 +37,7 @@ from fleet.errors import LeaseLost
 from fleet.provider.base import Provider
 from fleet.stages.context import Connector
 from fleet.store.base import Event, Fence, RunLease, Store
+from fleet.workers.pacer import for_run
 from fleet.workers.payload import Dispatch, dump_result, load_dispatch
 from fleet.workers.stopchannel import StopFollower
 
@@ -95,7 +96,7 @@ class WorkerRuntime:
         job = dispatch.job
         slot = self._enter(dispatch)
         try:
-            with self._host(job.run_id, job.host.name):
+            with self._host(job.run_id, job.host.name), for_run(job.run_id, dispatch.run_token):
                 return dump_result(self._run(job, slot, task_id))
         finally:
             self._leave(dispatch)

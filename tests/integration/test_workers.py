@@ -25,8 +25,9 @@ from tests.integration.workers_harness import Fleet, wait_for_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-#: Hosts of the workers' own sandbox (FLEET_TEST_WORKER_HOSTS to change it).
-HOSTS = int(os.environ.get("FLEET_TEST_WORKER_HOSTS", "120"))
+#: Hosts of the workers' own sandbox (FLEET_TEST_WORKER_HOSTS to change it): 200, as the issue
+#: asks; the module took 50 s with 200 and 61 s with 120 on 2 cores (the sandbox starts in seconds).
+HOSTS = int(os.environ.get("FLEET_TEST_WORKER_HOSTS", "200"))
 #: Seconds: short, so that a dead worker's hosts come back within the test.
 VISIBILITY = 6
 LEASE_TTL = 3

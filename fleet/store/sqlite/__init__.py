@@ -1,7 +1,8 @@
 """The default state store: one SQLite file in WAL mode, private to one operator.
 
 The store is split along its seams, each a mixin over :class:`~fleet.store.sqlite.core.SqliteCore`
-(connections, transactions, group commits, the schema and the audit trail): runs and their
+(transactions, group commits, the schema and the audit trail; its connections:
+:mod:`~fleet.store.sqlite.connections`): runs and their
 journal, leases (the hosts' and the run's, with fencing: :mod:`~fleet.store.sqlite.fencing`),
 the operators' controls (quarantine and halt), host keys, schedules, and what fleet did to disks
 (the arrays it created, the previews an operator approves). What both backends decide alike (a
@@ -12,8 +13,8 @@ run's claim, a schedule's fires, what an operator's control records) is written 
 from __future__ import annotations
 
 from fleet.store.migrations import latest
+from fleet.store.sqlite.connections import BUSY_TIMEOUT_MS
 from fleet.store.sqlite.controls import SqliteControls
-from fleet.store.sqlite.core import BUSY_TIMEOUT_MS
 from fleet.store.sqlite.disks import SqliteDisks
 from fleet.store.sqlite.hostkeys import SqliteHostKeys
 from fleet.store.sqlite.journal import SqliteJournal

@@ -1,11 +1,11 @@
-"""The SQLite store's plumbing: a connection per thread, transactions, group commits (fenced:
+"""The SQLite store's plumbing: transactions, group commits (fenced:
 :mod:`fleet.store.sqlite.fencing`), the schema and the audit trail.
 
 * WAL mode lets readers (``fleet status``, ``halt_state`` before every host) run while one
   writer appends to the journal; ``synchronous=NORMAL`` makes a commit a write to the WAL
   without an fsync, which is what keeps thousands of journal appends per second cheap. A
   power loss may drop the last commits but never corrupts the file.
-* Every thread gets its own connection (``threading.local``); connections are never shared.
+* Threads share one writer connection and a few readers (:mod:`fleet.store.sqlite.connections`).
   Writers inside one process queue on a :class:`threading.Lock` instead of SQLite's busy
   handler, whose sleeps (1, 2, 5 ... 100 ms) would make 50 writer threads crawl. Between
   processes (two operators, two runs on one machine) SQLite's own file locks and
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +37,7 @@ from fleet.store.rows import (
     audit_query,
     dumps,
 )
+from fleet.store.sqlite.connections import Connections
 from fleet.store.sqlite.fencing import Item, insert_batch
 
 if TYPE_CHECKING:
@@ -46,24 +46,12 @@ if TYPE_CHECKING:
 
     from fleet.clock import Clock
 
-#: How long a statement waits for another process's write lock before failing.
-BUSY_TIMEOUT_MS = 10_000
-
 INSERT_EVENT = f"INSERT INTO events ({EVENT_INSERT_COLUMNS}) VALUES ({', '.join('?' * 11)})"
 _INSERT_AUDIT = f"INSERT INTO audit ({AUDIT_INSERT_COLUMNS}) VALUES ({', '.join('?' * 9)})"
 _MIGRATIONS_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
     " name TEXT NOT NULL, applied_at TEXT NOT NULL, applied_by TEXT NOT NULL)"
 )
-
-
-class _Slot:
-    """Holds one thread's connection; when the thread ends, the slot dies and closes it."""
-
-    __slots__ = ("__weakref__", "conn")
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
 
 
 class _EventBatch:
@@ -116,16 +104,14 @@ class SqliteCore:
         self.where = str(self.path)  # for messages
         if str(path) == ":memory:":
             raise ConfigError(
-                "the SQLite store needs a file: every thread opens its own connection"
+                "the SQLite store needs a file: its connections (a writer, readers) each open it"
             )
         self._clock: Clock = clock or SystemClock()
         self.actor = actor or Actor.current()
-        self._local = threading.local()
+        self._connections = Connections(self.path)
+        self._in_transaction = threading.local()  # this thread's reads then use the writer
         self._write_lock = threading.Lock()
         self._batch = _EventBatch()
-        self._registry_lock = threading.Lock()
-        self._finalizers: list[weakref.finalize[Any, Any]] = []
-        self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -135,62 +121,20 @@ class SqliteCore:
 
     # ----------------------------------------------------------------- connections
 
-    def _conn(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use."""
-        slot: _Slot | None = getattr(self._local, "slot", None)
-        if slot is None:
-            slot = self._open_slot()
-        return slot.conn
-
-    def _open_slot(self) -> _Slot:
-        if self._closed:
-            raise StoreError(f"{self.path}: the store is closed")
-        try:
-            conn = sqlite3.connect(
-                self.path,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=BUSY_TIMEOUT_MS / 1000,
-            )
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            conn.execute("PRAGMA synchronous = NORMAL")
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the SQLite store: {exc}") from exc
-        if mode != "wal":
-            conn.close()
-            raise StoreError(
-                f"{self.path}: SQLite refused WAL mode (got {mode!r})",
-                hint="put the store on a local filesystem",
-            )
-        slot = _Slot(conn)
-        # check_same_thread=False only so that close() (any thread) or the finalizer (run
-        # wherever the ending thread's locals are dropped) may close it; only this thread uses it.
-        finalizer = weakref.finalize(slot, conn.close)
-        with self._registry_lock:
-            self._finalizers = [f for f in self._finalizers if f.alive]
-            self._finalizers.append(finalizer)
-        self._local.slot = slot
-        return slot
-
     def close(self) -> None:
-        """Close every connection this store opened, in every thread."""
-        self._closed = True
-        with self._registry_lock:
-            finalizers, self._finalizers = self._finalizers, []
-        for finalizer in finalizers:
-            finalizer()
-        self._local = threading.local()
+        """Close every connection this store opened, whichever thread uses it."""
+        self._connections.close()
 
     @contextmanager
     def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
         """One ``BEGIN IMMEDIATE`` transaction: the write lock is taken before anything is read."""
-        conn = self._conn()
         with self._write_lock:
+            conn = self._connections.writer()
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.path}: cannot {what}: {exc}") from exc
+            self._in_transaction.active = True
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -200,19 +144,23 @@ class SqliteCore:
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"{self.path}: cannot {what}: {exc}") from exc
                 raise
+            finally:
+                self._in_transaction.active = False
 
     def _write(self, what: str, sql: str, params: tuple[Any, ...]) -> int:
         """One statement in autocommit; returns the number of rows changed."""
-        conn = self._conn()
         try:
             with self._write_lock:
-                return conn.execute(sql, params).rowcount
+                return self._connections.writer().execute(sql, params).rowcount
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot {what}: {exc}") from exc
 
     def _read(self, what: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         try:
-            return self._conn().execute(sql, params).fetchall()
+            if getattr(self._in_transaction, "active", False):  # sees the transaction's writes
+                return self._connections.writer().execute(sql, params).fetchall()
+            with self._connections.reader() as conn:
+                return conn.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot {what}: {exc}") from exc
 
@@ -229,7 +177,7 @@ class SqliteCore:
             outcome = self._batch.outcome_of(ticket)
             if outcome is None:  # not committed by another thread with its own: commit the batch
                 items = self._batch.take()
-                conn = self._conn()
+                conn = self._connections.writer()
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     outcomes = insert_batch(conn, items)
