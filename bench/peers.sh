@@ -26,6 +26,10 @@ if [ ! -x "$peers/run.sh" ]; then
   echo "peers.sh: no peer benchmark at $peers (set FLEET_BENCH_PEERS)" >&2
   exit 3
 fi
+# fleet byte-compiled, as an installed fleet is: a checkout run with PYTHONDONTWRITEBYTECODE
+# would otherwise compile its sources at every start (the peers' packages are compiled).
+"$venv/bin/python" -m compileall -q \
+  "$("$venv/bin/python" -c 'import fleet, os; print(os.path.dirname(fleet.__file__))')"
 # Run by the harness from its own folder, once per round, with INVENTORY_YAML, COMMANDS_FILE,
 # PARALLEL and RUN_TMP (removed after the run) in the environment. Settings that could leak in
 # from the caller's environment are cleared so that every run starts from the same defaults.

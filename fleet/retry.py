@@ -3,7 +3,8 @@
 A :class:`Backoff` says how many attempts and how long to wait between them: the first wait
 is ``initial`` seconds, each next one doubles up to ``maximum``, and up to ``jitter`` of it
 is added at random so that hosts that failed together do not retry together. Its
-:meth:`Backoff.call` runs an attempt under tenacity's ``Retrying`` until it
+:meth:`Backoff.call` runs an attempt under tenacity's ``Retrying`` (imported by the first
+call) until it
 succeeds, the attempts are spent, or a stop is asked (``pause`` returns True: a halt, Ctrl-C),
 in which case the last outcome is returned (or raised) at once.
 
@@ -17,16 +18,10 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    retry_if_result,
-    retry_never,
-    stop_after_attempt,
-)
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 T = TypeVar("T")
 
@@ -70,6 +65,16 @@ class Backoff:
         then. When the retries end without success, the last result is returned, or the
         last error raised."""
         chooser = rng or random.Random()
+        # tenacity is imported here, by the first retrying call: it pulls asyncio in, start-up
+        # time that a run whose steps need no retry should not pay.
+        from tenacity import (
+            Retrying,
+            retry_if_exception_type,
+            retry_if_result,
+            retry_never,
+            stop_after_attempt,
+        )
+
         last: list[Any] = []  # the outcome (a tenacity Future) of the attempt before a wait
 
         def sleep(seconds: float) -> None:

@@ -165,7 +165,7 @@ def execute(
     may set its hooks first (maintenance windows: :func:`fleet.schedule.window_hooks`)."""
     from fleet.cli.dispatching import host_runner
     from fleet.engine.journal import Journal
-    from fleet.engine.rollout import Resumption, Rollout, read_resumption
+    from fleet.engine.rollout import Rollout, read_resumption
     from fleet.store.base import Fence
 
     lease = lease or claim(app, run)
@@ -183,9 +183,7 @@ def execute(
     journal.fence = Fence(run.id, lease.token)
     if inputs_change:
         journal.emit("run.inputs", excerpt=inputs_change, data={"accepted_by": str(run.owner)})
-    resumption = (
-        read_resumption(app.store.events(run.id)) if resuming else Resumption(frozenset(), {}, {})
-    )
+    resumption = read_resumption(app.store.events(run.id)) if resuming else None
     rollout = Rollout(
         run,
         plan,
@@ -272,7 +270,7 @@ def _counts(result: RolloutResult, app: App | None) -> str:
     ok, failed = result.count("ok"), result.count("failed")
     skipped, stopped = result.count("skipped"), result.count("stopped")
     here = f"ok {ok}, failed {failed}, skipped {skipped}, not finished {stopped}"
-    if app is None:
+    if app is None or not result.resumed:  # one session: its counts are the run's
         return here
     from fleet.reports.model import RunProgress
 

@@ -20,8 +20,10 @@ from fleet.store.base import HaltState, Store
 
 log = logging.getLogger(__name__)
 
-#: Each wait on the store lasts at most this long, so that :meth:`HaltWatch.close` is prompt.
-WAIT = 1.0
+#: Each wait on the store lasts at most this long, so that :meth:`HaltWatch.close` is prompt:
+#: the rollout's end waits for the watch's last read, up to this long (SQLite's own poll
+#: period; PostgreSQL listens in between).
+WAIT = 0.25
 
 
 def halt_reason(halt: HaltState) -> str:

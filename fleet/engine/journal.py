@@ -11,7 +11,6 @@ host's for the events of that host. A stale holder's write is refused
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from typing import Any, Protocol
 
 from fleet.clock import Clock, SystemClock
@@ -54,7 +53,10 @@ class Journal:
     ) -> Event:
         event = Event(run_id=self.run_id, kind=kind, at=self.clock.now(), **fields)
         proof = None if unfenced else (fence or self.fence)
-        event = replace(event, seq=self.store.record(event, proof))
+        seq = self.store.record(event, proof)
+        # The event is this call's own until it returns: its seq is set in place (replace()
+        # would build it again, thousands of times a rollout).
+        object.__setattr__(event, "seq", seq)
         if self.observers:
             with self._lock:
                 for observer in self.observers:

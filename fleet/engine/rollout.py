@@ -22,6 +22,7 @@ from typing import Any
 
 from fleet.clock import Clock, SystemClock
 from fleet.engine.batching import check_topology, make_batches, parse_sizes
+from fleet.engine.collector import rollout_collector
 from fleet.engine.gil import switch_interval_for
 from fleet.engine.halts import HaltWatch, halt_reason
 from fleet.engine.journal import Journal, progress_of
@@ -97,6 +98,8 @@ class RolloutResult:
     state: str
     reason: str | None
     results: dict[str, HostResult] = field(default_factory=dict)
+    #: This session resumed the run (earlier sessions may have finished hosts).
+    resumed: bool = False
 
     def count(self, outcome: str) -> int:
         return sum(1 for r in self.results.values() if r.outcome == outcome)
@@ -181,7 +184,7 @@ class Rollout:
         self.runner: HostRunner = runner or self._in_process
         for host in hosts:  # every placeholder must resolve before any host is contacted
             render_for_host(plan, host)
-        self.result = RolloutResult(run.id, "running", None)
+        self.result = RolloutResult(run.id, "running", None, resumed=resumption is not None)
         self._lock = threading.Lock()
         self._failed = 0
         self._started = 0
@@ -325,6 +328,7 @@ class Rollout:
                 data={"batches": [len(b) for b in batches], "plan_hash": self.plan.hash},
             )
             with (
+                rollout_collector(),
                 HaltWatch(self.svc.store, self.svc.stop, self.journal),
                 switch_interval_for(self.options.concurrency),
                 cf.ThreadPoolExecutor(

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tenacity import RetryCallState
-
 from fleet.errors import FleetError, PayloadError, PlanError, TransportError
 from fleet.retry import Backoff
 from fleet.stages import files, remote
@@ -29,6 +27,8 @@ from fleet.stages.output import kept
 from fleet.transport.base import CommandResult
 
 if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
     from fleet.plan import RenderedStage, RenderedStep
 
 

@@ -117,8 +117,14 @@ def check_ttl(ttl: float) -> None:
 
 def event_time(event: Event) -> datetime:
     """The event's instant as stored, or StoreError for a naive one."""
+    return parse_utc(event_text(event))
+
+
+def event_text(event: Event) -> str:
+    """The event's instant as text stores keep it (:func:`fleet.clock.utc_iso`), or
+    StoreError for a naive one."""
     try:
-        return parse_utc(utc_iso(event.at))
+        return utc_iso(event.at)
     except ValueError as exc:
         raise StoreError(f"event {event.kind} of run {event.run_id}: {exc}") from exc
 

@@ -1,9 +1,12 @@
 """Backoff policies: waits that double with jitter and a cap, results and errors retried,
-the last outcome kept, and a stop between attempts honoured at once."""
+the last outcome kept, a stop between attempts honoured at once, and tenacity imported only
+by a call that retries."""
 
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 
 import pytest
 
@@ -70,3 +73,13 @@ def test_a_stop_during_a_wait_ends_the_retries_with_the_last_outcome() -> None:
     )
     assert got == 5 and len(attempts) == 2
     assert seen == [(1, 1.0), (2, 2.0)]
+
+
+def test_a_rollout_imports_tenacity_only_when_a_retry_waits() -> None:
+    """tenacity pulls asyncio in: the engine and the ssh stage import it on first need."""
+    code = (
+        "import sys, fleet.engine.rollout, fleet.stages.ssh, fleet.retry;"
+        "print('tenacity' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -15,7 +15,7 @@ from fleet.store.rows import (
     check_state,
     event_from_row,
     event_params,
-    event_time,
+    event_text,
     no_run,
     run_from_row,
     run_params,
@@ -82,7 +82,7 @@ class SqliteJournal(SqliteCore):
         """Append one event and return its seq (the hot path of a rollout: group-committed).
         With ``fence``, the row is written only if the fence's tokens are current (checked in
         the transaction that writes it), else :class:`LeaseLost` is raised."""
-        return self._group_commit(event_params(event, utc_iso(event_time(event))), fence)
+        return self._group_commit(event_params(event, event_text(event)), fence)
 
     def events(self, run_id: str, host: str | None = None) -> list[Event]:
         """A run's events (of one host if given), in the order they were recorded."""
