@@ -14,6 +14,7 @@ threads block on I/O and hand the GIL over at once.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,12 +28,31 @@ def interval_for(threads: int) -> float:
     return min(MAX_INTERVAL, max(sys.getswitchinterval(), threads / WAKES_PER_SECOND))
 
 
+_lock = threading.Lock()
+_pools: list[int] = []  # the pools of the rollouts running in this process
+_saved = 0.005
+
+
 @contextmanager
 def switch_interval_for(threads: int) -> Iterator[float]:
-    """Set the interval for ``threads`` for the block; restore the previous one after."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(interval_for(threads))
+    """Set the interval for ``threads`` for the block (nestable, thread-safe: rollouts running
+    at once in one process get the interval of the largest pool); the last block to end
+    restores the interval it found."""
+    global _saved
+    with _lock:
+        if not _pools:
+            _saved = sys.getswitchinterval()
+        _pools.append(threads)
+        sys.setswitchinterval(_scaled())
+        used = sys.getswitchinterval()
     try:
-        yield sys.getswitchinterval()
+        yield used
     finally:
-        sys.setswitchinterval(before)
+        with _lock:
+            _pools.remove(threads)
+            sys.setswitchinterval(_scaled() if _pools else _saved)
+
+
+def _scaled() -> float:
+    """The interval for the largest pool running, over the one found (the caller holds the lock)."""
+    return min(MAX_INTERVAL, max(_saved, max(_pools) / WAKES_PER_SECOND))

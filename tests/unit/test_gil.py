@@ -28,3 +28,15 @@ def test_the_previous_interval_comes_back_even_after_an_error() -> None:
     except KeyError:
         pass
     assert sys.getswitchinterval() == before
+
+
+def test_rollouts_ending_out_of_order_restore_the_interval_they_found() -> None:
+    before = sys.getswitchinterval()
+    big = switch_interval_for(2000)
+    small = switch_interval_for(400)
+    assert big.__enter__() == pytest.approx(MAX_INTERVAL)
+    assert small.__enter__() == pytest.approx(MAX_INTERVAL)  # the largest pool running wins
+    big.__exit__(None, None, None)
+    assert sys.getswitchinterval() == pytest.approx(0.02)  # the one still running
+    small.__exit__(None, None, None)
+    assert sys.getswitchinterval() == before
